@@ -1,0 +1,64 @@
+"""Configuration of the market environments (frozen dataclasses, units in comments)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+from ..market.mechanisms import MECHANISMS
+from ..market.settlement import UNMATCHED_MODES
+from .generator import HouseholdMix
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Everything that defines an auction_v0 scenario. Unknown keys raise a ValueError."""
+
+    n_prosumers: int = 6
+    max_cycles: int = 24  # steps per episode (truncation)
+    dt_h: float = 1.0  # step length, hours
+    start_hour: float = 0.0  # hour of day of the first step
+    price_floor: float = 0.0  # $/kWh, lowest admissible bid/ask
+    price_cap: float = 0.40  # $/kWh, highest admissible bid/ask
+    retail_tariff: float = 0.30  # $/kWh paid for unmatched buys (utility backstop)
+    feed_in_tariff: float = 0.05  # $/kWh received for unmatched sells
+    mechanism: str = "uniform"  # key of p2penv.market.mechanisms.MECHANISMS
+    k: float = 0.5  # k-double-auction price position in the uniform-price interval
+    rule: str = "marginal_pair"  # or "walrasian": which uniform-price interval
+    unmatched: str = "backstop"  # or "curtail": lower dispatch before exporting at feed-in
+    generator: Callable[..., Any] = field(default_factory=HouseholdMix)
+    obs_kw_scale: float = 10.0  # kW mapped to 1.0 in observations
+    nash_gap_in_infos: bool = False  # per-step stage-game NashConv in infos (slow)
+    seed: int | None = None  # default seed when reset() gets none
+
+    def __post_init__(self) -> None:
+        err = []
+        if self.n_prosumers < 2:
+            err.append(f"n_prosumers: need at least 2 agents for a market, got {self.n_prosumers}")
+        if self.max_cycles < 1:
+            err.append(f"max_cycles: must be >= 1, got {self.max_cycles}")
+        if not self.dt_h > 0:
+            err.append(f"dt_h: must be > 0 hours, got {self.dt_h}")
+        if not self.price_floor < self.price_cap:
+            err.append(f"price_floor ({self.price_floor}) must be < price_cap ({self.price_cap})")
+        if not self.feed_in_tariff <= self.retail_tariff:
+            err.append(f"feed_in_tariff ({self.feed_in_tariff}) must be <= retail_tariff ({self.retail_tariff})")
+        if self.mechanism not in MECHANISMS:
+            err.append(f"mechanism: unknown {self.mechanism!r}; known {sorted(MECHANISMS)}")
+        if not 0.0 <= self.k <= 1.0:
+            err.append(f"k: must lie in [0, 1], got {self.k}")
+        if self.rule not in ("marginal_pair", "walrasian"):
+            err.append(f"rule: expected 'marginal_pair' or 'walrasian', got {self.rule!r}")
+        if self.unmatched not in UNMATCHED_MODES:
+            err.append(f"unmatched: expected one of {UNMATCHED_MODES}, got {self.unmatched!r}")
+        if not self.obs_kw_scale > 0:
+            err.append(f"obs_kw_scale: must be > 0, got {self.obs_kw_scale}")
+        if err:
+            raise ValueError("MarketConfig: " + "; ".join(err))
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "MarketConfig":
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(kwargs) - known)
+        if bad:
+            raise ValueError(f"{cls.__name__}: unknown option(s) {bad}; known {sorted(known)}")
+        return cls(**kwargs)

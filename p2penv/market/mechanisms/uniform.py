@@ -1,0 +1,38 @@
+"""Uniform-price k-double auction on divisible orders (seed S3).
+
+Volume is welfare-maximising (see ``book.py``); every matched order trades at one price
+``p = lo + k (hi - lo)`` inside the uniform-price interval [lo, hi] of the chosen ``rule``.
+k = 0.5 is the seed's midpoint rule; k = 0 favours buyers, k = 1 sellers (Chatterjee-Samuelson k).
+Strongly budget balanced: buyers pay exactly what sellers receive.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .book import as_batch, efficient_allocation, uniform_price_interval
+from .types import Clearing, check_book
+
+
+def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pair") -> Clearing:
+    """Clear ``(..., n)`` order books at a uniform price; see module docstring."""
+    if not 0.0 <= k <= 1.0:
+        raise ValueError(f"k: must lie in [0, 1], got {k}")
+    p, q, s = check_book(prices, quantities, sides)
+    (p2, q2, s2), batch = as_batch(p, q, s)
+    alloc = efficient_allocation(p2, q2, s2)
+    lo, hi = uniform_price_interval(alloc, rule)
+    price = lo + k * (hi - lo)
+    unit = np.broadcast_to(np.nan_to_num(price, nan=0.0)[:, None], p2.shape)
+    signed = alloc.matched * np.where(alloc.is_ask, 1.0, -1.0)
+    surplus = -(signed * unit).sum(-1)
+    welfare = -(signed * p2).sum(-1)
+    shape = p.shape
+    return Clearing(
+        matched=alloc.matched.reshape(shape),
+        unit_price=unit.reshape(shape),
+        clearing_price=price.reshape(batch),
+        volume=alloc.volume.reshape(batch),
+        operator_surplus=surplus.reshape(batch),
+        welfare=welfare.reshape(batch),
+        sides=s,
+    )
