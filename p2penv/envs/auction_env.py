@@ -75,7 +75,8 @@ class AuctionEnv(ParallelEnv):
 
     **Episode**: ``max_cycles`` steps (default 24 of 1 h); no termination, truncation at the end.
     **Infos** per agent: ``INFO_FIELDS`` (floats) plus ``"market"``: clearing price, volume,
-    declared welfare, operator surplus, step.
+    declared welfare, operator surplus, step. With ``nash_gap_in_infos=True`` also each agent's
+    stage-game ``nash_gain`` ($) and ``market["nash_conv"]`` (``p2penv.diagnostics.nash``).
 
     **Render**: ``ansi`` (table), ``rgb_array`` (supply/demand curves), ``human`` (prints ansi).
 
@@ -132,6 +133,7 @@ class AuctionEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset()")
         arr = validate_actions(actions, self.agents)
+        gap = self._nash_gap(arr) if self.config.nash_gap_in_infos else None
         out = run_step(arr, self.ctx, self.rules)
         self.last_outcome = out
         st = out.settlement
@@ -142,6 +144,10 @@ class AuctionEnv(ParallelEnv):
         self.last_volume = float(clr.volume)
         self.p_prev = st.dispatch_kw
         infos = self._infos(out)
+        if gap is not None:
+            infos[self.agents[0]]["market"]["nash_conv"] = gap.nash_conv
+            for a, g in zip(self.agents, gap.gains.tolist()):
+                infos[a]["nash_gain"] = g
         self.t += 1
         done = self.t >= self.max_cycles
         if not done:
@@ -193,6 +199,11 @@ class AuctionEnv(ParallelEnv):
     def _make_rules(cfg: MarketConfig) -> MarketRules:
         clear = functools.partial(get_mechanism(cfg.mechanism), k=cfg.k, rule=cfg.rule)
         return MarketRules(cfg.price_floor, cfg.price_cap, cfg.retail_tariff, cfg.feed_in_tariff, cfg.unmatched, clear)
+
+    def _nash_gap(self, joint: np.ndarray):
+        from ..diagnostics.nash import stage_nash_gap  # lazy: diagnostics are read-only extras
+
+        return stage_nash_gap(joint, self.ctx, self.rules)
 
     def _begin_step(self) -> None:
         """Build the context of step t: profiles, feasible interval (depends on p_{t-1})."""

@@ -44,6 +44,13 @@ class Allocation:
 
 def efficient_allocation(p: np.ndarray, q: np.ndarray, s: np.ndarray) -> Allocation:
     """Allocate 2-D books ``(B, n)``; see module docstring."""
+    if p.shape[0] == 1:
+        return efficient_allocation_1d(p[0], q[0], s[0])
+    return efficient_allocation_batched(p, q, s)
+
+
+def efficient_allocation_batched(p: np.ndarray, q: np.ndarray, s: np.ndarray) -> Allocation:
+    """Vectorised over the batch: one argsort, cumulative sums and masked reductions."""
     # Volumes below the float resolution of the book's total are noise, not orders: letting them
     # in would make the Walrasian interval empty by rounding (1 + 1e-189 == 1).
     qtol = _VOL_RTOL * q.sum(-1, keepdims=True)
@@ -66,10 +73,11 @@ def efficient_allocation(p: np.ndarray, q: np.ndarray, s: np.ndarray) -> Allocat
     group_first = np.maximum.accumulate(np.where(new_group, idx, 0), axis=-1)
     group_last = np.minimum.accumulate(np.where(last_in_group, idx, n)[:, ::-1], axis=-1)[:, ::-1]
     cum_a = np.cumsum(qas, axis=-1)
-    cum_b_excl = np.cumsum(qbs, axis=-1) - qbs
-    total_b = cum_a[:, -1:] * 0 + qb.sum(-1, keepdims=True)
+    # bids from position i to the end, summed from the top: exact zero above the best bid
+    # (total - prefix would leave 1e-16 residues that look like tradeable volume)
+    tail_b = np.cumsum(qbs[:, ::-1], axis=-1)[:, ::-1]
     supply = np.take_along_axis(cum_a, group_last, -1)  # S(p): asks priced <= p
-    demand = total_b - np.take_along_axis(cum_b_excl, group_first, -1)  # D(p): bids priced >= p
+    demand = np.take_along_axis(tail_b, group_first, -1)  # D(p): bids priced >= p
     volume = np.maximum(np.max(np.minimum(demand, supply), axis=-1), 0.0)
 
     tol = volume * _VOL_RTOL + 1e-300
@@ -141,3 +149,63 @@ def uniform_price_interval(alloc: Allocation, rule: str) -> tuple[np.ndarray, np
     nt_lo = np.where(has_b, bb, np.where(has_a, ba, np.nan))
     nt_hi = np.where(has_a, ba, np.where(has_b, bb, np.nan))
     return np.where(traded, lo, nt_lo), np.where(traded, hi, nt_hi)
+
+
+def efficient_allocation_1d(p: np.ndarray, q: np.ndarray, s: np.ndarray) -> Allocation:
+    """Same result as ``efficient_allocation`` for one book ``(n,)``, returned with batch dim 1.
+
+    The environments clear one small book per step, where the cost is the number of numpy calls,
+    not the arithmetic: this path sorts each side once and answers every curve query with
+    ``searchsorted`` on 1-D arrays (about 30 calls instead of 70). The batched path and this one
+    are cross-checked in the tests.
+    """
+    qtol = _VOL_RTOL * q.sum()
+    bid_i = np.flatnonzero((s == BUY) & (q > qtol))
+    ask_i = np.flatnonzero((s == SELL) & (q > qtol))
+    pb, pa = p[bid_i], p[ask_i]
+    ob = np.argsort(-pb, kind="stable")
+    oa = np.argsort(pa, kind="stable")
+    neg_pbs, pas = -pb[ob], pa[oa]
+    qbs, qas = q[bid_i][ob], q[ask_i][oa]
+    cbz = np.zeros(qbs.size + 1)
+    np.cumsum(qbs, out=cbz[1:])
+    caz = np.zeros(qas.size + 1)
+    np.cumsum(qas, out=caz[1:])
+    cand = np.concatenate((pb, pa))
+    demand = cbz[np.searchsorted(neg_pbs, -cand, "right")]
+    supply = caz[np.searchsorted(pas, cand, "right")]
+    volume = float(np.minimum(demand, supply).max()) if cand.size else 0.0
+    matched = np.zeros_like(p)
+    nb, na = qbs.size, qas.size
+    best_bid = -neg_pbs[0] if nb else -np.inf
+    best_ask = pas[0] if na else np.inf
+    if volume > 0:
+        tol = volume * _VOL_RTOL
+        bid_q = -neg_pbs[min(int(np.searchsorted(cbz[1:], volume - tol)), nb - 1)]
+        ask_q = pas[min(int(np.searchsorted(caz[1:], volume - tol)), na - 1)]
+        b0, b1 = int(np.searchsorted(neg_pbs, -bid_q, "left")), int(np.searchsorted(neg_pbs, -bid_q, "right"))
+        a0, a1 = int(np.searchsorted(pas, ask_q, "left")), int(np.searchsorted(pas, ask_q, "right"))
+        rem_b, lvl_b = max(volume - cbz[b0], 0.0), cbz[b1] - cbz[b0]
+        rem_a, lvl_a = max(volume - caz[a0], 0.0), caz[a1] - caz[a0]
+        fb = min(rem_b / lvl_b, 1.0) if lvl_b > 0 else 0.0
+        fa = min(rem_a / lvl_a, 1.0) if lvl_a > 0 else 0.0
+        mb = qbs.copy()
+        mb[b0:b1] *= fb
+        mb[b1:] = 0.0
+        ma = qas.copy()
+        ma[a0:a1] *= fa
+        ma[a1:] = 0.0
+        matched[bid_i[ob]] = mb
+        matched[ask_i[oa]] = ma
+        bid_next = bid_q if lvl_b - rem_b > tol else (-neg_pbs[b1] if b1 < nb else -np.inf)
+        ask_next = ask_q if lvl_a - rem_a > tol else (pas[a1] if a1 < na else np.inf)
+    else:
+        bid_q = ask_q = np.nan
+        bid_next, ask_next = best_bid, best_ask
+    is_bid = np.zeros(p.shape, dtype=bool)
+    is_bid[bid_i] = True
+    is_ask = np.zeros(p.shape, dtype=bool)
+    is_ask[ask_i] = True
+    one = lambda x: np.array([x], dtype=float)  # noqa: E731
+    return Allocation(matched[None], one(volume), one(bid_q), one(ask_q), one(bid_next), one(ask_next),
+                      one(best_bid), one(best_ask), is_bid[None], is_ask[None])

@@ -23,9 +23,11 @@ def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pa
     lo, hi = uniform_price_interval(alloc, rule)
     price = lo + k * (hi - lo)
     unit = np.broadcast_to(np.nan_to_num(price, nan=0.0)[:, None], p2.shape)
-    signed = alloc.matched * np.where(alloc.is_ask, 1.0, -1.0)
-    surplus = -(signed * unit).sum(-1)
-    welfare = -(signed * p2).sum(-1)
+    sign = s2.astype(np.float64)  # +1 sell, -1 buy; idle orders are unmatched anyway
+    bought = (alloc.matched * (sign < 0)).sum(-1)
+    sold = (alloc.matched * (sign > 0)).sum(-1)
+    surplus = (bought - sold) * unit[:, 0]
+    welfare = -(sign * alloc.matched * p2).sum(-1)
     shape = p.shape
     return Clearing(
         matched=alloc.matched.reshape(shape),

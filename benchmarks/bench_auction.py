@@ -1,0 +1,98 @@
+"""Speed of auction_v0 stepping and of the clearing function alone; writes benchmarks/results/auction.json.
+
+Run: ``python -m benchmarks.bench_auction`` (``make bench`` runs every benchmark).
+Timings are medians of repeated blocks with ``time.perf_counter``; no assertions, numbers only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+
+from p2penv import auction_v0
+from p2penv.market.mechanisms import pay_as_bid, uniform
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "auction.json")
+
+
+def _median_rate(fn, n_inner: int, repeats: int = 7) -> float:
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(n_inner)
+        rates.append(n_inner / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def env_steps_per_second(n_agents: int, n_steps: int = 3000) -> float:
+    env = auction_v0.parallel_env(n_prosumers=n_agents, max_cycles=10_000, seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(64)]
+
+    def run(k):
+        for i in range(k):
+            if not env.agents:
+                env.reset()
+            env.step(acts[i & 63])
+
+    run(200)  # warm-up
+    return _median_rate(run, n_steps)
+
+
+def dict_only_steps_per_second(n_agents: int, n_steps: int = 3000) -> float:
+    """Cost of a PettingZoo step that only builds its five dicts (the floor the market adds to)."""
+    agents = [f"prosumer_{i}" for i in range(n_agents)]
+    obs = np.zeros((n_agents, 11), dtype=np.float32)
+
+    def run(k):
+        for _ in range(k):
+            o = {a: obs[i] for i, a in enumerate(agents)}
+            r = dict(zip(agents, obs[:, 0].tolist()))
+            t = dict.fromkeys(agents, False)
+            tr = dict.fromkeys(agents, False)
+            inf = {a: {} for a in agents}
+            del o, r, t, tr, inf
+
+    return _median_rate(run, n_steps)
+
+
+def clear_us(n_orders: int, mech, batch: int = 1) -> float:
+    rng = np.random.default_rng(1)
+    shape = (batch, n_orders) if batch > 1 else (n_orders,)
+    p, q = rng.uniform(0, 0.4, shape), rng.uniform(0, 5, shape)
+    s = rng.choice([-1, 1], shape)
+    reps = max(5, int(20000 / n_orders))
+
+    def run(k):
+        for _ in range(k):
+            mech(p, q, s)
+
+    run(3)
+    return 1e6 / _median_rate(run, reps)
+
+
+def main() -> dict:
+    res = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "numpy": np.__version__},
+        "env_steps_per_s": {str(n): env_steps_per_second(n) for n in (10, 100)},
+        "dict_only_steps_per_s": {str(n): dict_only_steps_per_second(n) for n in (10, 100)},
+        "uniform_clear_us": {str(n): clear_us(n, uniform.clear) for n in (10, 100, 1000, 10_000)},
+        "pay_as_bid_clear_us": {str(n): clear_us(n, pay_as_bid.clear) for n in (10, 100, 1000, 10_000)},
+        "uniform_clear_batch_1000x10_us": clear_us(10, uniform.clear, batch=1000),
+    }
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    tmp = OUT + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f, indent=2)
+    os.replace(tmp, OUT)
+    print(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Time DLMP clearing on the 33-bus feeder with 32 agents (one order per load bus).
+
+Compares the warm-started highspy re-solve of ``DlmpMarket`` with scipy ``linprog(method='highs')``
+on the same LP. Writes median microseconds per solve to benchmarks/results/dlmp.json.
+Run from the repo root: python -m benchmarks.bench_dlmp [--n 500]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import highspy
+import numpy as np
+import scipy
+
+from p2penv.network import ieee33
+from p2penv.network.dlmp import DlmpMarket
+
+
+def _books(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    # Prices around the 0.12 $/kWh wholesale price, 0-100 kWh per step, everyone active.
+    return [(rng.uniform(0.05, 0.3, 32), rng.uniform(0, 100, 32), rng.choice([-1, 1], 32)) for _ in range(n)]
+
+
+def _median_us(fn, items) -> float:
+    ts = []
+    for it in items:
+        t0 = time.perf_counter()
+        fn(it)
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e6)
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=500)
+    args = ap.parse_args()
+    f = ieee33()
+    lam = 0.12
+    load = f.p_load_kw * np.random.default_rng(1).uniform(0.5, 1.2, (args.n, 33))
+    books = _books(args.n)
+    m = DlmpMarket(f, f.non_root)
+    m.clear(*books[0], lam, f.p_load_kw, f.q_load_kvar)  # first solve builds the HiGHS model
+    items = list(zip(books, load))
+    warm = _median_us(lambda it: m.clear(*it[0], lam, it[1], f.q_load_kvar), items)
+    # Same-book re-solve with a 1 % load change: the typical env step with a nearby basis.
+    drift = _median_us(lambda it: m.clear(*books[0], lam, f.p_load_kw * (1 + 0.01 * np.sin(it[1][1])),
+                                          f.q_load_kvar), items)
+
+    def solver_only(it):
+        m._prepare(*it[0], lam, it[1], f.q_load_kvar)
+        t0 = time.perf_counter()
+        m._solve_highs()
+        return time.perf_counter() - t0
+
+    run_only = float(np.median([solver_only(it) for it in items]) * 1e6)
+    cold = _median_us(lambda it: DlmpMarket(f, f.non_root).clear(*it[0], lam, it[1], f.q_load_kvar),
+                      items[: max(20, args.n // 10)])
+    lp = _median_us(lambda it: m.clear(*it[0], lam, it[1], f.q_load_kvar, solver="linprog"),
+                    items[: max(20, args.n // 5)])
+    out = {
+        "case": "ieee33, 32 agents (one per load bus), losses linearised at base load, no line ratings, "
+                "v in [0.90, 1.10]",
+        "n_solves": args.n,
+        "median_us": {
+            "highspy_warm_clear": warm,
+            "highspy_warm_clear_same_book_load_drift": drift,
+            "highspy_warm_solve_only": run_only,
+            "highspy_cold_build_and_clear": cold,
+            "scipy_linprog_clear": lp,
+        },
+        "lp_size": {"cols": m.n_col, "rows": m.n_row},
+        "versions": {"highspy": highspy.Highs().version(), "scipy": scipy.__version__,
+                     "python": platform.python_version()},
+        "machine": platform.processor() or platform.machine(),
+    }
+    path = Path(__file__).parent / "results" / "dlmp.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    for k, v in out["median_us"].items():
+        print(f"{k:45s} {v:10.1f} us")
+    print(f"wrote {path}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

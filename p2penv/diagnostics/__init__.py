@@ -1,0 +1,60 @@
+"""Diagnostics: market power (S9), fairness (S10), mechanism audits (S7), reference games and
+equilibrium search (S8). Each submodule is self-contained; the stage-game Nash gap of the
+environments will live in ``nash.py``."""
+from __future__ import annotations
+
+from .audit import MechanismAudit, audit_mechanism
+from .equilibrium import (
+    EquilibriumResult,
+    best_response,
+    fictitious_play,
+    iterated_best_response,
+    maximise_1d,
+    nash_conv,
+)
+from .fairness import (
+    EnvyReport,
+    FairnessSummary,
+    envy,
+    episode_fairness,
+    jain_index,
+    max_min,
+    proportional_fairness,
+    quasilinear_utilities,
+)
+from .market_power import (
+    MarketPowerEpisode,
+    MarketPowerStep,
+    aggregate_episode,
+    competitive_benchmark,
+    cournot_lerner,
+    hhi,
+    lerner,
+    lerner_mean,
+    lerner_weighted,
+    market_power_step,
+    market_shares,
+    pivotal,
+    price_markup,
+    residual_supply_index,
+    welfare_loss,
+)
+from .reference_games import (
+    ChatterjeeSamuelson,
+    ContinuousGame,
+    Cournot,
+    CournotEquilibrium,
+    LinearSFE,
+    LinearStrategy,
+)
+
+__all__ = [
+    "ChatterjeeSamuelson", "ContinuousGame", "Cournot", "CournotEquilibrium", "EnvyReport",
+    "EquilibriumResult", "FairnessSummary", "LinearSFE", "LinearStrategy", "MarketPowerEpisode",
+    "MarketPowerStep", "MechanismAudit", "aggregate_episode", "audit_mechanism", "best_response",
+    "competitive_benchmark", "cournot_lerner", "envy", "episode_fairness", "fictitious_play", "hhi",
+    "iterated_best_response", "jain_index", "lerner", "lerner_mean", "lerner_weighted",
+    "market_power_step", "market_shares", "max_min", "maximise_1d", "nash_conv", "pivotal",
+    "price_markup", "proportional_fairness", "quasilinear_utilities", "residual_supply_index",
+    "welfare_loss",
+]

@@ -1,0 +1,345 @@
+"""Network-constrained clearing with distribution locational marginal prices (seeds S5, S6).
+
+One step lasts ``dt_h`` hours (default 1 h, so kW == kWh). Orders use the book convention of
+``p2penv.market.mechanisms.types``: prices ($/kWh), quantities (kWh, >= 0), sides (+1 sell/ask,
+-1 buy/bid, 0 idle), plus the bus of each order. Fixed nodal loads (kW, kvar; consumption positive)
+are inelastic. The substation (root) imports or exports at the wholesale price lambda_0 ($/kWh).
+
+LP (all powers in kW over the step):
+
+    max  sum_bids price*x - sum_asks price*x - lambda_0 * P0 * dt  - penalty * slacks * dt
+    s.t. P0 = sum_k MLF_k d_k + L_const          (P balance; linearised losses supplied by P0)
+         -Pmax_l <= (path @ d)_l <= Pmax_l       (lines with a finite rating)
+         v_min^2 <= v_root^2 - 2 (R d + X dq)/S_base <= v_max^2   (LinDistFlow voltages)
+         -export_limit <= P0 <= import_limit,   0 <= x <= quantity/dt
+
+with d = nodal net load (fixed load + bids - asks), dq the fixed reactive load. Reactive power has
+no decision variable, so nodal Q balance is solved in closed form: Q flows = path @ dq, and the
+apparent-power rating S_l becomes the exact active limit Pmax_l = sqrt(S_l^2 - Q_l^2).
+
+DLMP_k ($/kWh) = marginal cost of serving one more kW of *load* at bus k for one step, split as
+energy (dual of the balance = price at the substation) + loss (energy * dL/dP_load,k)
++ congestion (sum over line rows of shadow price * dP_l/dP_load,k)
++ voltage (sum over voltage rows of shadow price * dv_j/dP_load,k). The four parts are the terms of
+the envelope-theorem derivative, so they sum to the DLMP by construction.
+
+Violations are priced by penalised slacks (``penalty`` $/kWh): unserved/spilled energy at the
+substation, line overload (kW), and voltage slack in kW-equivalents (the virtual injection at the
+violating bus that would restore its limit). A solve therefore never fails; ``violated`` flags it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from ..market.mechanisms.types import BUY, SELL, check_book
+from .feeder import Feeder
+from .lindistflow import LossModel, loss_model_at
+
+_INF = highspy.kHighsInf
+
+
+@dataclass(frozen=True, eq=False)
+class DlmpClearing:
+    """Outcome of one DLMP clearing (n orders, n_bus buses, n_line lines).
+
+    matched:          (n,) kWh traded per order.
+    unit_price:       (n,) $/kWh per order = DLMP at its bus.
+    sides:            (n,) int8 copy of the book's sides.
+    dlmp:             (n_bus,) $/kWh = energy + loss + congestion + voltage.
+    energy, loss, congestion, voltage: (n_bus,) DLMP components ($/kWh).
+    mlf:              (n_bus,) marginal loss factors 1 + dL/dP_load.
+    net_load_kw:      (n_bus,) fixed load + bids - asks (kW).
+    substation_import_kw: P0 (kW, negative = export).
+    losses_kw:        linearised losses at the dispatch (kW).
+    voltages:         (n_bus,) LinDistFlow |V| (p.u.).
+    line_flows_kw, line_flows_kvar: (n_line,) parent -> child flows.
+    loading:          (n_line,) |S| / rating (0 for unrated lines).
+    operator_surplus: $ merchandising surplus: sum_k DLMP_k d_k dt - lambda_0 P0 dt (fixed loads pay
+                      DLMP too, sellers receive it, the substation is paid lambda_0).
+    welfare:          $ declared: bids*price - asks*price - lambda_0 P0 dt (no penalties).
+    objective:        $ LP cost = -welfare + penalty cost.
+    unserved_kw:      balance slack (> 0 load not served, < 0 energy spilled).
+    line_violation_kw: (n_line,) overload beyond the rating's active limit.
+    voltage_violation_pu: (n_bus,) max(v_min - V, V - v_max, 0) on the LinDistFlow voltages.
+    violated:         True when any penalised slack is active.
+    """
+
+    matched: np.ndarray
+    unit_price: np.ndarray
+    sides: np.ndarray
+    dlmp: np.ndarray
+    energy: np.ndarray
+    loss: np.ndarray
+    congestion: np.ndarray
+    voltage: np.ndarray
+    mlf: np.ndarray
+    net_load_kw: np.ndarray
+    substation_import_kw: float
+    losses_kw: float
+    voltages: np.ndarray
+    line_flows_kw: np.ndarray
+    line_flows_kvar: np.ndarray
+    loading: np.ndarray
+    operator_surplus: float
+    welfare: float
+    objective: float
+    unserved_kw: float
+    line_violation_kw: np.ndarray
+    voltage_violation_pu: np.ndarray
+    violated: bool
+
+    @property
+    def cash(self) -> np.ndarray:
+        """(n,) $ received (sell, > 0) or paid (buy, < 0) per order."""
+        return self.sides * self.matched * self.unit_price
+
+
+class DlmpMarket:
+    """DLMP clearing for a fixed feeder and fixed order buses; built once, warm re-solved.
+
+    Columns: per order a buy and a sell variable (kW; the idle one is fixed at 0 so the matrix never
+    changes with sides), P0, 2 balance slacks, 2 slacks per rated line, 2 per non-root bus.
+    Rows: balance, rated lines, non-root voltages (scaled by S_base/2 to kW*p.u. units).
+    """
+
+    def __init__(self, feeder: Feeder, order_buses, *, dt_h: float = 1.0, import_limit_kw: float = np.inf,
+                 export_limit_kw: float = np.inf, penalty: float = 1000.0, loss_model: LossModel | None = None):
+        buses = np.asarray(order_buses, dtype=np.int64).ravel()
+        if buses.size == 0:
+            raise ValueError("order_buses: need at least one order")
+        if np.any((buses < 0) | (buses >= feeder.n_bus)):
+            raise ValueError(f"order_buses: bus index outside [0, {feeder.n_bus})")
+        if not dt_h > 0:
+            raise ValueError(f"dt_h: must be > 0, got {dt_h}")
+        if not (import_limit_kw >= 0 and export_limit_kw >= 0):
+            raise ValueError("import_limit_kw/export_limit_kw: must be >= 0")
+        if not penalty > 0:
+            raise ValueError(f"penalty: must be > 0, got {penalty}")
+        self.feeder, self.buses, self.dt_h, self.penalty = feeder, buses, float(dt_h), float(penalty)
+        n, nb = buses.size, feeder.n_bus
+        self.n_orders = n
+        self.rated = np.flatnonzero(np.isfinite(feeder.line_limit_kva))
+        self.vrows = feeder.non_root
+        nl, nv = self.rated.size, self.vrows.size
+        # Column layout.
+        self.c_buy, self.c_sell = np.arange(n), np.arange(n, 2 * n)
+        self.c_p0 = 2 * n
+        self.c_bal = 2 * n + 1 + np.arange(2)
+        self.c_line = 2 * n + 3 + np.arange(2 * nl)
+        self.c_volt = 2 * n + 3 + 2 * nl + np.arange(2 * nv)
+        self.n_col = 2 * n + 3 + 2 * nl + 2 * nv
+        self.n_row = 1 + nl + nv
+        self._incidence = np.zeros((nb, n))       # net load per bus per kW of buy
+        self._incidence[buses, np.arange(n)] = 1.0
+        half = feeder.base_kva / 2.0
+        self._vscale = half
+        A = np.zeros((self.n_row, self.n_col))
+        A[0, self.c_p0] = 1.0
+        A[0, self.c_bal] = (1.0, -1.0)           # shed acts as supply, spill as demand
+        path_o = feeder.path[self.rated][:, buses]
+        A[1:1 + nl, self.c_buy] = path_o
+        A[1:1 + nl, self.c_sell] = -path_o
+        A[1 + np.arange(nl), self.c_line[:nl]] = -1.0   # over: flow beyond +Pmax
+        A[1 + np.arange(nl), self.c_line[nl:]] = 1.0    # under: flow beyond -Pmax
+        r_o = feeder.r_path[self.vrows][:, buses]
+        A[1 + nl:, self.c_buy] = -r_o
+        A[1 + nl:, self.c_sell] = r_o
+        rjj = feeder.r_path[self.vrows, self.vrows]
+        A[1 + nl + np.arange(nv), self.c_volt[:nv]] = rjj    # virtual injection raising v_j
+        A[1 + nl + np.arange(nv), self.c_volt[nv:]] = -rjj
+        self._A = A
+        cost = np.zeros(self.n_col)
+        cost[2 * n + 1:] = self.penalty * self.dt_h
+        lo = np.zeros(self.n_col)
+        hi = np.full(self.n_col, np.inf)
+        lo[self.c_p0], hi[self.c_p0] = -export_limit_kw, import_limit_kw
+        self._cost, self._col_lo, self._col_hi = cost, lo, hi
+        self._row_lo = np.zeros(self.n_row)
+        self._row_hi = np.zeros(self.n_row)
+        # Static parts of the row bounds (before subtracting the fixed-load terms).
+        v0 = feeder.v_root**2
+        self._v_lo = (feeder.v_min[self.vrows] ** 2 - v0) * half
+        vmax = feeder.v_max[self.vrows]
+        self._v_hi = np.where(np.isfinite(vmax), (vmax**2 - v0) * half, np.inf)
+        self._h = highspy.Highs()
+        self._h.setOptionValue("output_flag", False)
+        self._h.setOptionValue("presolve", "off")
+        self._h.setOptionValue("threads", 1)
+        self._loaded = False
+        self._orders_idx = np.arange(2 * n + 1, dtype=np.int32)
+        self._rows_idx = np.arange(self.n_row, dtype=np.int32)
+        self.set_loss_model(loss_model_at(feeder) if loss_model is None else loss_model)
+
+    # -- model updates -------------------------------------------------------------------------
+    def set_loss_model(self, loss_model: LossModel) -> None:
+        """Change the loss linearisation (e.g. to the previous step's flows); keeps the basis."""
+        nb = self.feeder.n_bus
+        if loss_model.g.shape != (nb,) or loss_model.h.shape != (nb,):
+            raise ValueError(f"loss_model: g and h must have shape ({nb},)")
+        self.loss_model = loss_model
+        self._mlf = loss_model.mlf
+        coef = self._mlf[self.buses]
+        self._A[0, self.c_buy] = -coef
+        self._A[0, self.c_sell] = coef
+        if self._loaded:
+            for j, c in zip(self.c_buy, -coef):
+                self._h.changeCoeff(0, int(j), float(c))
+            for j, c in zip(self.c_sell, coef):
+                self._h.changeCoeff(0, int(j), float(c))
+
+    def _load(self) -> None:
+        csc = sp.csc_matrix(self._A)
+        lo = np.where(np.isfinite(self._col_lo), self._col_lo, -_INF)
+        hi = np.where(np.isfinite(self._col_hi), self._col_hi, _INF)
+        rlo = np.where(np.isfinite(self._row_lo), self._row_lo, -_INF)
+        rhi = np.where(np.isfinite(self._row_hi), self._row_hi, _INF)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.n_col, self.n_row
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = self._cost, lo, hi
+        lp.row_lower_, lp.row_upper_ = rlo, rhi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data
+        self._h.passModel(lp)
+        self._loaded = True
+
+    def _prepare(self, prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar):
+        p, q, s = check_book(prices, quantities, sides)
+        if p.shape != (self.n_orders,):
+            raise ValueError(f"prices: expected shape ({self.n_orders},) (one per order bus), got {p.shape}")
+        if not np.isfinite(wholesale_price):
+            raise ValueError("wholesale_price: must be finite")
+        f, nb = self.feeder, self.feeder.n_bus
+        d = np.zeros(nb) if p_load_kw is None else np.asarray(p_load_kw, dtype=np.float64)
+        dq = np.zeros(nb) if q_load_kvar is None else np.asarray(q_load_kvar, dtype=np.float64)
+        for name, a in (("p_load_kw", d), ("q_load_kvar", dq)):
+            if a.shape != (nb,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"{name}: expected {nb} finite values (one per bus)")
+        n, dt = self.n_orders, self.dt_h
+        kw = q / dt
+        self._col_hi[self.c_buy] = np.where(s == BUY, kw, 0.0)
+        self._col_hi[self.c_sell] = np.where(s == SELL, kw, 0.0)
+        self._cost[self.c_buy] = -p * dt
+        self._cost[self.c_sell] = p * dt
+        self._cost[self.c_p0] = wholesale_price * dt
+        lm = self.loss_model
+        self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
+        nl = self.rated.size
+        if nl:
+            pf = f.path[self.rated] @ d
+            qf = f.path[self.rated] @ dq
+            pmax = np.sqrt(np.maximum(f.line_limit_kva[self.rated] ** 2 - qf**2, 0.0))
+            self._row_lo[1:1 + nl] = -pmax - pf
+            self._row_hi[1:1 + nl] = pmax - pf
+        c = (f.r_path[self.vrows] @ d + f.x_path[self.vrows] @ dq)
+        self._row_lo[1 + nl:] = self._v_lo + c
+        self._row_hi[1 + nl:] = self._v_hi + c
+        return p, q, s, d, dq, float(wholesale_price)
+
+    # -- clearing -------------------------------------------------------------------------------
+    def clear(self, prices, quantities, sides, wholesale_price: float, p_load_kw=None, q_load_kvar=None,
+              *, loss_model: LossModel | None = None, solver: str = "highs") -> DlmpClearing:
+        """Clear one step. ``solver``: 'highs' (warm-started highspy) or 'linprog' (scipy, cold)."""
+        if loss_model is not None:
+            self.set_loss_model(loss_model)
+        p, q, s, d, dq, lam = self._prepare(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar)
+        if solver == "highs":
+            x, y = self._solve_highs()
+        elif solver == "linprog":
+            x, y = self._solve_linprog()
+        else:
+            raise ValueError(f"solver: expected 'highs' or 'linprog', got {solver!r}")
+        return self._result(x, y, p, s, d, dq, lam)
+
+    def _solve_highs(self):
+        h = self._h
+        if not self._loaded:
+            self._load()
+        else:
+            idx = self._orders_idx
+            h.changeColsCost(idx.size, idx, self._cost[:idx.size])
+            h.changeColsBounds(idx.size, idx, np.maximum(self._col_lo[:idx.size], -_INF),
+                               np.minimum(self._col_hi[:idx.size], _INF))
+            rlo = np.maximum(self._row_lo, -_INF)
+            rhi = np.minimum(self._row_hi, _INF)
+            h.changeRowsBounds(self.n_row, self._rows_idx, rlo, rhi)
+        h.run()
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            # Slacks make every instance feasible and bounded; a failure is numerical: retry cold.
+            h.clearSolver()
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                raise RuntimeError(f"DLMP LP: HiGHS status {h.modelStatusToString(h.getModelStatus())}")
+        sol = h.getSolution()
+        return np.asarray(sol.col_value), np.asarray(sol.row_dual)
+
+    def _solve_linprog(self):
+        A = self._A
+        rows_ub, b_ub, sign = [], [], []
+        for i in range(1, self.n_row):
+            if np.isfinite(self._row_hi[i]):
+                rows_ub.append(A[i]); b_ub.append(self._row_hi[i]); sign.append((i, 1.0))
+            if np.isfinite(self._row_lo[i]):
+                rows_ub.append(-A[i]); b_ub.append(-self._row_lo[i]); sign.append((i, -1.0))
+        bounds = np.column_stack([self._col_lo, np.where(np.isfinite(self._col_hi), self._col_hi, np.nan)])
+        bounds = [(lo, None if np.isnan(hi) else hi) for lo, hi in bounds]
+        bounds[self.c_p0] = (None if np.isinf(self._col_lo[self.c_p0]) else self._col_lo[self.c_p0],
+                             None if np.isinf(self._col_hi[self.c_p0]) else self._col_hi[self.c_p0])
+        res = linprog(self._cost, A_ub=np.array(rows_ub) if rows_ub else None, b_ub=b_ub or None,
+                      A_eq=A[:1], b_eq=self._row_lo[:1], bounds=bounds, method="highs")
+        if res.status != 0:
+            raise RuntimeError(f"DLMP LP (linprog): {res.message}")
+        y = np.zeros(self.n_row)
+        y[0] = res.eqlin.marginals[0]
+        # A ranged row's bounds move together with the fixed load, so its dual is the sum of both sides'.
+        for (i, sg), m in zip(sign, res.ineqlin.marginals):
+            y[i] += sg * m
+        return res.x, y
+
+    def _result(self, x, y, p, s, d_fixed, dq, lam) -> DlmpClearing:
+        f, dt, n, nl = self.feeder, self.dt_h, self.n_orders, self.rated.size
+        xb, xs = x[self.c_buy], x[self.c_sell]
+        matched = (xb + xs) * dt
+        d = d_fixed + self._incidence @ (xb - xs)
+        y = y / dt
+        energy = np.full(f.n_bus, y[0])
+        loss = y[0] * (self._mlf - 1.0)
+        congestion = -(y[1:1 + nl] @ f.path[self.rated]) if nl else np.zeros(f.n_bus)
+        voltage = y[1 + nl:] @ f.r_path[self.vrows]
+        dlmp = energy + loss + congestion + voltage
+        pf, qf = f.path @ d, f.path @ dq
+        v_sq = f.v_root**2 - 2.0 * (f.r_path @ d + f.x_path @ dq) / f.base_kva
+        v = np.sqrt(np.maximum(v_sq, 0.0))
+        lim = f.line_limit_kva
+        loading = np.where(np.isfinite(lim), np.hypot(pf, qf) / np.where(np.isfinite(lim), lim, 1.0), 0.0)
+        lm = self.loss_model
+        losses = lm.const_kw - lm.g @ d - lm.h @ dq
+        p0 = float(x[self.c_p0])
+        welfare = float(dt * (p @ xb - p @ xs - lam * p0))
+        objective = float(self._cost @ x)
+        line_v = np.zeros(f.n_line)
+        line_v[self.rated] = x[self.c_line[:nl]] + x[self.c_line[nl:]]
+        vv = np.maximum(np.maximum(f.v_min - v, v - f.v_max), 0.0)
+        vv[f.root] = 0.0
+        slack_tot = float(np.sum(x[2 * n + 1:]))
+        return DlmpClearing(
+            matched=matched, unit_price=dlmp[self.buses], sides=s, dlmp=dlmp, energy=energy, loss=loss,
+            congestion=congestion, voltage=voltage, mlf=self._mlf.copy(), net_load_kw=d,
+            substation_import_kw=p0, losses_kw=float(losses), voltages=v, line_flows_kw=pf, line_flows_kvar=qf,
+            loading=loading, operator_surplus=float(dt * (dlmp @ d - lam * p0)), welfare=welfare,
+            objective=objective, unserved_kw=float(x[self.c_bal[0]] - x[self.c_bal[1]]),
+            line_violation_kw=line_v, voltage_violation_pu=vv, violated=slack_tot > 1e-6,
+        )
+
+
+def clear_dlmp(prices, quantities, sides, buses, feeder: Feeder, wholesale_price: float, p_load_kw=None,
+               q_load_kvar=None, *, solver: str = "highs", **market_kwargs) -> DlmpClearing:
+    """One-shot DLMP clearing (builds a ``DlmpMarket``; use the class for repeated steps)."""
+    m = DlmpMarket(feeder, buses, **market_kwargs)
+    return m.clear(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar, solver=solver)

@@ -1,0 +1,135 @@
+"""Linearised DistFlow (LinDistFlow) for radial feeders (seed S4).
+
+Signs: bus injections ``p_inj`` (kW) / ``q_inj`` (kvar) are positive for generation, so a load is a
+negative injection. Line flows run parent -> child (away from the substation).
+
+Model (Baran & Wu DistFlow with the quadratic loss terms dropped, squared voltages v = |V|^2):
+
+    P_l = -sum_{k below l} p_inj_k          (flows = downstream net load, losses ignored)
+    v_k = v_root + 2 (R p_inj + X q_inj)_k / S_base
+
+with ``R = path.T diag(r) path`` the shared-path resistance matrix (p.u.) and S_base in kVA. It keeps
+R and X, assumes |V| near 1 p.u., small angle differences and no shunt charging.
+
+Losses are linearised around an operating point (P^, Q^, V^):
+    L(P, Q) = sum_l r_l (P_l^2 + Q_l^2) / (V_from,l^2 S_base)     (kW)
+    L_lin   = L(P^, Q^) + grad L . ((P, Q) - (P^, Q^))
+which is exact at the operating point; as a function of injections L_lin = const + g.p_inj + h.q_inj.
+Marginal loss factor of a *load* at bus k: MLF_k = 1 + dL/dP_load,k = 1 - g_k (seed S6).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .feeder import Feeder
+
+
+@dataclass(frozen=True, eq=False)
+class LinDistFlowResult:
+    """LinDistFlow solution.
+
+    v_sq:        (n_bus,) squared voltage magnitude (p.u.^2).
+    v:           (n_bus,) voltage magnitude sqrt(v_sq) (p.u.).
+    p_flow_kw:   (n_line,) active flow parent -> child (kW).
+    q_flow_kvar: (n_line,) reactive flow parent -> child (kvar).
+    p_root_kw:   substation import (kW) = total net load (losses excluded).
+    """
+
+    v_sq: np.ndarray
+    v: np.ndarray
+    p_flow_kw: np.ndarray
+    q_flow_kvar: np.ndarray
+    p_root_kw: float
+
+
+def _vec(x, n: int, name: str) -> np.ndarray:
+    a = np.broadcast_to(np.asarray(x, dtype=np.float64), (n,))
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: must be finite")
+    return a
+
+
+def solve(feeder: Feeder, p_inj_kw=None, q_inj_kvar=None) -> LinDistFlowResult:
+    """LinDistFlow voltages and flows; default injections are minus the feeder's base loads."""
+    n = feeder.n_bus
+    p = -feeder.p_load_kw if p_inj_kw is None else _vec(p_inj_kw, n, "p_inj_kw")
+    q = -feeder.q_load_kvar if q_inj_kvar is None else _vec(q_inj_kvar, n, "q_inj_kvar")
+    pf = -(feeder.path @ p)
+    qf = -(feeder.path @ q)
+    v_sq = feeder.v_root**2 + 2.0 * (feeder.r_path @ p + feeder.x_path @ q) / feeder.base_kva
+    p_root = -float(np.delete(p, feeder.root).sum())
+    return LinDistFlowResult(v_sq, np.sqrt(np.maximum(v_sq, 0.0)), pf, qf, p_root)
+
+
+def voltage_sensitivities(feeder: Feeder) -> tuple[np.ndarray, np.ndarray]:
+    """(dv_sq/dp_inj, dv_sq/dq_inj), each (n_bus, n_bus) in p.u.^2 per kW / per kvar."""
+    return 2.0 * feeder.r_path / feeder.base_kva, 2.0 * feeder.x_path / feeder.base_kva
+
+
+def flow_sensitivity(feeder: Feeder) -> np.ndarray:
+    """dP_line/dp_inj (n_line, n_bus): -1 where the bus is downstream of the line, else 0."""
+    return -feeder.path
+
+
+def quadratic_loss_kw(feeder: Feeder, p_flow_kw, q_flow_kvar, v_bus_pu=1.0) -> float:
+    """sum_l r_l (P_l^2 + Q_l^2) / V_from^2 in kW (exact for series lines given sending-end P, Q, V)."""
+    nl = feeder.n_line
+    p = _vec(p_flow_kw, nl, "p_flow_kw")
+    q = _vec(q_flow_kvar, nl, "q_flow_kvar")
+    v = _vec(v_bus_pu, feeder.n_bus, "v_bus_pu")[feeder.from_bus]
+    return float(np.sum(feeder.r_pu * (p**2 + q**2) / v**2) / feeder.base_kva)
+
+
+@dataclass(frozen=True, eq=False)
+class LossModel:
+    """Affine loss model L = const_kw + g . p_inj + h . q_inj (kW).
+
+    const_kw:  constant term (kW); equals -L(P^, Q^) since L is quadratic.
+    g, h:      (n_bus,) dL/dp_inj, dL/dq_inj (kW/kW, kW/kvar); 0 at the root.
+    at_kw:     L(P^, Q^), the loss at the operating point (kW).
+    """
+
+    const_kw: float
+    g: np.ndarray
+    h: np.ndarray
+    at_kw: float
+
+    @property
+    def mlf(self) -> np.ndarray:
+        """(n_bus,) marginal loss factor 1 + dL/dP_load (seed S6)."""
+        return 1.0 - self.g
+
+    def loss_kw(self, p_inj_kw, q_inj_kvar) -> float:
+        return float(self.const_kw + self.g @ np.asarray(p_inj_kw, float) + self.h @ np.asarray(q_inj_kvar, float))
+
+    @classmethod
+    def lossless(cls, feeder: Feeder) -> "LossModel":
+        """Flat start (zero flows): no losses, MLF = 1."""
+        z = np.zeros(feeder.n_bus)
+        return cls(0.0, z, z.copy(), 0.0)
+
+
+def linearise_losses(feeder: Feeder, p_flow_kw, q_flow_kvar, v_bus_pu=1.0) -> LossModel:
+    """Linearise the quadratic loss around line flows (sending end) and bus voltages."""
+    nl = feeder.n_line
+    p = _vec(p_flow_kw, nl, "p_flow_kw")
+    q = _vec(q_flow_kvar, nl, "q_flow_kvar")
+    v = _vec(v_bus_pu, feeder.n_bus, "v_bus_pu")[feeder.from_bus]
+    if np.any(v <= 0):
+        raise ValueError("v_bus_pu: must be > 0")
+    w = feeder.r_pu / (v**2 * feeder.base_kva)
+    at = float(np.sum(w * (p**2 + q**2)))
+    dp, dq = 2.0 * w * p, 2.0 * w * q          # dL/dP_l, dL/dQ_l
+    # P_l = -path @ p_inj  =>  dL/dp_inj = -path.T @ dL/dP
+    g = -(feeder.path.T @ dp)
+    h = -(feeder.path.T @ dq)
+    return LossModel(at - float(dp @ p + dq @ q), g, h, at)
+
+
+def loss_model_at(feeder: Feeder, p_inj_kw=None, q_inj_kvar=None, *, use_voltages: bool = True) -> LossModel:
+    """Loss model linearised at the LinDistFlow operating point of the given injections
+    (default: base loads); ``use_voltages=False`` uses V = 1 p.u. in the loss formula."""
+    pf = solve(feeder, p_inj_kw, q_inj_kvar)
+    return linearise_losses(feeder, pf.p_flow_kw, pf.q_flow_kvar, pf.v if use_voltages else 1.0)

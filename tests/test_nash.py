@@ -1,0 +1,92 @@
+"""Stage-game Nash gap (seed S8): hand-computed bilateral cases and a dense-grid cross-check."""
+import functools
+
+import numpy as np
+import pytest
+
+from p2penv import auction_v0
+from p2penv.diagnostics.nash import best_response, env_nash_gap, iterated_best_response, stage_nash_gap
+from p2penv.market.mechanisms import pay_as_bid, uniform
+from p2penv.market.pipeline import MarketRules, StepContext, run_step
+
+
+def bilateral(mech=uniform.clear):
+    # seller: fixed 1 kW (lo = hi = 1), cost 0.01 E^2; buyer: 1 kW demand, no DER
+    ctx = StepContext.build(
+        demand_kw=np.array([0.0, 1.0]), p_max_kw=np.array([1.0, 0.0]), p_prev_kw=np.array([1.0, 0.0]),
+        ramp_kw=np.array([0.0, 0.0]), eta=np.ones(2), cost_a=np.array([0.01, 0.01]), cost_b=np.zeros(2), dt_h=1.0)
+    rules = MarketRules(0.0, 0.4, 0.30, 0.05, "backstop", functools.partial(mech, k=0.5))
+    return ctx, rules
+
+
+def u(price):  # $/kWh -> normalised action on [0, 0.4]
+    return 2 * price / 0.4 - 1
+
+
+def test_bilateral_uniform_gap_by_hand():
+    ctx, rules = bilateral()
+    joint = np.array([[u(0.1), 0.0], [u(0.3), 0.0]])  # ask 0.1, bid 0.3 -> trade at 0.2
+    g = stage_nash_gap(joint, ctx, rules)
+    np.testing.assert_allclose(g.rewards, [0.2 - 0.01, -0.2])
+    # seller's best: ask = bid = 0.3 -> price 0.3, reward 0.29; buyer's best: bid = ask = 0.1 -> -0.1
+    np.testing.assert_allclose(g.best_rewards, [0.29, -0.1], atol=1e-9)
+    np.testing.assert_allclose(g.gains, [0.10, 0.10], atol=1e-9)
+    assert g.nash_conv == pytest.approx(0.2, abs=1e-9)
+    assert g.best_actions[0, 0] == pytest.approx(u(0.3), abs=1e-6)
+
+
+def test_bilateral_pay_as_bid_gap_by_hand():
+    ctx, rules = bilateral(pay_as_bid.clear)
+    joint = np.array([[u(0.1), 0.0], [u(0.3), 0.0]])  # seller receives 0.1, buyer pays 0.3
+    g = stage_nash_gap(joint, ctx, rules)
+    np.testing.assert_allclose(g.rewards, [0.1 - 0.01, -0.3])
+    np.testing.assert_allclose(g.best_rewards, [0.29, -0.1], atol=1e-9)
+    assert g.nash_conv == pytest.approx(0.4, abs=1e-9)
+
+
+def test_equilibrium_of_the_bilateral_game_has_zero_gap():
+    # ask = bid = 0.3 (retail): the buyer cannot lower its bid without losing the trade to the
+    # retail backstop at 0.30, the seller cannot raise its ask without the feed-in at 0.05
+    ctx, rules = bilateral()
+    g = stage_nash_gap(np.array([[u(0.3), 0.0], [u(0.3), 0.0]]), ctx, rules)
+    assert g.nash_conv == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("mechanism", ["uniform", "pay_as_bid"])
+def test_exact_best_response_beats_a_dense_grid_and_is_close_to_it(mechanism):
+    env = auction_v0.parallel_env(n_prosumers=5, seed=4, mechanism=mechanism)
+    env.reset(seed=4)
+    rng = np.random.default_rng(4)
+    for _ in range(10):  # move to a daytime step with PV in the book
+        env.step({a: rng.uniform(-1, 1, 2) for a in env.agents})
+    joint = rng.uniform(-1, 1, (5, 2))
+    g = env_nash_gap(env, {a: joint[i] for i, a in enumerate(env.agents)})
+    grid = np.linspace(-1, 1, 401)
+    uu = np.stack(np.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
+    for i in range(5):
+        batch = np.broadcast_to(joint, (uu.shape[0], 5, 2)).copy()
+        batch[:, i] = uu
+        grid_best = run_step(batch, env.ctx, env.rules).settlement.reward[:, i].max()
+        assert g.best_rewards[i] >= grid_best - 1e-9
+        # the grid misses a sup by at most (reward slope) x (grid step); $0.01 is loose for kWh-scale books
+        assert g.best_rewards[i] <= grid_best + 0.01
+        # and the reported best action really achieves the reported reward
+        dev = joint.copy()
+        dev[i] = g.best_actions[i]
+        assert run_step(dev, env.ctx, env.rules).settlement.reward[i] == pytest.approx(g.best_rewards[i], abs=1e-9)
+
+
+def test_iterated_best_response_finds_the_bilateral_equilibrium():
+    ctx, rules = bilateral()
+    res = iterated_best_response(ctx, rules, np.array([[u(0.1), 0.0], [u(0.3), 0.0]]), max_iter=10)
+    assert res.converged and res.nash_conv[-1] < 1e-6
+    assert res.nash_conv[0] == pytest.approx(0.2, abs=1e-9)
+
+
+def test_nash_gap_in_infos_when_enabled():
+    env = auction_v0.parallel_env(n_prosumers=3, seed=1, nash_gap_in_infos=True)
+    env.reset(seed=1)
+    _, _, _, _, infos = env.step({a: np.zeros(2) for a in env.agents})
+    m = infos["prosumer_0"]["market"]
+    assert m["nash_conv"] == pytest.approx(sum(infos[a]["nash_gain"] for a in infos))
+    assert all(infos[a]["nash_gain"] >= 0 for a in infos)
