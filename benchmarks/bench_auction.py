@@ -75,6 +75,17 @@ def clear_us(n_orders: int, mech, batch: int = 1) -> float:
     return 1e6 / _median_rate(run, reps)
 
 
+def batched_pipeline_markets_per_second(n_agents: int = 10, batch: int = 1000) -> float:
+    """Markets stepped per second when many joint actions go through ``run_step`` at once
+    (how the diagnostics evaluate deviations, and how a vectorised trainer could step)."""
+    from p2penv.market.pipeline import run_step
+
+    env = auction_v0.parallel_env(n_prosumers=n_agents, seed=0)
+    env.reset(seed=0)
+    acts = np.random.default_rng(0).uniform(-1, 1, (batch, n_agents, 2))
+    return batch * _median_rate(lambda k: [run_step(acts, env.ctx, env.rules) for _ in range(k)], 5) / 1.0
+
+
 def main() -> dict:
     res = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
@@ -84,6 +95,7 @@ def main() -> dict:
         "uniform_clear_us": {str(n): clear_us(n, uniform.clear) for n in (10, 100, 1000, 10_000)},
         "pay_as_bid_clear_us": {str(n): clear_us(n, pay_as_bid.clear) for n in (10, 100, 1000, 10_000)},
         "uniform_clear_batch_1000x10_us": clear_us(10, uniform.clear, batch=1000),
+        "batched_pipeline_markets_per_s_10_agents": batched_pipeline_markets_per_second(10, 1000),
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     tmp = OUT + ".tmp"

@@ -22,7 +22,8 @@ def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pa
     alloc = efficient_allocation(p2, q2, s2)
     lo, hi = uniform_price_interval(alloc, rule)
     price = lo + k * (hi - lo)
-    unit = np.broadcast_to(np.nan_to_num(price, nan=0.0)[:, None], p2.shape)
+    # empty books have no price; their (unmatched) orders get 0 so cash stays finite
+    unit = np.where(np.isnan(price), 0.0, price)[:, None].repeat(p2.shape[-1], axis=-1)
     sign = s2.astype(np.float64)  # +1 sell, -1 buy; idle orders are unmatched anyway
     bought = (alloc.matched * (sign < 0)).sum(-1)
     sold = (alloc.matched * (sign > 0)).sum(-1)
