@@ -150,3 +150,22 @@ def test_competitive_baseline_dispatches_the_s1_benchmark():
         np.testing.assert_allclose(disp, ref.energy_kwh, atol=1e-9)
         m = next(iter(infos.values()))["market"]
         assert m["volume_kwh"] > 0 and 0.05 <= m["clearing_price"] <= 0.30
+
+
+def test_observation_fields_decode_to_the_physical_state():
+    from p2penv.envs.auction_env import OBS_FIELDS
+
+    env = auction_v0.parallel_env(n_prosumers=6, seed=2, start_hour=6.0, obs_kw_scale=10.0)
+    obs, _ = env.reset(seed=2)
+    for _ in range(5):
+        obs, *_ = env.step({a: np.zeros(2) for a in env.agents})
+    o = np.stack([obs[a] for a in env.agents]).astype(np.float64)
+    f, ctx = env.fleet, env.ctx
+    col = {k: i for i, k in enumerate(OBS_FIELDS)}
+    np.testing.assert_allclose(o[:, col["demand"]], np.minimum(ctx.demand_kw / 10, 1), rtol=1e-6)
+    np.testing.assert_allclose(o[:, col["feasible_hi"]], ctx.hi_kw / 10, rtol=1e-6)
+    # hour 6 + 5 steps = 11:00
+    np.testing.assert_allclose(o[:, col["hour_sin"]], np.sin(2 * np.pi * 11 / 24), rtol=1e-6)
+    mc_lo = (2 * f.cost_a * ctx.lo_kw + f.cost_b) / f.eta  # $/kWh at the grid, mapped [0, 0.4] -> [-1, 1]
+    np.testing.assert_allclose(o[:, col["mc_lo"]], np.clip(2 * mc_lo / 0.4 - 1, -1, 1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(o[:, col["last_price"]], 2 * env.last_price / 0.4 - 1, rtol=1e-5)

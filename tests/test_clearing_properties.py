@@ -52,6 +52,11 @@ def test_uniform_price_properties(book, k, rule):
     assert abs(c.operator_surplus) <= 1e-9 * (1 + abs(c.welfare))  # strong budget balance
     assert abs(c.welfare - max_welfare(p, q, s)) <= 1e-6 * (1 + abs(c.welfare))  # LP feasibility tol ~1e-7  # efficiency
     # every accepted bid with unfilled volume and every rejected bid is priced out (Walrasian rule)
+    # the batched path (used for deviations and many markets at once) agrees with the 1-D path
+    cb = uniform.clear(np.stack([p, p[::-1]]), np.stack([q, q[::-1]]), np.stack([s, s[::-1]]), k=k, rule=rule)
+    np.testing.assert_allclose(cb.matched[0], c.matched, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cb.matched[1], c.matched[::-1], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(cb.clearing_price, [c.clearing_price] * 2, rtol=1e-12, equal_nan=True)
     if rule == "walrasian" and c.volume > 0:
         unfilled = q - c.matched > 1e-9
         assert np.all(p[unfilled & (s == BUY)] <= c.clearing_price + TOL)

@@ -121,6 +121,9 @@ class AuctionEnv(ParallelEnv):
             raise ValueError("generator: returned a fleet whose size or horizon does not match the config")
         self.t = 0
         self.p_prev = self.fleet.p0_kw.copy()
+        f, span = self.fleet, self._price_span
+        self._mc_slope = 2.0 * (2.0 * f.cost_a * cfg.dt_h / f.eta) / span
+        self._mc_offset = 2.0 * (f.cost_b / f.eta - cfg.price_floor) / span - 1.0
         self.last_price = 0.5 * (cfg.price_floor + cfg.price_cap)
         self.last_volume = 0.0
         self.last_outcome = None
@@ -213,25 +216,20 @@ class AuctionEnv(ParallelEnv):
         )
 
     def _observe(self) -> np.ndarray:
-        cfg, ctx, f = self.config, self.ctx, self.fleet
+        cfg, ctx = self.config, self.ctx
         s = 1.0 / cfg.obs_kw_scale
-        hour = (cfg.start_hour + cfg.dt_h * self.t) % 24.0
-        ang = 2.0 * np.pi * hour / 24.0
-        mc_lo = (2.0 * f.cost_a * ctx.lo_kw * cfg.dt_h + f.cost_b) / f.eta
-        mc_hi = (2.0 * f.cost_a * ctx.hi_kw * cfg.dt_h + f.cost_b) / f.eta
-        n = f.n
+        ang = 2.0 * np.pi * ((cfg.start_hour + cfg.dt_h * self.t) % 24.0) / 24.0
+        n = self.fleet.n
         obs = np.empty((n, len(OBS_FIELDS)), dtype=np.float64)
-        obs[:, 0] = ctx.demand_kw * s
-        obs[:, 1] = ctx.p_max_kw * s
-        obs[:, 2] = self.p_prev * s
-        obs[:, 3] = ctx.lo_kw * s
-        obs[:, 4] = ctx.hi_kw * s
+        obs[:, :5] = np.column_stack((ctx.demand_kw, ctx.p_max_kw, self.p_prev, ctx.lo_kw, ctx.hi_kw))
+        obs[:, :5] *= s
         obs[:, 5] = np.sin(ang)
         obs[:, 6] = np.cos(ang)
         obs[:, 7] = self._price_to_unit(self.last_price)
         obs[:, 8] = self.last_volume * s / (n * cfg.dt_h)
-        obs[:, 9] = self._price_to_unit(mc_lo)
-        obs[:, 10] = self._price_to_unit(mc_hi)
+        # marginal cost (2 a E + b) / eta at both interval ends, already mapped like prices
+        obs[:, 9] = self._mc_slope * ctx.lo_kw + self._mc_offset
+        obs[:, 10] = self._mc_slope * ctx.hi_kw + self._mc_offset
         np.clip(obs, -1.0, 1.0, out=obs)
         return obs.astype(np.float32)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .book import as_batch, efficient_allocation, uniform_price_interval
+from .book import allocate_1d, as_batch, efficient_allocation, uniform_price_interval
 from .types import Clearing, check_book
 
 
@@ -17,6 +17,13 @@ def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pa
     """Clear ``(..., n)`` books pay-as-bid. ``clearing_price`` is the uniform reference price
     (``k``, ``rule`` as in ``uniform.clear``), reported for observations and markups only."""
     p, q, s = check_book(prices, quantities, sides)
+    if p.ndim == 1:  # one book (the environments' hot path): scalar arithmetic
+        a = allocate_1d(p, q, s)
+        lo, hi = a.price_interval(rule)
+        m = a.matched
+        welfare = float(p[a.is_bid] @ m[a.is_bid]) - float(p[a.is_ask] @ m[a.is_ask])
+        w = np.float64(welfare)
+        return Clearing(m, p, np.float64(lo + k * (hi - lo)), np.float64(a.volume), w, w, s)
     (p2, q2, s2), batch = as_batch(p, q, s)
     alloc = efficient_allocation(p2, q2, s2)
     lo, hi = uniform_price_interval(alloc, rule)

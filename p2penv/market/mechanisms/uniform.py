@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .book import as_batch, efficient_allocation, uniform_price_interval
+from .book import allocate_1d, as_batch, efficient_allocation, uniform_price_interval
 from .types import Clearing, check_book
 
 
@@ -18,6 +18,8 @@ def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pa
     if not 0.0 <= k <= 1.0:
         raise ValueError(f"k: must lie in [0, 1], got {k}")
     p, q, s = check_book(prices, quantities, sides)
+    if p.ndim == 1:
+        return _clear_1d(p, q, s, k, rule)
     (p2, q2, s2), batch = as_batch(p, q, s)
     alloc = efficient_allocation(p2, q2, s2)
     lo, hi = uniform_price_interval(alloc, rule)
@@ -39,3 +41,17 @@ def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pa
         welfare=welfare.reshape(batch),
         sides=s,
     )
+
+
+def _clear_1d(p: np.ndarray, q: np.ndarray, s: np.ndarray, k: float, rule: str) -> Clearing:
+    """One book (the environments' hot path): scalar price arithmetic, same result as the batch."""
+    a = allocate_1d(p, q, s)
+    lo, hi = a.price_interval(rule)
+    price = lo + k * (hi - lo)
+    unit = np.full(p.shape, 0.0 if price != price else price)  # empty book: no price, zero cash
+    m = a.matched
+    sold = float(m[a.is_ask].sum())
+    bought = float(m[a.is_bid].sum())
+    welfare = float(p[a.is_bid] @ m[a.is_bid]) - float(p[a.is_ask] @ m[a.is_ask])
+    surplus = (bought - sold) * float(unit[0]) if p.size else 0.0
+    return Clearing(m, unit, np.float64(price), np.float64(a.volume), np.float64(surplus), np.float64(welfare), s)

@@ -1,0 +1,176 @@
+"""Configuration of ``dlmp_v0``: ``DlmpConfig`` (extends ``MarketConfig``) and the scenario registry.
+
+A *scenario* names a feeder, how much of its base load stays on the feeder as fixed (inelastic) load,
+the wholesale price at the substation and any tightened limits. The tightened limits of the built-in
+scenarios are chosen so that the fixed loads alone are feasible with a few kW of headroom, so the
+prosumers' own trades make the limit bind (derivation next to each entry; checked in
+``tests/test_dlmp_env.py``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..network.cases import FEEDERS
+from ..network.feeder import Feeder
+from .config import MarketConfig
+
+LOSS_LINEARISATIONS = ("previous", "fixed", "none")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named network setting for ``dlmp_v0``.
+
+    feeder:          key of ``p2penv.network.FEEDERS``.
+    load_scale:      fixed loads = load_scale x the case's base loads (kW and kvar), every step.
+    wholesale_price: lambda_0, $/kWh the substation imports and exports at.
+    line_limits_kva: ((line index, rating kVA), ...) ratings set on top of the case's.
+    v_min_pu:        if set, lower voltage limit (p.u.) at every bus (the root is held at v_root).
+    v_max_pu:        if set, upper voltage limit (p.u.) at every bus.
+    description:     one line for docs and ``render``.
+    """
+
+    feeder: str
+    load_scale: float = 1.0
+    wholesale_price: float = 0.10
+    line_limits_kva: tuple[tuple[int, float], ...] = ()
+    v_min_pu: float | None = None
+    v_max_pu: float | None = None
+    description: str = ""
+
+    def build_feeder(self) -> Feeder:
+        """The case's feeder with this scenario's limits applied (base loads unchanged)."""
+        f = FEEDERS[self.feeder]()
+        lim = f.line_limit_kva.copy()
+        for line, kva in self.line_limits_kva:
+            if not 0 <= line < f.n_line:
+                raise ValueError(f"line_limits_kva: line {line} outside [0, {f.n_line}) of feeder {self.feeder!r}")
+            lim[line] = kva
+        vmin = f.v_min.copy() if self.v_min_pu is None else np.full(f.n_bus, float(self.v_min_pu))
+        vmax = f.v_max.copy() if self.v_max_pu is None else np.full(f.n_bus, float(self.v_max_pu))
+        return dataclasses.replace(f, line_limit_kva=lim, v_min=vmin, v_max=vmax)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "ieee33-base": Scenario(
+        "ieee33", description="Baran-Wu 33-bus, full base load, limits 0.90/1.10 p.u., unrated lines: "
+                              "prices separate by losses only"),
+    # Line 5 (bus 5 -> 6) carries 1075 kW + 510 kvar of fixed load (LinDistFlow); a 1193 kVA rating
+    # leaves sqrt(1193^2 - 510^2) - 1075 = 3.5 kW for the 12 prosumers at buses 6..17.
+    "ieee33-congested": Scenario(
+        "ieee33", line_limits_kva=((5, 1193.0),),
+        description="33-bus with line 5->6 rated 1193 kVA: 3.5 kW headroom above the fixed load"),
+    # The fixed load puts bus 17 at 0.91593 p.u. (LinDistFlow); dV/dP there is 7.5e-5 p.u./kW, so
+    # v_min = 0.9156 leaves about 4.4 kW of extra load at bus 17 before the limit binds.
+    "ieee33-undervoltage": Scenario(
+        "ieee33", v_min_pu=0.9156,
+        description="33-bus with v_min = 0.9156 p.u.: about 4 kW of headroom at the end bus 17"),
+    "teaching4": Scenario("teaching4", description="4-bus hand-check feeder, limits 0.95/1.05 p.u."),
+}
+
+
+def register_scenario(name: str, scenario: Scenario) -> None:
+    """Add a scenario to the registry (ValueError if the name is taken or the feeder unknown)."""
+    if name in SCENARIOS:
+        raise ValueError(f"scenario: name {name!r} is already registered")
+    if scenario.feeder not in FEEDERS:
+        raise ValueError(f"scenario.feeder: unknown {scenario.feeder!r}; known {sorted(FEEDERS)}")
+    SCENARIOS[name] = scenario
+
+
+def load_buses(feeder: Feeder) -> np.ndarray:
+    """Non-root buses with a nonzero base load, ascending (the default agent sites)."""
+    nr = feeder.non_root
+    return nr[(feeder.p_load_kw[nr] != 0) | (feeder.q_load_kvar[nr] != 0)]
+
+
+@dataclass(frozen=True)
+class DlmpConfig(MarketConfig):
+    """Everything that defines a ``dlmp_v0`` run: the ``MarketConfig`` fields plus the network.
+
+    n_prosumers:       None -> one agent per load bus of the scenario's feeder (32 on ieee33).
+    scenario:          key of ``SCENARIOS``.
+    agent_buses:       bus of each agent; None -> load buses, cycled if there are more agents.
+    wholesale_price:   lambda_0 $/kWh; None -> the scenario's.
+    load_scale:        fixed load multiplier; None -> the scenario's.
+    penalty:           $/kWh of the DLMP LP's slacks (unserved energy, overload, voltage).
+    import_limit_kw, export_limit_kw: substation limits (kW).
+    loss_linearisation: "previous" (losses linearised at the previous step's realised operating
+                       point; default), "fixed" (at the fixed loads only, once) or "none" (lossless).
+    audit_ac:          run a pandapower AC power flow on the realised injections every step (slow).
+    lp_solver:         "highs" (warm-started highspy, default) or "linprog" (scipy, cold; benchmarks).
+    """
+
+    n_prosumers: int | None = None  # type: ignore[assignment]
+    scenario: str = "ieee33-base"
+    agent_buses: tuple[int, ...] | None = None
+    wholesale_price: float | None = None
+    load_scale: float | None = None
+    penalty: float = 1000.0
+    import_limit_kw: float = np.inf
+    export_limit_kw: float = np.inf
+    loss_linearisation: str = "previous"
+    audit_ac: bool = False
+    lp_solver: str = "highs"
+
+    def __post_init__(self) -> None:
+        err = []
+        sc = SCENARIOS.get(self.scenario)
+        if sc is None:
+            raise ValueError(f"DlmpConfig: scenario: unknown {self.scenario!r}; known {sorted(SCENARIOS)}")
+        feeder = sc.build_feeder()
+        buses = self.agent_buses
+        if buses is None:
+            lb = load_buses(feeder)
+            n = len(lb) if self.n_prosumers is None else int(self.n_prosumers)
+            buses = tuple(int(lb[i % len(lb)]) for i in range(max(n, 0)))
+        else:
+            buses = tuple(int(b) for b in buses)
+            bad = [b for b in buses if not (0 <= b < feeder.n_bus) or b == feeder.root]
+            if bad:
+                err.append(f"agent_buses: {bad} are not non-root buses of feeder {sc.feeder!r} "
+                           f"(0..{feeder.n_bus - 1}, root {feeder.root})")
+            if self.n_prosumers is not None and self.n_prosumers != len(buses):
+                err.append(f"agent_buses: {len(buses)} buses given for n_prosumers={self.n_prosumers}")
+        object.__setattr__(self, "agent_buses", buses)
+        object.__setattr__(self, "n_prosumers", len(buses))
+        lam = self.lam
+        if not np.isfinite(lam):
+            err.append(f"wholesale_price: must be finite, got {lam}")
+        if not (self.load_scale is None or (np.isfinite(self.load_scale) and self.load_scale >= 0)):
+            err.append(f"load_scale: must be finite and >= 0, got {self.load_scale}")
+        if not self.penalty > 0:
+            err.append(f"penalty: must be > 0 $/kWh, got {self.penalty}")
+        if not (self.import_limit_kw >= 0 and self.export_limit_kw >= 0):
+            err.append("import_limit_kw/export_limit_kw: must be >= 0 kW")
+        if self.loss_linearisation not in LOSS_LINEARISATIONS:
+            err.append(f"loss_linearisation: expected one of {LOSS_LINEARISATIONS}, got {self.loss_linearisation!r}")
+        if self.lp_solver not in ("highs", "linprog"):
+            err.append(f"lp_solver: expected 'highs' or 'linprog', got {self.lp_solver!r}")
+        if self.nash_gap_in_infos:
+            err.append("nash_gap_in_infos: not supported by dlmp_v0 (the DLMP LP clears one book at a time)")
+        if err:
+            raise ValueError("DlmpConfig: " + "; ".join(err))
+        super().__post_init__()
+
+    @property
+    def scenario_spec(self) -> Scenario:
+        return SCENARIOS[self.scenario]
+
+    @property
+    def lam(self) -> float:
+        """lambda_0, the wholesale price in use ($/kWh)."""
+        return float(self.scenario_spec.wholesale_price if self.wholesale_price is None else self.wholesale_price)
+
+    @property
+    def fixed_scale(self) -> float:
+        """Fixed-load multiplier in use."""
+        return float(self.scenario_spec.load_scale if self.load_scale is None else self.load_scale)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "DlmpConfig":
+        return super().from_kwargs(**kwargs)  # type: ignore[return-value]
