@@ -1,6 +1,7 @@
 """Diagnostics: market power (S9), fairness (S10), mechanism audits (S7), reference games and
-equilibrium search (S8). Each submodule is self-contained; the stage-game Nash gap of the
-environments will live in ``nash.py``."""
+equilibrium search (S8), the environments' stage-game Nash gap (``nash``), the exact DLMP best
+response (``dlmp_best_response``) and episode summaries (``episode``). Read-only: every diagnostic
+calls the market's own clearing and settlement code. See docs/diagnostics.md."""
 from __future__ import annotations
 
 from .audit import MechanismAudit, audit_mechanism
@@ -12,6 +13,8 @@ from .equilibrium import (
     maximise_1d,
     nash_conv,
 )
+from .dlmp_best_response import DlmpBestResponse, PiecewiseLinear, dlmp_best_response, grid_best_response
+from .episode import EpisodeSummary, stack_infos, summarize_episode
 from .fairness import (
     EnvyReport,
     FairnessSummary,
@@ -39,6 +42,7 @@ from .market_power import (
     residual_supply_index,
     welfare_loss,
 )
+from .nash import NashGap, env_nash_gap, stage_nash_gap
 from .reference_games import (
     ChatterjeeSamuelson,
     ContinuousGame,
@@ -49,6 +53,8 @@ from .reference_games import (
 )
 
 __all__ = [
+    "DlmpBestResponse", "EpisodeSummary", "NashGap", "PiecewiseLinear", "dlmp_best_response", "env_nash_gap",
+    "grid_best_response", "stack_infos", "stage_nash_gap", "summarize_episode",
     "ChatterjeeSamuelson", "ContinuousGame", "Cournot", "CournotEquilibrium", "EnvyReport",
     "EquilibriumResult", "FairnessSummary", "LinearSFE", "LinearStrategy", "MarketPowerEpisode",
     "MarketPowerStep", "MechanismAudit", "aggregate_episode", "audit_mechanism", "best_response",

@@ -46,10 +46,19 @@ exactly. Finally ``DlmpMarket.clear`` re-clears the market at the found price (`
 
 Tie-breaking: the bilevel value is *optimistic*: when the LP has several optimal dispatches at p
 (typically the agent's price equals another order's price), the MILP takes the one best for the
-agent, so ``profit`` is the supremum of the profit curve. HiGHS may pick another dispatch when it
-re-clears at exactly p; moving the price by ``delta`` towards the favourable side (down for a
-seller, up for a buyer) recovers it to within Q x delta ($). ``achievable_profit`` reports the
-best of the re-clears at p and p -/+ delta.
+agent. HiGHS may pick another dispatch when it re-clears at exactly p; moving the price by
+``delta`` to the favourable side recovers the one-sided limit to within Q x delta ($), and
+``achievable_profit`` reports the best re-clear at p, p - delta and p + delta.
+
+* Linear true cost (value): the profit is linear in the agent's dispatch on the optimal face of the
+  LP at a tie, so the optimistic choice is one of the two one-sided limits and ``profit`` equals
+  the supremum of the re-cleared profit curve over prices (checked against dense grids in the
+  tests). This is the exact case.
+* Strictly convex (concave) piecewise-linear cost (value): at a price where the agent is marginal
+  against a flat price (e.g. the substation's), the LP is indifferent about the agent's dispatch
+  in [x(p+), x(p-)], and the optimistic program may pick an interior kink of C where p = C'. That
+  amounts to choosing its quantity, which a price-only offer cannot do, so ``profit`` is then an
+  upper bound on the achievable supremum; ``achievable_profit`` < ``profit`` flags it.
 
 Scope: one strategic agent, price-only offers, any fixed (lossless or linearised) loss model, the
 line / voltage / import limits of ``DlmpMarket``. Not covered: strategic quantities, several
@@ -145,8 +154,9 @@ class DlmpBestResponse:
     matched_kwh, dlmp, cash: the agent's matched energy, DLMP at its bus and cash (> 0 received)
                       in the bilevel solution.
     recleared_profit, recleared_matched_kwh, recleared_dlmp: ``DlmpMarket.clear`` at ``price``.
-    achievable_profit: best re-cleared profit at ``price`` and ``price`` -/+ ``delta``.
-    delta:            the price nudge used for ``achievable_profit``.
+    achievable_profit: best re-cleared profit at ``price`` and ``price`` -/+ ``delta`` (equals
+                      ``profit`` up to Q x delta except in the convex-cost tie case).
+    delta:            the price nudge ($/kWh) used for ``achievable_profit``.
     status:           HiGHS model status string of the MILP.
     mip_gap:          HiGHS relative gap at termination.
     n_binaries:       complementarity binaries in the MILP.
@@ -406,7 +416,6 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
                 dual_obj.append((lam, sign * bound))
         y_terms.append(terms)
 
-    mu_minus_col = None
     for j in range(n_col):
         terms = [(v, A[i, j] * sg) for i in range(n_row) if A[i, j] != 0 for v, sg in y_terms[i]]
         if lo[j] == hi[j]:  # fixed column: free reduced cost, no complementarity
@@ -424,9 +433,7 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
                 m.row(-_INF, 0.0, [mu, z], [1.0, -mu_max[j]])
                 m.row(-_INF, gap + sign * bound, [x[j], z], [sign, gap])
                 terms.append((mu, sign))
-                if j == col and sign < 0:
-                    mu_minus_col = mu
-                else:
+                if not (j == col and sign < 0):  # -u mu- of the agent's column cancels in the cash
                     dual_obj.append((mu, sign * bound))
         rhs = c[j]
         if j == col:
@@ -478,11 +485,12 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
     kw = dict(true_cost=true_cost, true_value=true_value)
     args = (p, q, s, wholesale_price, p_load_kw, q_load_kvar)
     rc = evaluate_offer(market, agent, best_p, *args, **kw)
-    nudged = float(np.clip(best_p - sgn * delta, p_lo, p_hi))
-    rn = evaluate_offer(market, agent, nudged, *args, **kw)
+    # One-sided limits: at a tie HiGHS may pick a dispatch the agent dislikes; p -/+ delta does not.
+    achievable = max([rc[0]] + [evaluate_offer(market, agent, float(np.clip(best_p + d, p_lo, p_hi)), *args, **kw)[0]
+                                for d in (-delta, delta)])
     return DlmpBestResponse(
         price=best_p, profit=profit, matched_kwh=matched, dlmp=dlmp, cash=cash,
         recleared_profit=rc[0], recleared_matched_kwh=rc[1], recleared_dlmp=rc[2],
-        achievable_profit=max(rc[0], rn[0]), delta=float(delta), status=status, mip_gap=gap,
+        achievable_profit=achievable, delta=float(delta), status=status, mip_gap=gap,
         n_binaries=n_bin, polished=bool(polished), box_ok=box_ok,
     )

@@ -95,6 +95,7 @@ class _EnvMarket(DlmpMarket):
         self._lim_r = f.line_limit_kva[self.rated]
         self._loads_key = None
         self._rows_dirty = True
+        self._col_lo_clipped = np.maximum(self._col_lo[:self._orders_idx.size], -_INF)  # never changes
 
     def set_loss_model(self, loss_model: LossModel) -> None:
         self.loss_model = loss_model
@@ -147,7 +148,9 @@ class _EnvMarket(DlmpMarket):
         idx = self._orders_idx
         m = idx.size
         h.changeColsCost(m, idx, self._cost[:m])
-        h.changeColsBounds(m, idx, np.maximum(self._col_lo[:m], -_INF), np.minimum(self._col_hi[:m], _INF))
+        hi = self._col_hi[:m].copy()
+        hi[-1] = min(hi[-1], _INF)  # P0's import limit may be inf; order columns are finite
+        h.changeColsBounds(m, idx, self._col_lo_clipped, hi)
         if self._rows_dirty:
             h.changeRowsBounds(self.n_row, self._rows_idx, np.maximum(self._row_lo, -_INF),
                                np.minimum(self._row_hi, _INF))
@@ -222,7 +225,7 @@ class _AcAudit:
         self.net.load["p_mw"] = state.net_load_kw[b] / 1000.0
         self.net.load["q_mvar"] = q_load_kvar[b] / 1000.0
         try:
-            pp.runpp(self.net, tolerance_mva=1e-10, calculate_voltage_angles=True)
+            pp.runpp(self.net, tolerance_mva=1e-10, calculate_voltage_angles=True, numba=False)
         except Exception as e:  # noqa: BLE001 - an AC divergence is reported, never raised
             return {"ac_converged": False, "ac_error": f"{type(e).__name__}: {e}"}
         ac = results(self.net)
@@ -340,6 +343,7 @@ class DlmpEnv(AuctionEnv):
     def _clear(self, prices, quantities, sides) -> DlmpStepClearing:
         lp = self.market.clear(prices, quantities, sides, self._lam, self.p_fixed_kw, self.q_fixed_kvar,
                                solver=self.config.lp_solver)
+        self.last_loss_model = self.market.loss_model  # the model this step was cleared with
         e = float(lp.energy[self.feeder.root])
         return DlmpStepClearing(lp.matched, lp.unit_price, lp.sides, e, float(lp.matched.sum()),
                                 lp.operator_surplus, lp.welfare, lp)

@@ -1,0 +1,225 @@
+"""Independent learners: one SB3 model (PPO or SAC) per learning agent, trained simultaneously.
+
+One loop (``train_independent``) steps the PettingZoo parallel env with every learner's action
+from its *current* policy, then hands each model its own transition through a small driver
+(``_OnPolicy`` reproduces SB3's ``collect_rollouts`` bookkeeping incl. the truncation bootstrap,
+``_OffPolicy`` uses SB3's ``_sample_action``/``_store_transition``). Agents may have different
+observation sizes (each model has its own spaces). ``total_steps`` counts agent-steps summed over
+learners, like the shared trainer, so each model sees ``total_steps / n_learners`` transitions.
+Checkpoints: ``models/<agent>.zip`` (+ ``<agent>.replay.pkl``), then ``state.json``; PPO saves only
+between rollouts. Resume restarts the env from a fresh episode seeded from seed + step.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from .checkpoint import atomic_save_with, atomic_write_json, read_json
+from .rollout import Assigned
+from .sb3_shared import SB3Config, SharedPolicy, TrainResult, _set_threads, load_model, make_model
+
+
+class _SpaceEnv(VecEnv):
+    """One-slot placeholder VecEnv carrying an agent's spaces; the loop feeds the data."""
+
+    def __init__(self, obs_space: spaces.Box, act_space: spaces.Box):
+        super().__init__(1, obs_space, act_space)
+
+    def reset(self):
+        return np.zeros((1,) + self.observation_space.shape, dtype=np.float32)
+
+    def step_async(self, actions):
+        raise RuntimeError("placeholder env: the independent-learner loop steps the real env")
+
+    def step_wait(self):
+        raise RuntimeError("placeholder env: the independent-learner loop steps the real env")
+
+    def close(self):
+        pass
+
+    def get_attr(self, attr_name, indices=None):
+        return [None]
+
+    def set_attr(self, attr_name, value, indices=None):
+        pass
+
+    def env_method(self, method_name, *a, indices=None, **k):
+        return [None]
+
+    def env_is_wrapped(self, wrapper_class, indices=None):
+        return [False]
+
+
+class _OnPolicy:
+    """Feeds one PPO model transition by transition."""
+
+    def __init__(self, model):
+        self.m = model
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        import torch as th
+        from stable_baselines3.common.utils import obs_as_tensor
+
+        m = self.m
+        m.policy.set_training_mode(False)
+        m._last_obs = obs[None, :]
+        with th.no_grad():
+            a, self._v, self._lp = m.policy(obs_as_tensor(m._last_obs, m.device))
+        self._a = a.cpu().numpy()
+        return np.clip(self._a[0], m.action_space.low, m.action_space.high)
+
+    def record(self, reward: float, next_obs: np.ndarray, done: bool, truncated: bool, total: int) -> None:
+        import torch as th
+        from stable_baselines3.common.utils import obs_as_tensor
+
+        m = self.m
+        r = np.array([reward], dtype=np.float32)
+        if done and truncated:
+            with th.no_grad():
+                r[0] += m.gamma * float(m.policy.predict_values(obs_as_tensor(next_obs[None, :], m.device))[0])
+        m.rollout_buffer.add(m._last_obs, self._a, r, m._last_episode_starts, self._v, self._lp)
+        m._last_episode_starts = np.array([done])
+        m.num_timesteps += 1
+        if m.rollout_buffer.full:
+            with th.no_grad():
+                v = m.policy.predict_values(obs_as_tensor(next_obs[None, :], m.device))
+            m.rollout_buffer.compute_returns_and_advantage(last_values=v, dones=np.array([done]))
+            m._update_current_progress_remaining(m.num_timesteps, total)
+            m.train()
+            m.rollout_buffer.reset()
+
+    def can_checkpoint(self) -> bool:
+        return self.m.rollout_buffer.pos == 0
+
+
+class _OffPolicy:
+    """Feeds one SAC model; one gradient step per transition after ``learning_starts``."""
+
+    def __init__(self, model):
+        self.m = model
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        m = self.m
+        m._last_obs = obs[None, :]
+        a, self._buf = m._sample_action(m.learning_starts, None, 1)
+        return a[0]
+
+    def record(self, reward: float, next_obs: np.ndarray, done: bool, truncated: bool, total: int) -> None:
+        m = self.m
+        info = [{"terminal_observation": next_obs, "TimeLimit.truncated": truncated}] if done else [{}]
+        m.num_timesteps += 1
+        m._store_transition(m.replay_buffer, self._buf, next_obs[None, :], np.array([reward]), np.array([done]), info)
+        m._update_current_progress_remaining(m.num_timesteps, total)
+        if m.num_timesteps > m.learning_starts:
+            m.train(gradient_steps=1, batch_size=m.batch_size)
+
+    def can_checkpoint(self) -> bool:
+        return True
+
+
+class IndependentPolicy:
+    """Trained per-agent models: ``joint(others)`` is a joint policy for ``agents.rollout``."""
+
+    def __init__(self, policies: dict[str, SharedPolicy]):
+        self.policies = policies
+
+    def joint(self, others: Any = None) -> Assigned:
+        return Assigned(self.policies, default=others)
+
+    def save(self, folder: str | Path) -> Path:
+        for a, p in self.policies.items():
+            p.save(Path(folder) / a)
+        atomic_write_json(Path(folder) / "agents.json", sorted(self.policies))
+        return Path(folder)
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "IndependentPolicy":
+        names = read_json(Path(folder) / "agents.json")
+        return cls({a: SharedPolicy.load(Path(folder) / a) for a in names})
+
+
+def _save(models: dict, out: Path, cfg: SB3Config, env_steps: int, extra: dict) -> None:
+    for a, m in models.items():
+        atomic_save_with(out / "models" / f"{a}.zip", m.save)
+        if cfg.algo == "sac":
+            atomic_save_with(out / "models" / f"{a}.replay.pkl", m.save_replay_buffer)
+    atomic_write_json(out / "state.json", dict(env_steps=env_steps, num_timesteps=env_steps * len(models), **extra))
+
+
+def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | Path | None = None, *,
+                      learners: Sequence[str] | None = None, others: Any = None,
+                      resume: bool = False) -> TrainResult:
+    """Train one model per learner (default: all agents) in one shared env loop; see module doc."""
+    _set_threads(cfg.torch_threads)
+    env = env_fn()
+    names = list(env.possible_agents)
+    learners = list(learners) if learners is not None else names
+    fixed = [a for a in names if a not in learners]
+    if fixed and others is None:
+        raise ValueError("others: non-learning agents need a fixed agent (e.g. TruthfulAgent)")
+    out = Path(out_dir) if out_dir is not None else None
+    tb = str(out / "tb") if (out is not None and cfg.tensorboard) else None
+    per_agent = max(1, cfg.total_steps // len(learners))
+    extra = dict(config=asdict(cfg), learners=learners)
+    done_steps = 0
+    models = {}
+    resuming = resume and out is not None and (out / "state.json").exists()
+    if resuming:
+        done_steps = int(read_json(out / "state.json")["env_steps"])
+    for k, a in enumerate(learners):
+        stub = _SpaceEnv(env.observation_space(a), env.action_space(a))
+        if resuming:
+            m = load_model(cfg.algo, out / "models" / f"{a}.zip", env=stub)
+            m.tensorboard_log = tb
+            if cfg.algo == "sac" and (out / "models" / f"{a}.replay.pkl").exists():
+                m.load_replay_buffer(out / "models" / f"{a}.replay.pkl")
+            m.set_random_seed(cfg.seed + 7919 * k + done_steps)
+        else:
+            m = make_model(cfg, stub, tb, seed=cfg.seed + 7919 * k)
+        m._setup_learn(per_agent - done_steps, None, reset_num_timesteps=not resuming, tb_log_name=a)
+        m.num_timesteps = done_steps
+        models[a] = m
+    drivers = {a: (_OnPolicy if cfg.algo == "ppo" else _OffPolicy)(m) for a, m in models.items()}
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=per_agent, initial=done_steps, unit="env-step", dynamic_ncols=True)
+    obs, _ = env.reset(seed=cfg.seed + done_steps)
+    last_ckpt = done_steps
+    t0 = time.perf_counter()
+    step = done_steps
+    while step < per_agent:
+        acts = {a: drivers[a].act(np.asarray(obs[a], np.float32)) for a in learners}
+        if fixed:
+            fa = others.act_batch(np.stack([obs[a] for a in fixed]))
+            acts.update({a: fa[i] for i, a in enumerate(fixed)})
+        nobs, rew, term, trunc, _ = env.step(acts)
+        done = not env.agents
+        for a in learners:
+            drivers[a].record(float(rew[a]), np.asarray(nobs[a], np.float32), done,
+                              bool(trunc[a]) and not bool(term[a]), per_agent)
+        step += 1
+        if bar is not None:
+            bar.update(1)
+        obs = env.reset()[0] if done else nobs
+        if (out is not None and cfg.checkpoint_every and step - last_ckpt >= cfg.checkpoint_every // len(learners)
+                and all(d.can_checkpoint() for d in drivers.values())):
+            _save(models, out, cfg, step, extra)
+            last_ckpt = step
+    wall = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    pol = IndependentPolicy({a: SharedPolicy(m, cfg.algo, False, env.observation_space(a).shape[0])
+                             for a, m in models.items()})
+    if out is not None:
+        _save(models, out, cfg, step, dict(extra, finished=True))
+        pol.save(out / "policy")
+    n = (step - done_steps) * len(learners)
+    return TrainResult(pol, step * len(learners), wall, out, n / wall if wall > 0 else float("nan"))

@@ -1,0 +1,116 @@
+"""Speed of dlmp_v0 stepping (33 buses, 32 agents); writes benchmarks/results/dlmp_env.json.
+
+Run from the repo root: ``python -m benchmarks.bench_dlmp_env [--steps 3000]``.
+Measures env steps/s (random actions in [-1, 1], episodes of 24 steps, reset() without a seed between
+episodes so the HiGHS basis stays warm) for the three ieee33 scenarios, the same with the LP solved by
+``scipy.optimize.linprog`` (``lp_solver="linprog"``, cold by construction), the clearing hook alone
+and the dict-only floor of a 32-agent PettingZoo step. Medians of repeated blocks, no assertions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import highspy
+import numpy as np
+import scipy
+
+from p2penv import dlmp_v0
+
+OUT = os.path.join(os.path.dirname(__file__), "results", "dlmp_env.json")
+
+
+def _median_rate(fn, n_inner: int, repeats: int) -> float:
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(n_inner)
+        rates.append(n_inner / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def env_steps_per_second(n_steps: int, repeats: int = 5, **kw) -> float:
+    env = dlmp_v0.parallel_env(max_cycles=24, seed=0, **kw)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(256)]
+
+    def run(k):
+        for i in range(k):
+            if not env.agents:
+                env.reset()
+            env.step(acts[i & 255])
+
+    run(100)  # warm-up (first solve builds the HiGHS model)
+    return _median_rate(run, n_steps, repeats)
+
+
+def clear_hook_us(n: int = 1000) -> float:
+    """The clearing hook alone (DLMP LP + result) on the books of random actions."""
+    from p2penv.market.pipeline import actions_to_orders
+
+    env = dlmp_v0.parallel_env(seed=0)
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    books = [actions_to_orders(rng.uniform(-1, 1, (32, 2)), env.ctx, env.rules) for _ in range(n)]
+    env._clear(books[0][0], books[0][2], books[0][3])
+    ts = []
+    for p, _, q, s, _ in books:
+        t0 = time.perf_counter()
+        env._clear(p, q, s)
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e6)
+
+
+def dict_only_steps_per_second(n_agents: int = 32, n_steps: int = 3000) -> float:
+    """Cost of a PettingZoo step that only builds its five dicts (with 27-key infos)."""
+    agents = [f"prosumer_{i}" for i in range(n_agents)]
+    obs = np.zeros((n_agents, 16), dtype=np.float32)
+    keys = [f"k{j}" for j in range(27)]
+    rows = np.zeros((n_agents, 27)).tolist()
+
+    def run(k):
+        for _ in range(k):
+            o = {a: obs[i] for i, a in enumerate(agents)}
+            r = dict(zip(agents, obs[:, 0].tolist()))
+            t = dict.fromkeys(agents, False)
+            tr = dict.fromkeys(agents, False)
+            inf = {a: dict(zip(keys, row)) for a, row in zip(agents, rows)}
+            del o, r, t, tr, inf
+
+    return _median_rate(run, n_steps, 5)
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=3000)
+    args = ap.parse_args()
+    n = args.steps
+    out = {
+        "case": "dlmp_v0, ieee33 (33 buses), 32 agents (one per load bus), random actions, 24-step episodes",
+        "env_steps_per_s": {
+            sc: env_steps_per_second(n, scenario=sc)
+            for sc in ("ieee33-base", "ieee33-congested", "ieee33-undervoltage")
+        },
+        "env_steps_per_s_loss_fixed": env_steps_per_second(n, loss_linearisation="fixed"),
+        "env_steps_per_s_linprog": env_steps_per_second(max(200, n // 10), repeats=3, lp_solver="linprog"),
+        "clear_hook_median_us": clear_hook_us(),
+        "dict_only_steps_per_s": dict_only_steps_per_second(),
+        "target_steps_per_s": 2000,
+        "versions": {"highspy": highspy.Highs().version(), "scipy": scipy.__version__,
+                     "numpy": np.__version__, "python": platform.python_version()},
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "load_avg_1min_at_start": os.getloadavg()[0]},
+    }
+    os.makedirs(os.path.dirname(OUT), exist_ok=True)
+    with open(OUT, "w") as fh:
+        json.dump(out, fh, indent=2)
+    print(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Mechanism comparison: uniform-price k-double auction vs pay-as-bid (vs DLMP once dlmp_v0
+exists) for the same seller profiles on ``SellerBuyerMarket``: truthful, fixed markup, capacity
+withholding, stage-game Nash and Q-learning (trained under each mechanism). Metrics: clearing
+price, relative markup, relative welfare loss, seller profit $/episode, stage NashConv $/step.
+
+    python -m experiments.mechanism_comparison [--quick] [--out results/mechanism_comparison]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .common import (NashPolicy, echo, evaluate, format_table, new_figure, save_figure, save_outputs,
+                     seller_buyer_env_fn, sellers, summarise)
+
+PROFILES = ("truthful", "markup", "withholding", "nash", "qlearning")
+METRICS = ("price", "markup_rel", "welfare_loss_rel", "profit", "nash_conv")
+
+
+@dataclass(frozen=True)
+class MechanismConfig:
+    mechanisms: tuple[str, ...] = ("uniform", "pay_as_bid")
+    profiles: tuple[str, ...] = PROFILES
+    n_sellers: int = 3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    markup: float = 0.05  # $/kWh for the fixed-markup profile
+    withhold: float = 0.3  # fraction for the withholding profile
+    q_steps: int = 40_000
+    q_beta: float = 1.5e-4
+
+    def __post_init__(self):
+        bad = [p for p in self.profiles if p not in PROFILES]
+        if bad:
+            raise ValueError(f"profiles: unknown {bad}; known {PROFILES}")
+
+
+QUICK = MechanismConfig(seeds=(0, 1), q_steps=1000, q_beta=3e-3)
+
+
+def run(cfg: MechanismConfig, out_dir: str | Path | None = None) -> dict:
+    from agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, TruthfulAgent
+    from agents.qlearning import QConfig, QLearners
+    from agents.rollout import Assigned
+
+    t0 = time.perf_counter()
+    n = cfg.n_sellers
+    rows = []
+    for mech in cfg.mechanisms:
+        q = None
+        if "qlearning" in cfg.profiles:
+            q = QLearners(seller_buyer_env_fn(n, mechanism=mech, seed=cfg.seeds[0]),
+                          QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds), beta=cfg.q_beta,
+                                  seed=cfg.seeds[0]), learners=sellers(n))
+            q.train()
+        for k, s in enumerate(cfg.seeds):
+            f = seller_buyer_env_fn(n, mechanism=mech, seed=s)
+            c = f().config
+            truth = TruthfulAgent(c)
+            pols = dict(truthful=Assigned(truth),
+                        markup=Assigned({a: FixedMarkupAgent(c, cfg.markup) for a in sellers(n)}, default=truth),
+                        withholding=Assigned({a: CapacityWithholdingAgent(c, cfg.withhold) for a in sellers(n)},
+                                             default=truth),
+                        nash=NashPolicy(players=range(n)),
+                        qlearning=q.policy(k) if q is not None else None)
+            for p in cfg.profiles:
+                r = evaluate(f, pols[p], seed=s, n_sellers=n, nash_players=range(n))
+                rows.append(dict(mechanism=mech, profile=p, seed=s, **r))
+    summary = summarise(rows, ("mechanism", "profile"), METRICS)
+    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0)
+    if out_dir is not None:
+        out = Path(out_dir)
+        save_outputs(out, "mechanism_comparison", rows, summary, meta)
+        plot(summary, cfg, out / "mechanism_comparison.png")
+    echo(format_table(summary, ("mechanism", "profile", "price", "markup_rel", "welfare_loss_rel", "profit",
+                                "nash_conv")))
+    return dict(rows=rows, summary=summary, meta=meta)
+
+
+def plot(summary, cfg, path):
+    keys = ("price", "welfare_loss_rel", "profit")
+    fig, axes = new_figure(len(keys), 4.0, 3.2)
+    w = 0.8 / len(cfg.mechanisms)
+    for ax, k in zip(axes, keys):
+        for j, mech in enumerate(cfg.mechanisms):
+            rs = [next(r for r in summary if r["mechanism"] == mech and r["profile"] == p) for p in cfg.profiles]
+            ax.bar(np.arange(len(rs)) + j * w, [r[k] for r in rs], w, label=mech,
+                   yerr=[r[k + "_ci"] if np.isfinite(r[k + "_ci"]) else 0 for r in rs], capsize=2)
+        ax.set_xticks(np.arange(len(cfg.profiles)) + 0.4 - w / 2, cfg.profiles, rotation=30, fontsize=7)
+        ax.set_title(k)
+    axes[0].legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default="results/mechanism_comparison")
+    ap.add_argument("--seeds", type=int, nargs="*")
+    a = ap.parse_args(argv)
+    cfg = QUICK if a.quick else MechanismConfig()
+    if a.seeds:
+        cfg = replace(cfg, seeds=tuple(a.seeds))
+    return run(cfg, a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""CLI smoke tests: train (+ resume), evaluate, experiment, bench."""
+import json
+
+import pytest
+
+from p2penv import cli
+
+
+def test_train_resume_evaluate_ppo(tmp_path, capsys):
+    out = tmp_path / "ppo"
+    base = ["train", "--algo", "ppo", "--sellers", "2", "--out", str(out), "--checkpoint-every", "48"]
+    assert cli.main(base + ["--steps", "200"]) == 0
+    first = json.loads((out / "state.json").read_text())["num_timesteps"]
+    assert cli.main(base + ["--steps", "600", "--resume"]) == 0
+    assert json.loads((out / "state.json").read_text())["num_timesteps"] > first
+    assert cli.main(["evaluate", str(out)]) == 0
+    ev = json.loads((out / "eval.json").read_text())
+    assert ev["hhi"] > 0 and "nash_conv" in ev
+    assert "ppo/shared" in capsys.readouterr().out
+
+
+def test_train_from_json_config_qlearning_and_evaluate(tmp_path):
+    conf = tmp_path / "run.json"
+    conf.write_text(json.dumps({"algo": "qlearning", "sellers": 2, "seed": 3,
+                                "train": {"total_steps": 300, "n_sessions": 2, "checkpoint_every": 100}}))
+    out = tmp_path / "q"
+    assert cli.main(["train", "--config", str(conf), "--out", str(out)]) == 0
+    assert cli.main(["train", "--config", str(conf), "--out", str(out), "--steps", "600", "--resume"]) == 0
+    assert json.loads((out / "summary.json").read_text())["t"] == 600
+    assert cli.main(["evaluate", str(out)]) == 0
+
+
+def test_independent_sac_cli(tmp_path):
+    out = tmp_path / "sac"
+    assert cli.main(["train", "--algo", "sac", "--mode", "independent", "--n-prosumers", "2", "--steps", "96",
+                     "--out", str(out)]) == 0
+    assert (out / "policy" / "agents.json").exists()
+    assert cli.main(["evaluate", str(out)]) == 0
+
+
+def test_bad_config_key_is_named(tmp_path):
+    conf = tmp_path / "bad.json"
+    conf.write_text(json.dumps({"algorithm": "ppo"}))
+    with pytest.raises(SystemExit, match="algorithm"):
+        cli.main(["train", "--config", str(conf), "--out", str(tmp_path / "x")])
+
+
+def test_experiment_and_unknown_experiment(tmp_path):
+    assert cli.main(["experiment", "collusion_probe", "--quick", "--q-steps", "300", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "collusion_probe.json").exists()
+    with pytest.raises(SystemExit, match="unknown"):
+        cli.main(["experiment", "nope"])
+
+
+def test_bench_calls_run_all_and_times_adapters(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert cli.main(["bench", "--adapters", "--steps", "20"]) == 0
+    out = capsys.readouterr().out
+    assert ("native" in out and "supersuit" in out)
+    assert calls == [] or calls[0][-1] == "benchmarks.run_all"

@@ -1,0 +1,90 @@
+"""Experiments with tiny budgets: outputs written, tables printed, deterministic numbers."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from experiments import algorithm_benchmark as ab
+from experiments import collusion_probe as cp
+from experiments import market_power as mp
+from experiments import mechanism_comparison as mc
+from experiments.common import SellerBuyerMarket, mean_ci, summarise
+
+
+def test_seller_buyer_market_keeps_aggregate_supply():
+    rng = np.random.default_rng(0)
+    f2, f5 = SellerBuyerMarket(2)(5, 4, 1.0, 0.0, rng), SellerBuyerMarket(5)(8, 4, 1.0, 0.0, rng)
+    assert f2.p_max_kw[0, :2].sum() == pytest.approx(f5.p_max_kw[0, :5].sum())
+    # cost a0*N: N equal sellers at E = D/N have the same marginal cost for every N
+    assert 2 * f2.cost_a[0] * 9 / 2 == pytest.approx(2 * f5.cost_a[0] * 9 / 5)
+    with pytest.raises(ValueError, match="n_sellers"):
+        SellerBuyerMarket(5)(5, 4, 1.0, 0.0, rng)
+
+
+def test_mean_ci_and_summarise():
+    m, h = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2.0 and h == pytest.approx(4.303 / np.sqrt(3), rel=1e-3)
+    s = summarise([dict(k=1, x=1.0), dict(k=1, x=3.0)], ("k",), ("x",))
+    assert s[0]["x"] == 2.0 and s[0]["n_seeds"] == 2
+
+
+def test_market_power_quick_writes_outputs_and_is_deterministic(tmp_path, capsys):
+    cfg = replace(mp.QUICK, ns=(2, 3), seeds=(0, 1), ppo_steps=96)
+    a = mp.run(cfg, tmp_path)
+    b = mp.run(cfg, None)
+    for f in ("market_power.json", "market_power.png", "market_power_runs.csv", "market_power_summary.csv"):
+        assert (tmp_path / f).stat().st_size > 0
+    assert [r["markup_rel"] for r in a["rows"]] == [r["markup_rel"] for r in b["rows"]]
+    comp = [r for r in a["summary"] if r["method"] == "competitive"]
+    assert all(r["welfare_loss_rel"] == pytest.approx(0.0, abs=1e-12) for r in comp)
+    hhi = {r["N"]: r["hhi"] for r in comp}
+    assert hhi[2] == pytest.approx(0.5) and hhi[3] == pytest.approx(1 / 3)
+    assert "markup_rel" in capsys.readouterr().out
+    assert json.loads((tmp_path / "market_power.json").read_text())["meta"]["config"]["ns"] == [2, 3]
+
+
+def test_algorithm_benchmark_quick(tmp_path):
+    cfg = replace(ab.QUICK, seeds=(0,), ppo_steps=96, q_steps=300)
+    r = ab.run(cfg, tmp_path)
+    assert {x["method"] for x in r["summary"]} == set(ab.METHODS)
+    assert (tmp_path / "algorithm_benchmark.png").exists()
+    assert all(np.isfinite(x["profit"]) and x["nash_conv"] >= 0 for x in r["rows"])
+
+
+def test_mechanism_comparison_quick(tmp_path):
+    r = mc.run(replace(mc.QUICK, seeds=(0,), q_steps=300), tmp_path)
+    rows = {(x["mechanism"], x["profile"]): x for x in r["rows"]}
+    # same truthful bids: the same matched volume, but pay-as-bid pays sellers their own ask
+    assert rows["uniform", "truthful"]["profit"] > rows["pay_as_bid", "truthful"]["profit"]
+    assert (tmp_path / "mechanism_comparison_summary.csv").exists()
+
+
+def test_collusion_probe_quick(tmp_path):
+    r = cp.run(replace(cp.QUICK, q_steps=500), tmp_path)
+    m = r["meta"]
+    assert m["pi_collusive"] > m["pi_nash"]
+    assert len(r["rows"]) == 2 and all(np.isfinite(x["delta"]) for x in r["rows"])
+    assert len(m["traces"][0]["prices"]) == cp.QUICK.pre + 1 + cp.QUICK.post
+    assert (tmp_path / "collusion_probe.png").exists()
+
+
+def test_benchmarks_on_a_known_profit_matrix():
+    # symmetric 2x2 prisoners' dilemma in profits: NE (0, 0) pays 1, collusion (1, 1) pays 3 each
+    pm = np.zeros((2, 2, 2))
+    pm[0, 0] = 1, 1
+    pm[1, 1] = 3, 3
+    pm[0, 1] = 4, 0
+    pm[1, 0] = 0, 4
+    pi_n, pi_m, ne = cp.benchmarks(pm)
+    assert (pi_n, pi_m, ne) == (1.0, 3.0, (0, 0))
+
+
+@pytest.mark.slow
+def test_market_power_demo_budget_shape():
+    """The `make demo` budget (minutes): every metric finite, HHI of the competitive profile 1/N;
+    the smoke version is test_market_power_quick_writes_outputs_and_is_deterministic."""
+    r = mp.run(mp.DEMO, None)
+    comp = {x["N"]: x for x in r["summary"] if x["method"] == "competitive"}
+    assert all(comp[n]["hhi"] == pytest.approx(1 / n) for n in mp.DEMO.ns)
+    assert all(np.isfinite(x["markup_rel"]) and np.isfinite(x["nash_conv"]) for x in r["rows"])
