@@ -57,13 +57,19 @@ class SellerBuyerMarket:
 
 
 def seller_buyer_env_fn(n_sellers: int, n_buyers: int = 3, seed: int = 0, mechanism: str = "uniform",
-                        max_cycles: int = 24, **gen) -> Callable[[], Any]:
-    """Factory of auction_v0 envs on ``SellerBuyerMarket``; learners are ``sellers(n_sellers)``."""
+                        max_cycles: int = 24, rule: str = "walrasian", **gen) -> Callable[[], Any]:
+    """Factory of auction_v0 envs on ``SellerBuyerMarket``; learners are ``sellers(n_sellers)``.
+
+    ``rule="walrasian"`` by default: with buyers bidding retail and excess capacity, the
+    marginal-pair midpoint would pay even truthful sellers half the spread up to retail, a rent
+    that has nothing to do with market power; the Walrasian interval is bounded by the first
+    rejected ask, so truthful asks clear at the competitive price and any markup is strategic.
+    """
     from p2penv import auction_v0
 
     g = SellerBuyerMarket(n_sellers, **gen)
     return lambda: auction_v0.parallel_env(n_prosumers=n_sellers + n_buyers, generator=g, seed=seed,
-                                           mechanism=mechanism, max_cycles=max_cycles)
+                                           mechanism=mechanism, max_cycles=max_cycles, rule=rule)
 
 
 def sellers(n: int) -> list[str]:

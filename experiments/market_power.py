@@ -39,6 +39,7 @@ class MarketPowerConfig:
     q_beta: float = 1e-4
     nash_method: str = "grid"
     mechanism: str = "uniform"
+    rule: str = "walrasian"  # uniform-price interval; see experiments.common.seller_buyer_env_fn
 
     def __post_init__(self):
         bad = [m for m in self.methods if m not in METHODS]
@@ -59,7 +60,7 @@ def profiles(cfg: MarketPowerConfig, n: int, out: Path | None):
     from agents.rollout import Assigned, CompetitivePolicy
     from agents.sb3_shared import SB3Config, train_shared
 
-    env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism) for s in cfg.seeds}
+    env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism, rule=cfg.rule) for s in cfg.seeds}
     truth = TruthfulAgent(env_fns[cfg.seeds[0]]().config)
     if "qlearning" in cfg.methods:
         q = QLearners(env_fns[cfg.seeds[0]], QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds),

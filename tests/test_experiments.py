@@ -55,8 +55,11 @@ def test_algorithm_benchmark_quick(tmp_path):
 def test_mechanism_comparison_quick(tmp_path):
     r = mc.run(replace(mc.QUICK, seeds=(0,), q_steps=300), tmp_path)
     rows = {(x["mechanism"], x["profile"]): x for x in r["rows"]}
-    # same truthful bids: the same matched volume, but pay-as-bid pays sellers their own ask
-    assert rows["uniform", "truthful"]["profit"] > rows["pay_as_bid", "truthful"]["profit"]
+    # same truthful bids, same matched volume; the uniform price is >= every accepted ask while
+    # pay-as-bid pays exactly the ask, so truthful sellers never earn less under uniform pricing
+    # (equal here: identical sellers ask the same price and the Walrasian price is that ask)
+    assert rows["uniform", "truthful"]["profit"] >= rows["pay_as_bid", "truthful"]["profit"] - 1e-9
+    assert rows["uniform", "truthful"]["price"] >= rows["pay_as_bid", "truthful"]["price"] - 1e-9
     assert (tmp_path / "mechanism_comparison_summary.csv").exists()
 
 

@@ -104,17 +104,67 @@ def best_response(
     return best_a, best_r
 
 
-def stage_nash_gap(joint, ctx: StepContext, rules: MarketRules, *, n_grid: int = 101) -> NashGap:
-    """Best responses of every agent to ``joint`` (N, 2) in the stage game; see module docstring."""
+def action_grid(n_price: int = 21, n_dispatch: int = 11) -> np.ndarray:
+    """(n_price * n_dispatch, 2) grid over [-1, 1]^2 of normalised (price, dispatch) actions."""
+    if n_price < 2 or n_dispatch < 1:
+        raise ValueError(f"n_price/n_dispatch: need >= 2 and >= 1, got {n_price}, {n_dispatch}")
+    p = np.linspace(-1.0, 1.0, n_price)
+    d = np.linspace(-1.0, 1.0, n_dispatch) if n_dispatch > 1 else np.ones(1)
+    return np.stack(np.meshgrid(p, d, indexing="ij"), -1).reshape(-1, 2)
+
+
+def deviation_rewards(joint, ctx: StepContext, rules: MarketRules, grid: np.ndarray, players=None) -> np.ndarray:
+    """(P, K) $ reward of each player in ``players`` when it alone plays ``grid[k]`` against ``joint``;
+    one batched ``run_step`` over all P x K deviations."""
     joint = np.asarray(joint, dtype=np.float64)
     n = joint.shape[0]
+    pl = np.arange(n) if players is None else np.asarray(players, dtype=int)
+    rows = np.arange(pl.size)
+    batch = np.broadcast_to(joint, (pl.size, grid.shape[0], n, 2)).copy()
+    batch[rows, :, pl, :] = grid[None, :, :]
+    return run_step(batch, ctx, rules).settlement.reward[rows, :, pl]
+
+
+def stage_nash_gap(
+    joint,
+    ctx: StepContext,
+    rules: MarketRules,
+    *,
+    players=None,
+    method: str = "exact",
+    grid: np.ndarray | None = None,
+    n_grid: int = 101,
+) -> NashGap:
+    """Best responses of ``players`` (default all) to ``joint`` (N, 2) in the stage game.
+
+    ``method="exact"``: price breakpoints + dispatch grid of ``n_grid`` points + Brent (module
+    docstring). ``method="grid"``: best point of ``grid`` (default ``action_grid()``), a lower bound
+    on the true gain, for cheap screening in experiments. Agents outside ``players`` get gain 0 and
+    keep their action in ``best_actions``.
+    """
+    if method not in ("exact", "grid"):
+        raise ValueError(f"method: expected 'exact' or 'grid', got {method!r}")
+    joint = np.asarray(joint, dtype=np.float64)
+    n = joint.shape[0]
+    pl = np.arange(n) if players is None else np.asarray(players, dtype=int)
     actual = _rewards(joint, ctx, rules)
-    best_r = np.empty(n)
-    best_a = np.empty((n, 2))
-    for i in range(n):
-        best_a[i], best_r[i] = best_response(i, joint, ctx, rules, n_grid=n_grid)
+    best_r = actual.copy()
+    best_a = joint.copy()
+    if method == "exact":
+        label = "price-breakpoints+dispatch-grid-brent"
+        for i in pl:
+            best_a[i], best_r[i] = best_response(int(i), joint, ctx, rules, n_grid=n_grid)
+    else:
+        g = action_grid() if grid is None else grid
+        label = f"grid-{g.shape[0]}"
+        dev = deviation_rewards(joint, ctx, rules, g, pl)
+        j = dev.argmax(axis=1)
+        r = dev[np.arange(pl.size), j]
+        better = r > actual[pl]
+        best_r[pl] = np.where(better, r, actual[pl])
+        best_a[pl[better]] = g[j[better]]
     gains = np.maximum(best_r - actual, 0.0)
-    return NashGap(actual, best_r, gains, float(gains.sum()), best_a, "price-breakpoints+dispatch-grid-brent")
+    return NashGap(actual, best_r, gains, float(gains.sum()), best_a, label)
 
 
 def env_nash_gap(env, actions: dict, **kw) -> NashGap:
@@ -128,25 +178,35 @@ def iterated_best_response(
     rules: MarketRules,
     init=None,
     *,
+    players=None,
+    method: str = "exact",
+    grid: np.ndarray | None = None,
     max_iter: int = 50,
     tol: float = 1e-6,
     n_grid: int = 101,
 ) -> EquilibriumResult:
-    """Gauss-Seidel best-response dynamics on the stage game from ``init`` (default: all zeros).
+    """Gauss-Seidel best-response dynamics of ``players`` (default all) on the stage game.
 
-    Stops when NashConv < ``tol`` $ (converged) or after ``max_iter`` sweeps; auctions can cycle
-    (Edgeworth-style undercutting), which ``converged=False`` reports honestly.
+    Stops when NashConv < ``tol`` $ (converged) or after ``max_iter`` sweeps. Auctions can cycle
+    (Edgeworth-style undercutting), so the returned profile is the one with the lowest NashConv
+    seen, and ``converged=False`` says honestly when none reached ``tol``; ``nash_conv`` holds the
+    trajectory of the dynamics (start included).
     """
     n = ctx.demand_kw.shape[0]
     a = np.zeros((n, 2)) if init is None else np.array(init, dtype=np.float64)
-    traj = [stage_nash_gap(a, ctx, rules, n_grid=n_grid).nash_conv]
+    pl = np.arange(n) if players is None else np.asarray(players, dtype=int)
+    kw = dict(players=pl, method=method, grid=grid, n_grid=n_grid)
+    traj = [stage_nash_gap(a, ctx, rules, **kw).nash_conv]
+    best_a, best_nc = a.copy(), traj[0]
     it = 0
-    while traj[-1] >= tol and it < max_iter:
-        for i in range(n):
-            a[i] = best_response(i, a, ctx, rules, n_grid=n_grid)[0]
+    while best_nc >= tol and it < max_iter:
+        for i in pl:
+            a[i] = stage_nash_gap(a, ctx, rules, **{**kw, "players": [i]}).best_actions[i]
         it += 1
-        traj.append(stage_nash_gap(a, ctx, rules, n_grid=n_grid).nash_conv)
-    return EquilibriumResult(a, np.asarray(traj), bool(traj[-1] < tol), it, "iterated_best_response")
+        traj.append(stage_nash_gap(a, ctx, rules, **kw).nash_conv)
+        if traj[-1] < best_nc:
+            best_a, best_nc = a.copy(), traj[-1]
+    return EquilibriumResult(best_a, np.asarray(traj), bool(best_nc < tol), it, f"iterated_best_response/{method}")
 
 
 def fictitious_play(
@@ -159,15 +219,14 @@ def fictitious_play(
     tol: float = 1e-6,
 ) -> EquilibriumResult:
     """Fictitious play on the stage game: each round every agent best-responds to every past joint
-    action (maximising its average reward over the history) and the empirical mean profile's
-    NashConv is tracked."""
+    action (maximising its average reward over the history, on an ``n_grid`` x ``n_grid`` action
+    grid) and the empirical mean profile's (exact) NashConv is tracked."""
     n = ctx.demand_kw.shape[0]
     a = np.zeros((n, 2)) if init is None else np.array(init, dtype=np.float64)
     hist = [a.copy()]
-    traj = [stage_nash_gap(a, ctx, rules, n_grid=n_grid).nash_conv]
+    traj = [stage_nash_gap(a, ctx, rules).nash_conv]
     it = 0
-    grid = np.linspace(-1.0, 1.0, n_grid)
-    uu = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
+    uu = action_grid(n_grid, n_grid)
     while traj[-1] >= tol and it < max_iter:
         h = np.asarray(hist)  # (H, N, 2)
         new = np.empty((n, 2))
@@ -178,6 +237,5 @@ def fictitious_play(
             new[i] = uu[int(np.argmax(r))]
         hist.append(new)
         it += 1
-        mean = np.mean(hist, axis=0)
-        traj.append(stage_nash_gap(mean, ctx, rules, n_grid=n_grid).nash_conv)
+        traj.append(stage_nash_gap(np.mean(hist, axis=0), ctx, rules).nash_conv)
     return EquilibriumResult(np.mean(hist, axis=0), np.asarray(traj), bool(traj[-1] < tol), it, "fictitious_play")
