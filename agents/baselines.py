@@ -13,7 +13,7 @@ import numpy as np
 from p2penv.envs.config import MarketConfig
 
 # Column indices into the observation (see OBS_FIELDS).
-DEMAND, AVAIL, PREV, LO, HI, HSIN, HCOS, LAST_PRICE, LAST_VOL, MC_LO, MC_HI = range(11)
+DEMAND, AVAIL, PREV, LO, HI, HSIN, HCOS, LAST_PRICE, LAST_VOL, MC_LO, MC_HI, BUY_VALUE = range(12)
 
 
 @dataclass
@@ -39,7 +39,8 @@ class TruthfulAgent:
     Dispatch: the price-taker response to the last clearing price, i.e. where its marginal cost
     (linear between ``mc_lo`` and ``mc_hi`` over the feasible interval) equals that price.
     Price: its true reservation value: a seller asks ``max(marginal cost, feed-in tariff)`` (it can
-    always export at feed-in), a buyer bids the retail tariff (it can always import at retail).
+    always export at feed-in), a buyer bids the retail tariff (it can always import at retail) or,
+    for a flexible load, its value of lost load (observation field ``buy_value``).
     The side is judged from ``dispatch - demand`` (eta ~ 1; the env applies the exact eta).
     """
 
@@ -56,7 +57,7 @@ class TruthfulAgent:
 @dataclass
 class FixedMarkupAgent(TruthfulAgent):
     """Truthful dispatch, strategic price: asks ``markup`` $/kWh above marginal cost (at least the
-    feed-in tariff) and bids ``markup`` below the retail tariff when buying."""
+    feed-in tariff) and bids ``markup`` below its buy value (retail, or a flexible load's lost value)."""
 
     markup: float = 0.05
 
@@ -95,8 +96,16 @@ def _truthful_batch(obs: np.ndarray, c: MarketConfig, markup: float, frac_cap: f
     dispatch = lo + frac * (hi - lo)
     mc = mc_lo + frac * slope
     selling = dispatch - obs[:, DEMAND] > 0
-    price = np.where(selling, np.maximum(mc, c.feed_in_tariff) + markup, c.retail_tariff - markup)
+    price = np.where(selling, np.maximum(mc, c.feed_in_tariff) + markup, to_price(obs[:, BUY_VALUE]) - markup)
     return np.stack([to_unit(price), 2.0 * frac - 1.0], axis=1).astype(np.float32)
+
+
+def reservation_buy_price(ctx, config: MarketConfig) -> np.ndarray:
+    """(N,) $/kWh the most each agent would pay for market energy: the retail tariff (its backstop)
+    or, for a flexible load, its lower value of lost load."""
+    if ctx.shed_value is None:
+        return np.full(ctx.demand_kw.shape, config.retail_tariff)
+    return np.minimum(ctx.shed_value, config.retail_tariff)
 
 
 def competitive_joint_action(ctx, config: MarketConfig) -> tuple[np.ndarray, float]:
@@ -105,14 +114,18 @@ def competitive_joint_action(ctx, config: MarketConfig) -> tuple[np.ndarray, flo
     Solves the central welfare maximisation of the step (``p2penv.market.competitive``) with the
     true costs and feasible intervals in ``ctx`` (a ``StepContext``), dispatches every DER there,
     and bids true reservation values (sellers: marginal cost at that dispatch, at least feed-in;
-    buyers: retail). Returns the (N, 2) joint action and the competitive price lambda ($/kWh).
+    buyers: retail, or the value of lost load of a flexible load). Returns the (N, 2) joint action
+    and the competitive price lambda ($/kWh).
     """
     from p2penv.market.competitive import competitive_equilibrium
 
     dt = ctx.dt_h
+    value = reservation_buy_price(ctx, config)
+    flex = value < config.retail_tariff  # flexible loads: demand curve steps at their lost value
     out = competitive_equilibrium(
         ctx.cost_a, ctx.cost_b, ctx.lo_kw * dt, ctx.hi_kw * dt, ctx.eta,
-        fixed_demand_kwh=float(ctx.demand_kw.sum() * dt),
+        fixed_demand_kwh=float(ctx.demand_kw[~flex].sum() * dt),
+        flex_kwh=ctx.demand_kw[flex] * dt, flex_value=value[flex],
         retail_price=config.retail_tariff, feed_in_price=config.feed_in_tariff,
     )
     p = out.energy_kwh / dt
@@ -120,7 +133,7 @@ def competitive_joint_action(ctx, config: MarketConfig) -> tuple[np.ndarray, flo
     u_disp = np.where(width > 0, 2.0 * (p - ctx.lo_kw) / np.where(width > 0, width, 1.0) - 1.0, -1.0)
     mc = (2.0 * ctx.cost_a * out.energy_kwh + ctx.cost_b) / ctx.eta
     selling = ctx.eta * p - ctx.demand_kw > 0
-    price = np.where(selling, np.maximum(mc, config.feed_in_tariff), config.retail_tariff)
+    price = np.where(selling, np.maximum(mc, config.feed_in_tariff), value)
     span = config.price_cap - config.price_floor
     u_price = np.clip(2.0 * (price - config.price_floor) / span - 1.0, -1.0, 1.0)
     return np.stack([u_price, np.clip(u_disp, -1.0, 1.0)], axis=1).astype(np.float32), out.price

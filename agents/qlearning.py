@@ -110,7 +110,7 @@ class MarketKernel:
     def context(self) -> StepContext:
         f, t = self.fleet, self.t
         return StepContext.build(f.demand_kw[t], f.p_max_kw[t], self.p_prev, f.ramp_kw, f.eta, f.cost_a, f.cost_b,
-                                 self.config.dt_h)
+                                 self.config.dt_h, f.shed_value)
 
     def _unit(self, price):
         c = self.config
@@ -129,7 +129,8 @@ class MarketKernel:
         u_disp, e = self._disp_unit(ctx, lam)  # price-taker at last price (truthful dispatch)
         mc = (2.0 * ctx.cost_a * e + ctx.cost_b) / ctx.eta
         selling = ctx.eta * e / ctx.dt_h - ctx.demand_kw > 0
-        price = np.where(selling, np.maximum(mc, c.feed_in_tariff), c.retail_tariff)
+        buy_value = c.retail_tariff if ctx.shed_value is None else np.minimum(ctx.shed_value, c.retail_tariff)
+        price = np.where(selling, np.maximum(mc, c.feed_in_tariff), buy_value)
         acts = np.stack([self._unit(price), u_disp], -1)
         li = self.learn_idx
         p = self.prices[idx]

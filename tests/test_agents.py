@@ -99,10 +99,11 @@ class _ShortObs(auction_v0.AuctionEnv):
 
 def test_vec_adapter_pads_unequal_observations_and_resets():
     v = MarketVecEnv([lambda: _ShortObs(n_prosumers=3, seed=0)] * 2)
-    assert v.pad and v.observation_space.shape == (12,) and v.num_envs == 6
+    assert v.pad and v.observation_space.shape == (13,) and v.num_envs == 6
     v.seed(0)
     o = v.reset()
-    assert o.shape == (6, 12) and o[0, 11] == pytest.approx(7 / 11) and np.all(o[0, 7:11] == 0)
+    # 12 fields + the size feature; prosumer_0's 7 fields are zero-padded and its size is 7/12
+    assert o.shape == (6, 13) and o[0, 12] == pytest.approx(7 / 12) and np.all(o[0, 7:12] == 0)
     for t in range(24):
         o, r, d, info = v.step(np.zeros((6, 2), np.float32))
     assert d.all() and "terminal_observation" in info[0] and info[0]["TimeLimit.truncated"]

@@ -59,6 +59,7 @@ def rollout(env, seed, policy="random"):
 @pytest.mark.parametrize("unmatched", ["backstop", "curtail"])
 def test_every_step_respects_physics_and_balances(mechanism, unmatched):
     env = auction_v0.parallel_env(n_prosumers=9, mechanism=mechanism, unmatched=unmatched)
+    shed_seen = 0.0
     for seed in range(3):
         for acts, (obs, rew, term, trunc, infos), lo, hi, p_prev, ramp, pmax, viol in rollout(env, seed):
             agents = list(infos)
@@ -75,7 +76,11 @@ def test_every_step_respects_physics_and_balances(mechanism, unmatched):
             # reward = cash - cost (backstop at tariffs)
             r = np.array([rew[a] for a in agents])
             cash = g["market_cash"] + 0.05 * g["backstop_export_kwh"] - 0.30 * g["backstop_import_kwh"]
-            np.testing.assert_allclose(r, cash - g["cost"], atol=1e-12)
+            lost = np.where(g["shed_kwh"] > 0, env.fleet.shed_values, 0.0) * g["shed_kwh"]
+            np.testing.assert_allclose(r, cash - g["cost"] - lost, atol=1e-12)
+            # only flexible loads shed, and only volume the market did not serve
+            assert np.all(g["shed_kwh"][~np.isfinite(env.fleet.shed_values)] == 0)
+            assert np.all(g["shed_kwh"] <= g["order_kwh"] - g["matched_kwh"] + 1e-12)
             assert np.all(np.isfinite(r))
             # clipping is reported exactly
             a = np.array([acts[x] for x in agents])
@@ -83,6 +88,8 @@ def test_every_step_respects_physics_and_balances(mechanism, unmatched):
             np.testing.assert_allclose(g["clip_dispatch"], np.maximum(np.abs(a[:, 1]) - 1, 0), atol=1e-12)
             for o in obs.values():
                 assert env.observation_space("prosumer_0").contains(o)
+            shed_seen += g["shed_kwh"].sum()
+    assert shed_seen > 0  # the default mix has flexible loads and random bids leave some unserved
 
 
 def test_same_seed_same_trajectory_bit_for_bit():
@@ -143,11 +150,13 @@ def test_competitive_baseline_dispatches_the_s1_benchmark():
     while env.agents:
         ctx = env.ctx
         arr, lam = competitive_joint_action(ctx, env.config)
+        flex = np.isfinite(env.fleet.shed_values)  # flexible loads are demand-curve steps at their value
         ref = competitive_equilibrium(ctx.cost_a, ctx.cost_b, ctx.lo_kw, ctx.hi_kw, ctx.eta,
-                                      fixed_demand_kwh=ctx.demand_kw.sum(), retail_price=0.3, feed_in_price=0.05)
+                                      fixed_demand_kwh=ctx.demand_kw[~flex].sum(), flex_kwh=ctx.demand_kw[flex],
+                                      flex_value=env.fleet.shed_values[flex], retail_price=0.3, feed_in_price=0.05)
         _, _, _, _, infos = env.step({a: arr[i] for i, a in enumerate(env.agents)})
         disp = np.array([infos[a]["dispatch_kw"] for a in infos])
-        np.testing.assert_allclose(disp, ref.energy_kwh, atol=1e-9)
+        np.testing.assert_allclose(disp, ref.energy_kwh, rtol=1e-6, atol=1e-7)  # float32 actions
         m = next(iter(infos.values()))["market"]
         assert m["volume_kwh"] > 0 and 0.05 <= m["clearing_price"] <= 0.30
 

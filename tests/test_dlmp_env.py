@@ -105,7 +105,8 @@ def test_every_step_balances_and_respects_limits_unless_reported(scenario):
         # Rewards as in auction_v0 (backstop at tariffs), observations inside the box.
         r = np.array([rew[a] for a in infos])
         cash = g["market_cash"] + 0.05 * g["backstop_export_kwh"] - 0.30 * g["backstop_import_kwh"]
-        np.testing.assert_allclose(r, cash - g["cost"], atol=1e-12)
+        lost = np.where(g["shed_kwh"] > 0, env.fleet.shed_values, 0.0) * g["shed_kwh"]  # flexible loads
+        np.testing.assert_allclose(r, cash - g["cost"] - lost, atol=1e-12)
         space = env.observation_space("prosumer_0")
         assert all(space.contains(o) for o in obs.values())
         assert env.state_space.contains(env.state())

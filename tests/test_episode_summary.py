@@ -29,7 +29,8 @@ def _episode(**kw):
 def test_totals_are_sums_of_the_infos():
     env, infos, rewards, sent = _episode()
     cfg = env.config
-    s = summarize_episode(infos, rewards, retail_tariff=cfg.retail_tariff, feed_in_tariff=cfg.feed_in_tariff)
+    s = summarize_episode(infos, rewards, retail_tariff=cfg.retail_tariff, feed_in_tariff=cfg.feed_in_tariff,
+                          shed_value=env.fleet.shed_values)
     agents = env.possible_agents
     tot = lambda f: np.array([sum(st[a][f] for st in infos) for a in agents])  # noqa: E731
     assert s.steps == 8 and s.agents == tuple(agents)
@@ -37,7 +38,7 @@ def test_totals_are_sums_of_the_infos():
     assert s.volume_kwh > 0  # daytime steps with PV: the episode really trades
     assert s.operator_surplus == pytest.approx(sum(st[agents[0]]["market"]["operator_surplus"] for st in infos))
     assert s.declared_welfare == pytest.approx(sum(st[agents[0]]["market"]["welfare"] for st in infos))
-    for f in ("market_cash", "cost", "backstop_import_kwh", "backstop_export_kwh", "curtailed_kwh"):
+    for f in ("market_cash", "cost", "backstop_import_kwh", "backstop_export_kwh", "curtailed_kwh", "shed_kwh"):
         np.testing.assert_allclose(getattr(s, f), tot(f), atol=1e-12)
     np.testing.assert_allclose(s.profit, [sum(r[a] for r in rewards) for a in agents], atol=1e-12)
     assert s.realised_welfare == pytest.approx(s.total_profit + s.operator_surplus)
@@ -55,20 +56,33 @@ def test_tariff_profit_and_market_gain_identities():
     env, infos, rewards, _ = _episode()
     cfg = env.config
     s_r = summarize_episode(infos, rewards)
-    s_t = summarize_episode(infos, retail_tariff=cfg.retail_tariff, feed_in_tariff=cfg.feed_in_tariff)
+    sv = env.fleet.shed_values  # prosumer_3 of the default mix is a flexible load
+    s_t = summarize_episode(infos, retail_tariff=cfg.retail_tariff, feed_in_tariff=cfg.feed_in_tariff, shed_value=sv)
     np.testing.assert_allclose(s_t.profit, s_r.profit, atol=1e-12)  # same settlement formula
+    if s_t.shed_kwh.sum() > 0:
+        with pytest.raises(ValueError, match="shed_value"):
+            summarize_episode(infos, retail_tariff=cfg.retail_tariff, feed_in_tariff=cfg.feed_in_tariff)
     assert s_r.fairness is None and np.all(np.isnan(s_r.market_gain))
-    # gain over the backstop-only outcome with the realised dispatch (net_kwh exported at feed-in or
-    # imported at retail), computed independently
+    # gain over the backstop-only outcome with the realised dispatch (the order volume exported at
+    # feed-in, or imported at the buy value: retail, or shed at a flexible load's lost value),
+    # computed independently
     st = stack_infos(infos)
-    net = st["net_kwh"]
-    backstop_only = cfg.feed_in_tariff * np.maximum(net, 0) - cfg.retail_tariff * np.maximum(-net, 0) - st["cost"]
+    q = st["side"] * st["order_kwh"]
+    buy_value = np.minimum(sv, cfg.retail_tariff)
+    backstop_only = cfg.feed_in_tariff * np.maximum(q, 0) - buy_value * np.maximum(-q, 0) - st["cost"]
     np.testing.assert_allclose(s_t.market_gain, s_r.profit - backstop_only.sum(0), atol=1e-9)
     f = s_t.fairness
     np.testing.assert_allclose(f.totals, s_t.market_gain)
     g = f.totals
-    assert np.all(g >= 0)  # every price of this episode lies in [feed-in, retail]
-    assert f.jain == pytest.approx(g.sum() ** 2 / (g.size * (g**2).sum()))
+    flex = np.isfinite(sv)
+    assert np.all(g[~flex] >= 0)  # every price of this episode lies in [feed-in, retail]
+    # a flexible load that bid above its lost value can pay more than the energy is worth to it
+    paid_above = ((st["side"] < 0) & (st["matched_kwh"] > 0) & (st["unit_price"] > buy_value)).any(0)
+    assert np.all((g >= 0) | paid_above)
+    if np.all(g >= 0):
+        assert f.jain == pytest.approx(g.sum() ** 2 / (g.size * (g**2).sum()))
+    else:  # Jain's index is defined for non-negative values only
+        assert np.isnan(f.jain) and f.max_min == pytest.approx(g.min())
 
 
 def _synthetic(sold, price, mc=None):

@@ -70,3 +70,22 @@ def test_transactive_price_takers_reproduce_the_central_optimum(n, m, seed):
                    options={"ftol": 1e-12, "maxiter": 500})
     assert -res.fun <= o.welfare + 1e-6
     assert -res.fun >= o.welfare - 1e-4 * (1 + abs(o.welfare))
+
+
+def test_flexible_loads_are_steps_in_the_demand_curve():
+    # supply E = lambda / (2a); loads 2 kWh at 0.5, 2 at 0.3, 2 at 0.1 $/kWh (isolated market)
+    # a = 0.1: E = 5 lambda; serving only the 0.5-load needs lambda = 0.4 in (0.3, 0.5) -> lambda 0.4
+    o = competitive_equilibrium([0.1], [0.0], 0.0, 100.0, flex_kwh=[2, 2, 2], flex_value=[0.5, 0.3, 0.1])
+    assert o.price == pytest.approx(0.4)
+    np.testing.assert_allclose(o.flex_served_kwh, [2, 0, 0])
+    # a = 0.5: E = lambda never reaches 2 below 0.5, so the 0.5-load is rationed at lambda = 0.5
+    o = competitive_equilibrium([0.5], [0.0], 0.0, 100.0, flex_kwh=[2, 2, 2], flex_value=[0.5, 0.3, 0.1])
+    assert o.price == 0.5 and o.energy_kwh[0] == pytest.approx(0.5)
+    np.testing.assert_allclose(o.flex_served_kwh, [0.5, 0, 0])
+    assert o.welfare == pytest.approx(0.5 * 0.5 - 0.5 * 0.25)  # value 0.25 - cost 0.125
+    # with a grid backstop a load whose value is below the price is shed, not imported
+    o = competitive_equilibrium([1.0], [0.0], 0.0, 100.0, flex_kwh=[2, 2], flex_value=[0.25, 0.1],
+                                retail_price=0.3, feed_in_price=0.05)
+    # E = lambda / 2: at 0.25 only 0.125 kWh -> the 0.25-load is rationed there, the 0.1-load shed
+    assert o.price == 0.25 and o.grid_import_kwh == 0.0
+    np.testing.assert_allclose(o.flex_served_kwh, [0.125, 0.0])

@@ -32,3 +32,17 @@ def test_curtail_lowers_dispatch_but_never_below_the_floor():
     with pytest.raises(ValueError, match="unmatched"):
         settle(dispatch_kw=np.zeros(2), floor_kw=np.zeros(2), order_kwh=np.zeros(2), matched_kwh=np.zeros(2),
                unmatched="dump", **BASE)
+
+
+def test_flexible_load_sheds_unmatched_demand_at_its_value():
+    # buyer (value of lost load 0.2 < retail 0.3): 1 kWh unmatched is shed, not imported: -0.4 - 0.2
+    st = settle(dispatch_kw=np.array([5.0, 0.0]), floor_kw=np.array([0.0, 0.0]), order_kwh=np.array([4.0, 3.0]),
+                matched_kwh=np.array([3.0, 2.0]), shed_value=np.array([np.inf, 0.2]), **BASE)
+    np.testing.assert_allclose(st.shed_kwh, [0.0, 1.0])
+    np.testing.assert_allclose(st.backstop_import_kwh, [0.0, 0.0])
+    np.testing.assert_allclose(st.reward[1], -0.4 - 0.2)
+    assert st.net_kwh[1] == pytest.approx(-2.0)  # it consumed only what it bought
+    # a value above retail never sheds: importing is cheaper
+    st = settle(dispatch_kw=np.array([5.0, 0.0]), floor_kw=np.array([0.0, 0.0]), order_kwh=np.array([4.0, 3.0]),
+                matched_kwh=np.array([3.0, 2.0]), shed_value=np.array([np.inf, 0.5]), **BASE)
+    assert st.shed_kwh[1] == 0 and st.backstop_import_kwh[1] == 1.0

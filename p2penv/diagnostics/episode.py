@@ -86,7 +86,7 @@ class EpisodeSummary:
     market_gain:              (N,) $ gain over the backstop-only outcome (fairness input).
     market_cash, cost:        (N,) $ from matched trades (> 0 received) / DER cost.
     sold_kwh, bought_kwh:     (N,) matched energy as seller / buyer.
-    backstop_import_kwh, backstop_export_kwh, curtailed_kwh: (N,) kWh.
+    backstop_import_kwh, backstop_export_kwh, curtailed_kwh, shed_kwh: (N,) kWh.
     clip_price_count, clip_dispatch_count: (step, agent) pairs whose action component was clipped.
     ramp_violation_count, ramp_violation_kw: (step, agent) pairs with an unavoidable ramp
                               violation, and their kW sum.
@@ -114,6 +114,7 @@ class EpisodeSummary:
     backstop_import_kwh: np.ndarray
     backstop_export_kwh: np.ndarray
     curtailed_kwh: np.ndarray
+    shed_kwh: np.ndarray
     clip_price_count: int
     clip_dispatch_count: int
     ramp_violation_count: int
@@ -148,14 +149,15 @@ def _opt(x, shape, name) -> np.ndarray | None:
 
 def summarize_episode(infos: list[dict], rewards: list[dict] | None = None, *, retail_tariff: float | None = None,
                       feed_in_tariff: float | None = None, marginal_costs=None, benchmark_price=None,
-                      benchmark_welfare=None) -> EpisodeSummary:
+                      benchmark_welfare=None, shed_value=None) -> EpisodeSummary:
     """Summarise one episode from its per-step ``infos`` (list of env.step infos dicts).
 
     rewards: optional per-step rewards dicts (env.step's second output); retail_tariff,
     feed_in_tariff: $/kWh backstop tariffs (``env.config``); marginal_costs: optional (T, N) true
     marginal cost of each agent at the grid ($/kWh; see ``true_marginal_costs``); benchmark_price,
     benchmark_welfare: optional (T,) competitive price ($/kWh) and welfare ($) per step (see
-    ``competitive_benchmarks``).
+    ``competitive_benchmarks``); shed_value: optional (N,) value of lost load of flexible loads
+    ($/kWh, ``env.fleet.shed_values``), needed for tariff-based profits when loads shed.
     """
     agents = tuple(infos[0]) if infos else ()
     s = stack_infos(infos, agents)
@@ -163,13 +165,18 @@ def summarize_episode(infos: list[dict], rewards: list[dict] | None = None, *, r
     tariffs = retail_tariff is not None and feed_in_tariff is not None
     if (retail_tariff is None) != (feed_in_tariff is None):
         raise ValueError("retail_tariff / feed_in_tariff: give both or neither")
+    sv = np.full(N, np.inf) if shed_value is None else np.asarray(shed_value, dtype=np.float64)
+    shed = s["shed_kwh"] if "shed_kwh" in s else np.zeros((T, N))
     if rewards is not None:
         if len(rewards) != T:
             raise ValueError(f"rewards: {len(rewards)} steps, infos have {T}")
         r = np.array([[float(st[a]) for a in agents] for st in rewards])
     elif tariffs:
+        if np.any(shed > 0) and shed_value is None:
+            raise ValueError("shed_value: flexible loads shed demand in these infos; pass env.fleet.shed_values")
+        lost = np.where(shed > 0, sv, 0.0) * shed
         r = s["market_cash"] + feed_in_tariff * s["backstop_export_kwh"] - retail_tariff * s["backstop_import_kwh"] \
-            - s["cost"]
+            - s["cost"] - lost
     else:
         r = np.full((T, N), np.nan)
     sell, buy = s["side"] > 0, s["side"] < 0
@@ -198,7 +205,8 @@ def summarize_episode(infos: list[dict], rewards: list[dict] | None = None, *, r
         wl = wlr = float("nan")
 
     if tariffs:
-        gain = np.where(sell, m * (up - feed_in_tariff), np.where(buy, m * (retail_tariff - up), 0.0))
+        buy_value = np.minimum(retail_tariff, sv)  # a flexible load values market energy at its lost value
+        gain = np.where(sell, m * (up - feed_in_tariff), np.where(buy, m * (buy_value - up), 0.0))
         fair = episode_fairness(gain)
     else:
         gain, fair = np.full((T, N), np.nan), None
@@ -214,7 +222,7 @@ def summarize_episode(infos: list[dict], rewards: list[dict] | None = None, *, r
         realised_welfare=float(prof.sum() + surplus), market_gain=_ro(gain.sum(0)),
         market_cash=_ro(s["market_cash"].sum(0)), cost=_ro(s["cost"].sum(0)), sold_kwh=_ro(sold.sum(0)),
         bought_kwh=_ro(np.where(buy, m, 0.0).sum(0)), backstop_import_kwh=_ro(s["backstop_import_kwh"].sum(0)),
-        backstop_export_kwh=_ro(s["backstop_export_kwh"].sum(0)), curtailed_kwh=_ro(s["curtailed_kwh"].sum(0)),
+        backstop_export_kwh=_ro(s["backstop_export_kwh"].sum(0)), curtailed_kwh=_ro(s["curtailed_kwh"].sum(0)), shed_kwh=_ro(shed.sum(0)),
         clip_price_count=int((s["clip_price"] > 0).sum()), clip_dispatch_count=int((s["clip_dispatch"] > 0).sum()),
         ramp_violation_count=int((s["ramp_violation_kw"] > 0).sum()),
         ramp_violation_kw=float(s["ramp_violation_kw"].sum()),
@@ -238,9 +246,13 @@ def competitive_benchmarks(infos: list[dict], fleet, *, retail_tariff: float, fe
     step's feasible dispatch intervals (from the infos, i.e. given the realised previous dispatch)
     and its fixed demand (recovered as eta dispatch dt - net_kwh), with the grid backstop."""
     s = stack_infos(infos)
-    demand = fleet.eta * s["dispatch_kw"] * dt_h - s["net_kwh"]
+    shed = s["shed_kwh"] if "shed_kwh" in s else 0.0
+    demand = fleet.eta * s["dispatch_kw"] * dt_h - s["net_kwh"] + shed
+    sv = fleet.shed_values
+    flex = np.minimum(sv, retail_tariff) < retail_tariff  # flexible loads: demand steps at their value
     out = [competitive_equilibrium(fleet.cost_a, fleet.cost_b, s["feasible_lo_kw"][t] * dt_h,
-                                   s["feasible_hi_kw"][t] * dt_h, fleet.eta, fixed_demand_kwh=float(demand[t].sum()),
-                                   retail_price=retail_tariff, feed_in_price=feed_in_tariff)
+                                   s["feasible_hi_kw"][t] * dt_h, fleet.eta,
+                                   fixed_demand_kwh=float(demand[t][~flex].sum()), flex_kwh=demand[t][flex],
+                                   flex_value=sv[flex], retail_price=retail_tariff, feed_in_price=feed_in_tariff)
            for t in range(demand.shape[0])]
     return np.array([o.price for o in out]), np.array([o.welfare for o in out])

@@ -25,6 +25,7 @@ OBS_FIELDS = (
     "last_volume",  # last traded kWh / (n * obs_kw_scale * dt_h)
     "mc_lo",  # marginal cost ($/kWh at the grid) at feasible_lo, mapped like prices
     "mc_hi",  # marginal cost at feasible_hi, mapped like prices
+    "buy_value",  # most the agent pays for market energy: retail, or a flexible load's lost value
 )
 
 INFO_FIELDS = (
@@ -39,6 +40,7 @@ INFO_FIELDS = (
     "backstop_import_kwh",  # bought at the retail tariff
     "backstop_export_kwh",  # sold at the feed-in tariff
     "curtailed_kwh",  # unmatched export removed by curtailment (unmatched="curtail")
+    "shed_kwh",  # unmatched demand of a flexible load, shed at its value of lost load
     "cost",  # $ DER cost C(E)
     "feasible_lo_kw",
     "feasible_hi_kw",
@@ -66,11 +68,13 @@ class AuctionEnv(ParallelEnv):
 
     **Settlement and reward** ($ per step): matched kWh x unit price, unmatched sells at the
     feed-in tariff, unmatched buys at the retail tariff (or curtailment first with
-    ``unmatched="curtail"``), minus the DER cost ``C(E) = a E^2 + b E``, ``E = p dt`` kWh.
+    ``unmatched="curtail"``; flexible loads shed unmatched demand at their value of lost load),
+    minus the DER cost ``C(E) = a E^2 + b E``, ``E = p dt`` kWh.
 
-    **Observation** ``Box(-1, 1, (11,), float32)``, fields in ``OBS_FIELDS``: own demand,
+    **Observation** ``Box(-1, 1, (12,), float32)``, fields in ``OBS_FIELDS``: own demand,
     availability, previous dispatch, feasible interval (kW / obs_kw_scale), hour of day (sin, cos),
-    last clearing price and volume, own marginal cost at both ends of the interval.
+    last clearing price and volume, own marginal cost at both ends of the interval, own buy value
+    (retail, or a flexible load's value of lost load). Prices map [floor, cap] -> [-1, 1].
     ``state()``: all observations stacked plus the episode progress t / T.
 
     **Episode**: ``max_cycles`` steps (default 24 of 1 h); no termination, truncation at the end.
@@ -124,6 +128,7 @@ class AuctionEnv(ParallelEnv):
         f, span = self.fleet, self._price_span
         self._mc_slope = 2.0 * (2.0 * f.cost_a * cfg.dt_h / f.eta) / span
         self._mc_offset = 2.0 * (f.cost_b / f.eta - cfg.price_floor) / span - 1.0
+        self._buy_value_unit = self._price_to_unit(np.minimum(f.shed_values, cfg.retail_tariff))
         self.last_price = 0.5 * (cfg.price_floor + cfg.price_cap)
         self.last_volume = 0.0
         self.last_outcome = None
@@ -212,7 +217,8 @@ class AuctionEnv(ParallelEnv):
         """Build the context of step t: profiles, feasible interval (depends on p_{t-1})."""
         f, t = self.fleet, self.t
         self.ctx = StepContext.build(
-            f.demand_kw[t], f.p_max_kw[t], self.p_prev, f.ramp_kw, f.eta, f.cost_a, f.cost_b, self.config.dt_h
+            f.demand_kw[t], f.p_max_kw[t], self.p_prev, f.ramp_kw, f.eta, f.cost_a, f.cost_b, self.config.dt_h,
+            f.shed_value,
         )
 
     def _observe(self) -> np.ndarray:
@@ -230,22 +236,25 @@ class AuctionEnv(ParallelEnv):
         # marginal cost (2 a E + b) / eta at both interval ends, already mapped like prices
         obs[:, 9] = self._mc_slope * ctx.lo_kw + self._mc_offset
         obs[:, 10] = self._mc_slope * ctx.hi_kw + self._mc_offset
+        obs[:, 11] = self._buy_value_unit
         np.clip(obs, -1.0, 1.0, out=obs)
         return obs.astype(np.float32)
 
     def _price_to_unit(self, p):
         return 2.0 * (p - self.config.price_floor) / self._price_span - 1.0
 
-    def _infos(self, out: StepOutcome) -> dict:
+    def _info_columns(self, out: StepOutcome) -> list[np.ndarray]:
+        """(N,) arrays in ``INFO_FIELDS`` order; subclasses append their own fields."""
         st, c = out.settlement, out.clearing
-        cols = np.stack(
-            [
-                out.bid_price, st.dispatch_kw, st.net_kwh, out.sides, out.order_kwh, c.matched, c.unit_price,
-                st.market_cash, st.backstop_import_kwh, st.backstop_export_kwh, st.curtailed_kwh, st.cost,
-                self.ctx.lo_kw, self.ctx.hi_kw, self.ctx.ramp_violation_kw, out.clip_excess[:, 0], out.clip_excess[:, 1],
-            ],
-            axis=1,
-        ).tolist()
+        return [
+            out.bid_price, st.dispatch_kw, st.net_kwh, out.sides, out.order_kwh, c.matched, c.unit_price,
+            st.market_cash, st.backstop_import_kwh, st.backstop_export_kwh, st.curtailed_kwh, st.shed_kwh, st.cost,
+            self.ctx.lo_kw, self.ctx.hi_kw, self.ctx.ramp_violation_kw, out.clip_excess[:, 0], out.clip_excess[:, 1],
+        ]
+
+    def _infos(self, out: StepOutcome) -> dict:
+        c = out.clearing
+        cols = np.stack(self._info_columns(out), axis=1).tolist()
         market = {
             "t": self.t,
             "clearing_price": float(c.clearing_price),

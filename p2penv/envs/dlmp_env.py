@@ -269,7 +269,7 @@ class DlmpEnv(AuctionEnv):
     loads plus every agent's physical net position. Its voltages and line loadings can break limits that
     the LP respected (e.g. a bid shed by congestion still consumes at retail): ``network["violated"]``.
 
-    **Observation** ``Box(-1, 1, (16,), float32)``: the 11 ``auction_v0`` fields (``OBS_FIELDS``; the
+    **Observation** ``Box(-1, 1, (17,), float32)``: the 12 ``auction_v0`` fields (``OBS_FIELDS``; the
     last price is the substation's energy price) plus the agent's own last DLMP and its energy, loss,
     congestion and voltage components (``DLMP_FIELDS``). The DLMP and energy part map [floor, cap] to
     [-1, 1] like prices; the loss, congestion and voltage parts are differences, scaled alike without
@@ -426,16 +426,8 @@ class DlmpEnv(AuctionEnv):
         net = self.network = self._realise(st.net_kwh * (-1.0 / cfg.dt_h))
         self._set_dlmp_obs(lp.dlmp, lp.energy, lp.loss, lp.congestion, lp.voltage)
         b = self.buses
-        cols = np.stack(
-            [
-                out.bid_price, st.dispatch_kw, st.net_kwh, out.sides, out.order_kwh, c.matched, c.unit_price,
-                st.market_cash, st.backstop_import_kwh, st.backstop_export_kwh, st.curtailed_kwh, st.cost,
-                self.ctx.lo_kw, self.ctx.hi_kw, self.ctx.ramp_violation_kw, out.clip_excess[:, 0],
-                out.clip_excess[:, 1], lp.dlmp[b], lp.energy[b], lp.loss[b], lp.congestion[b], lp.voltage[b],
-                net.voltages[b],
-            ],
-            axis=1,
-        ).tolist()
+        extra = [lp.dlmp[b], lp.energy[b], lp.loss[b], lp.congestion[b], lp.voltage[b], net.voltages[b]]
+        cols = np.stack(self._info_columns(out) + extra, axis=1).tolist()
         market = {
             "t": self.t,
             "clearing_price": c.clearing_price,

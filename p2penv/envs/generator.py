@@ -15,7 +15,7 @@ import numpy as np
 
 from ..market.prosumer import Fleet
 
-KINDS = ("pv_household", "dispatchable", "consumer")
+KINDS = ("pv_household", "dispatchable", "consumer", "flexible_load")
 
 
 def hours_of_day(horizon: int, dt_h: float, start_hour: float) -> np.ndarray:
@@ -45,6 +45,8 @@ class HouseholdMix:
     dispatchable: small demand, 3-6 kW micro-CHP/genset, ramp 1-2.5 kW/step,
                   a = 0.005-0.02 $/kWh^2, b = 0.06-0.14 $/kWh, eta 0.98.
     consumer:     demand 0.8-2.0 kW mean, no DER.
+    flexible_load: like a consumer, but sheds demand it cannot buy in the market at a value of lost
+                  load of 0.12-0.28 $/kWh (below retail): the price-elastic side of demand.
     Noise: multiplicative lognormal demand noise (sigma 0.1) and one cloudiness factor per day.
     """
 
@@ -61,7 +63,9 @@ class HouseholdMix:
         u = rng.random((8, n))  # one block of draws, fixed layout => stable across code changes
         noise = np.exp(self.demand_noise * rng.standard_normal((horizon, n)))
         cloud = 0.6 + 0.4 * rng.random()
-        pv, disp, cons = kinds == "pv_household", kinds == "dispatchable", kinds == "consumer"
+        pv, disp = kinds == "pv_household", kinds == "dispatchable"
+        cons = (kinds == "consumer") | (kinds == "flexible_load")
+        flex = kinds == "flexible_load"
 
         mean_d = np.select([pv, disp, cons], [0.6 + 0.8 * u[0], 0.2 + 0.3 * u[0], 0.8 + 1.2 * u[0]])
         demand = shape * mean_d * noise
@@ -77,6 +81,7 @@ class HouseholdMix:
         p0 = np.where(disp, 0.5 * rating * u[6], 0.0)
         p0 = np.minimum(p0, pmax[0])
         names = tuple(f"prosumer_{i}" for i in range(n))
-        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, np.arange(1, n + 1), names)
+        shed = np.where(flex, 0.12 + 0.16 * u[7], np.inf)
+        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, np.arange(1, n + 1), names, shed)
         fleet.validate()
         return fleet

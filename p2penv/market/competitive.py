@@ -4,7 +4,9 @@
     s.t. sum_i eta_i E_i - sum_j d_j - D_fixed + import - export = 0,   E_i, d_j within limits
 
 with ``C_i(E) = a_i E^2 + b_i E`` (strictly convex) and ``U_j(d) = v_j d - w_j d^2`` (strictly
-concave). The balance multiplier ``lambda`` is the market price. KKT: every unit strictly inside its
+concave). Flexible loads with a constant value of lost load ``s_k`` ($/kWh) up to ``f_k`` kWh add
+``sum_k s_k x_k`` with ``0 <= x_k <= f_k`` (a step in the demand curve: served in full below the
+price ``s_k``, shed above it, rationed at it). The balance multiplier ``lambda`` is the market price. KKT: every unit strictly inside its
 limits has ``C_i'(E_i) = lambda eta_i`` and ``U_j'(d_j) = lambda``. Transactive energy: broadcasting
 ``lambda`` and letting every agent solve ``max lambda eta E - C(E)`` alone (``price_taker_response``)
 reproduces the central optimum, which is the counterfactual the diagnostics compare strategic
@@ -17,7 +19,7 @@ breakpoints (no iteration, no tolerance).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +36,7 @@ class CompetitiveOutcome:
     cost: float  # sum C_i(E_i)
     utility: float  # sum U_j(d_j)
     welfare: float  # utility - cost - retail*import + fit*export
+    flex_served_kwh: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (K,) flexible loads served
 
 
 def _as(x, n: int) -> np.ndarray:
@@ -64,6 +67,8 @@ def competitive_equilibrium(
     d_hi=np.inf,
     retail_price: float | None = None,
     feed_in_price: float | None = None,
+    flex_kwh=(),
+    flex_value=(),
 ) -> CompetitiveOutcome:
     """Solve the S1 welfare maximisation exactly; see module docstring.
 
@@ -83,42 +88,59 @@ def competitive_equilibrium(
     grid = retail_price is not None or feed_in_price is not None
     if grid and (retail_price is None or feed_in_price is None or feed_in_price > retail_price):
         raise ValueError("grid: give both retail_price and feed_in_price with feed_in <= retail")
+    fq = np.asarray(flex_kwh, dtype=float).ravel()
+    fv = np.broadcast_to(np.asarray(flex_value, dtype=float), fq.shape) if fq.size else np.zeros(0)
+    if np.any(fq < 0) or np.any(np.isnan(fv)):
+        raise ValueError("flex_kwh must be >= 0 and flex_value a number for every flexible load")
 
-    def net_supply(lam: np.ndarray) -> np.ndarray:
+    def net_supply(lam: np.ndarray, served_at_value: bool = True) -> np.ndarray:
+        """Z(lambda); at lambda == s_k a flexible load counts as served (left limit) or shed."""
         lam = np.asarray(lam)[..., None]
         s = (et * price_taker_response(lam, a, b, elo, ehi, et)).sum(-1)
         if m:
             s = s - consumer_response(lam, v, w, dlo, dhi).sum(-1)
+        if fq.size:
+            on = (fv >= lam) if served_at_value else (fv > lam)
+            s = s - (fq * on).sum(-1)
         return s - fixed_demand_kwh
 
     bps = [(2 * a * elo + b) / et, (2 * a * ehi + b) / et]
     if m:
         bps += [v - 2 * w * dhi, v - 2 * w * dlo]
+    if fq.size:
+        bps += [fv]
     cand = np.concatenate(bps)
     cand = np.unique(cand[np.isfinite(cand)])
     if grid:
         lo_p, hi_p = float(feed_in_price), float(retail_price)
         cand = np.unique(np.concatenate([[lo_p, hi_p], cand[(cand > lo_p) & (cand < hi_p)]]))
-    z = net_supply(cand)
+    z = net_supply(cand)  # left limits (flexible loads at their value served)
+    zr = net_supply(cand, served_at_value=False)  # right limits; Z jumps up at each s_k
     imp = exp = 0.0
     if grid and z[0] >= 0:
         lam, exp = cand[0], float(z[0])
-    elif grid and z[-1] <= 0:
-        lam, imp = cand[-1], float(-z[-1])
+    elif grid and zr[-1] <= 0:
+        lam, imp = cand[-1], float(-zr[-1])
     else:
-        if z[0] > 0 or z[-1] < 0:
+        if z[0] > 0 or zr[-1] < 0:
             raise ValueError(
-                f"isolated market cannot balance: net supply ranges over [{z[0]:.6g}, {z[-1]:.6g}] kWh"
+                f"isolated market cannot balance: net supply ranges over [{z[0]:.6g}, {zr[-1]:.6g}] kWh"
             )
-        j = int(np.argmax(z >= 0))  # first candidate with non-negative net supply
-        if j == 0 or z[j] == 0:
-            lam = cand[j]
-        else:  # z is linear between consecutive breakpoints: interpolate exactly
-            lam = cand[j - 1] + (cand[j] - cand[j - 1]) * (-z[j - 1]) / (z[j] - z[j - 1])
+        j = int(np.argmax(zr >= 0))  # first candidate whose right limit is non-negative
+        if z[j] <= 0 or j == 0:
+            lam = cand[j]  # the root is at a breakpoint (a flexible load there is rationed)
+        else:  # Z is linear on the open segment before cand[j]: interpolate exactly
+            lam = cand[j - 1] + (cand[j] - cand[j - 1]) * (-zr[j - 1]) / (z[j] - zr[j - 1])
     lam = float(lam)
     e = price_taker_response(lam, a, b, elo, ehi, et)
     d = consumer_response(lam, v, w, dlo, dhi) if m else np.zeros(0)
+    x = np.where(fv > lam, fq, 0.0)
+    at = fv == lam
+    if np.any(at):  # rationed loads at the price absorb exactly the remaining balance
+        rest = float(net_supply(np.array(lam), served_at_value=False)) + exp - imp
+        x = np.where(at, fq * min(max(rest / fq[at].sum(), 0.0), 1.0), x)
     cost = float(((a * e + b) * e).sum())
     util = float(((v - w * d) * d).sum()) if m else 0.0
+    util += float((fv * x).sum()) if fq.size else 0.0
     welfare = util - cost - (retail_price or 0.0) * imp + (feed_in_price or 0.0) * exp
-    return CompetitiveOutcome(lam, e, d, imp, exp, cost, util, welfare)
+    return CompetitiveOutcome(lam, e, d, imp, exp, cost, util, welfare, x)

@@ -38,11 +38,14 @@ class StepContext:
     cost_a: np.ndarray  # $/kWh^2
     cost_b: np.ndarray  # $/kWh
     dt_h: float
+    shed_value: np.ndarray | None = None  # $/kWh value of lost load of flexible loads (None: none)
 
     @staticmethod
-    def build(demand_kw, p_max_kw, p_prev_kw, ramp_kw, eta, cost_a, cost_b, dt_h) -> "StepContext":
+    def build(demand_kw, p_max_kw, p_prev_kw, ramp_kw, eta, cost_a, cost_b, dt_h, shed_value=None) -> "StepContext":
         lo, hi, viol = feasible_interval(p_prev_kw, p_max_kw, ramp_kw)
-        return StepContext(demand_kw, p_max_kw, p_prev_kw, lo, hi, viol, eta, cost_a, cost_b, dt_h)
+        if shed_value is not None and not np.isfinite(shed_value).any():
+            shed_value = None  # nobody sheds: skip the work on the hot path
+        return StepContext(demand_kw, p_max_kw, p_prev_kw, lo, hi, viol, eta, cost_a, cost_b, dt_h, shed_value)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
         retail_tariff=rules.retail_tariff,
         feed_in_tariff=rules.feed_in_tariff,
         unmatched=rules.unmatched,
+        shed_value=ctx.shed_value,
     )
     return StepOutcome(price, dispatch, qty, sides, excess, clr, st)
 

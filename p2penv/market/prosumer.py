@@ -5,7 +5,9 @@ dispatchable unit, a profile for PV), ramp limit ``R`` (kW per step), conversion
 at the grid connection and a strictly convex cost ``C(E) = a E^2 + b E`` ($) of the energy
 ``E = p dt`` (kWh) it produces in a step of ``dt`` hours. Its net market position is
 ``q_t = eta p_t - d_t`` (kW; > 0 sells, < 0 buys). A pure consumer has ``P_max = 0``; a pure
-producer has ``d = 0``.
+producer has ``d = 0``. A *flexible load* has a finite ``shed_value`` ($/kWh, value of lost load
+below the retail tariff): demand it cannot buy in the market is shed instead of imported, which is
+what makes market demand price-elastic.
 
 Feasible dispatch each step: ``[max(0, p_{t-1} - R), min(P_max,t, p_{t-1} + R)]``. When the
 availability drops below the ramp floor (a cloud over PV), physics wins: the interval collapses to
@@ -32,6 +34,7 @@ class Prosumer:
     p0_kw: float = 0.0  # dispatch before the first step, kW
     bus: int = 1  # feeder bus (network environments)
     name: str = ""
+    shed_value: float = np.inf  # $/kWh; unmatched demand is shed at this lost value if below retail
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class Fleet:
     p0_kw: np.ndarray  # (N,)
     bus: np.ndarray  # (N,) int
     names: tuple[str, ...] = field(default=())
+    shed_value: np.ndarray | None = None  # (N,) $/kWh value of lost load; None = inf (never shed)
+
+    @property
+    def shed_values(self) -> np.ndarray:
+        """(N,) value of lost load, inf where the agent always imports at retail."""
+        return np.full(self.n, np.inf) if self.shed_value is None else self.shed_value
 
     @property
     def n(self) -> int:
@@ -82,6 +91,7 @@ class Fleet:
             p0_kw=np.array([p.p0_kw for p in prosumers], dtype=float),
             bus=np.array([p.bus for p in prosumers], dtype=int),
             names=names,
+            shed_value=np.array([p.shed_value for p in prosumers], dtype=float),
         )
         fleet.validate()
         return fleet
@@ -96,6 +106,7 @@ class Fleet:
             ("cost_a", np.isfinite(self.cost_a) & (self.cost_a > 0)),
             ("cost_b", np.isfinite(self.cost_b)),
             ("p0_kw", np.isfinite(self.p0_kw) & (self.p0_kw >= 0)),
+            ("shed_value", ~np.isnan(self.shed_values) & (self.shed_values >= 0)),
         ]
         for fname, ok in checks:
             if not np.all(ok):

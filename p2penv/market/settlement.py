@@ -4,7 +4,9 @@ Matched volume is paid at the mechanism's unit price. Unmatched volume does not 
 sell is exported to the utility at the feed-in tariff, an unmatched buy is imported at the retail
 tariff (the backstop every real P2P pilot has). With ``unmatched="curtail"`` a seller first lowers
 its realised dispatch, never below its feasible floor (ramp and capacity still hold), and only the
-rest goes to the feed-in tariff. Reward = profit of the step = received - paid - C(E).
+rest goes to the feed-in tariff. A flexible load (``shed_value`` below retail) sheds its unmatched
+demand instead, losing ``shed_value`` $/kWh. Reward = profit of the step = received - paid - C(E)
+(- lost value of shed load).
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ class Settlement:
     backstop_import_kwh: np.ndarray  # bought from the utility at retail
     backstop_export_kwh: np.ndarray  # sold to the utility at feed-in
     curtailed_kwh: np.ndarray  # unmatched sell volume removed by lowering dispatch
+    shed_kwh: np.ndarray  # unmatched demand of flexible loads not served (lost value shed_value)
     cost: np.ndarray  # C(E) of the realised dispatch
     reward: np.ndarray  # profit of the step
 
@@ -47,6 +50,7 @@ def settle(
     retail_tariff: float,
     feed_in_tariff: float,
     unmatched: str = "backstop",
+    shed_value: np.ndarray | None = None,
 ) -> Settlement:
     """Settle one step for N agents with one order each (arrays of shape (N,))."""
     unm = order_kwh - matched_kwh
@@ -63,8 +67,16 @@ def settle(
         curtailed = np.zeros_like(unm_sell)
     else:
         raise ValueError(f"unmatched: expected one of {UNMATCHED_MODES}, got {unmatched!r}")
+    if shed_value is not None:
+        # a flexible load sheds what the market did not serve when that is cheaper than retail
+        shed = np.where(shed_value < retail_tariff, unm_buy, 0.0)
+        unm_buy = unm_buy - shed
+        lost = np.where(shed > 0, shed_value, 0.0) * shed
+    else:
+        shed = np.zeros_like(unm_buy)
+        lost = 0.0
     cash = sides * matched_kwh * unit_price
     cost = energy_cost(dispatch_kw, cost_a, cost_b, dt_h)
-    reward = cash + feed_in_tariff * unm_sell - retail_tariff * unm_buy - cost
-    net = (eta * dispatch_kw - demand_kw) * dt_h
-    return Settlement(dispatch_kw, net, cash, unm_buy, unm_sell, curtailed, cost, reward)
+    reward = cash + feed_in_tariff * unm_sell - retail_tariff * unm_buy - cost - lost
+    net = (eta * dispatch_kw - demand_kw) * dt_h + shed
+    return Settlement(dispatch_kw, net, cash, unm_buy, unm_sell, curtailed, shed, cost, reward)
