@@ -1,7 +1,8 @@
 """Shared pieces of the experiments: scenarios, profile evaluation, statistics, output.
 
 Scenario ``SellerBuyerMarket``: ``n_sellers`` identical dispatchable units (no own demand) and
-``n_buyers`` pure consumers with flat demand, so the stage game is the same every step. Total
+``n_buyers`` pure consumers with flat demand (inelastic, or flexible loads with values of lost load
+spread over an interval: elastic), so the stage game is the same every step. Total
 capacity is ``capacity_ratio`` x total demand and seller i's cost is ``a0 * N E^2 + b E``, so the
 *aggregate* competitive supply curve, the competitive price and the welfare optimum do not depend
 on N: only the number of sellers it is split among does (the textbook market-power comparison).
@@ -23,6 +24,7 @@ import numpy as np
 
 from agents.best_response import action_grid, iterated_best_response, stage_gap
 from agents.checkpoint import atomic_savefig, atomic_write_json, atomic_write_text
+from agents.baselines import reservation_buy_price
 from agents.rollout import CompetitivePolicy, Trajectory, rollout
 from p2penv.market.prosumer import Fleet
 
@@ -36,6 +38,9 @@ class SellerBuyerMarket:
     demand_kw: float = 2.0  # per buyer
     a0: float = 0.005  # $/kWh^2 aggregate cost curvature (seller: a0 * n_sellers)
     b: float = 0.08  # $/kWh linear cost
+    # None: inelastic buyers (always import at retail). (lo, hi): flexible loads whose values of lost
+    # load are spread evenly over [lo, hi] $/kWh: a stepped, price-elastic demand curve.
+    buyer_values: tuple[float, float] | None = None
 
     def __call__(self, n: int, horizon: int, dt_h: float, start_hour: float, rng: np.random.Generator) -> Fleet:
         ns = self.n_sellers
@@ -50,8 +55,11 @@ class SellerBuyerMarket:
         ramp = np.where(sellers, cap, 1.0)
         cost_a = np.where(sellers, self.a0 * ns, 0.01)
         cost_b = np.where(sellers, self.b, 0.0)
+        shed = np.full(n, np.inf)
+        if self.buyer_values is not None:
+            shed[ns:] = np.linspace(self.buyer_values[0], self.buyer_values[1], nb)
         f = Fleet(demand, pmax, ramp, np.ones(n), cost_a, cost_b, np.zeros(n), np.arange(1, n + 1),
-                  tuple(f"prosumer_{i}" for i in range(n)))
+                  tuple(f"prosumer_{i}" for i in range(n)), shed)
         f.validate()
         return f
 
@@ -134,7 +142,9 @@ def evaluate(env_fn: Callable[[], Any], policy, *, seed: int, n_sellers: int | N
         s_idx = np.arange(n_sellers if n_sellers is not None else n)
         dt = cfg.dt_h
         demand = np.array([c.demand_kw.sum() * dt for c in tr.ctxs])
-        w_nt = -cfg.retail_tariff * demand
+        # no trade: every buyer imports at retail, or a flexible load sheds at its lower lost value
+        value = np.array([reservation_buy_price(c, cfg) @ c.demand_kw * dt for c in tr.ctxs])
+        w_nt = -value
         w = tr.rewards.sum(1) + tr.operator_surplus - w_nt
         wc = tc.rewards.sum(1) + tc.operator_surplus - w_nt
         mc, cap = [], []  # sellers' true marginal cost at the chosen dispatch, capacity kWh

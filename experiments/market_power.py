@@ -33,11 +33,15 @@ class MarketPowerConfig:
     ns: tuple[int, ...] = (2, 3, 5, 10)
     seeds: tuple[int, ...] = (0, 1, 2)
     methods: tuple[str, ...] = METHODS
-    n_buyers: int = 3
+    n_buyers: int = 6
+    demand_kw: float = 1.0  # per buyer
+    # buyers' values of lost load (elastic demand, the textbook setting where market power falls with
+    # N), or None for inelastic buyers who always import at retail (see README for both results)
+    buyer_values: tuple[float, float] | None = (0.10, 0.30)
     ppo_steps: int = 20_000
     q_steps: int = 60_000
     q_beta: float = 1e-4
-    nash_method: str = "grid"
+    nash_method: str = "exact"
     mechanism: str = "uniform"
     rule: str = "walrasian"  # uniform-price interval; see experiments.common.seller_buyer_env_fn
 
@@ -60,7 +64,8 @@ def profiles(cfg: MarketPowerConfig, n: int, out: Path | None):
     from agents.rollout import Assigned, CompetitivePolicy
     from agents.sb3_shared import SB3Config, train_shared
 
-    env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism, rule=cfg.rule) for s in cfg.seeds}
+    env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism, rule=cfg.rule,
+                                     demand_kw=cfg.demand_kw, buyer_values=cfg.buyer_values) for s in cfg.seeds}
     truth = TruthfulAgent(env_fns[cfg.seeds[0]]().config)
     if "qlearning" in cfg.methods:
         q = QLearners(env_fns[cfg.seeds[0]], QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds),
@@ -143,10 +148,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--ns", type=int, nargs="*")
     ap.add_argument("--ppo-steps", type=int)
     ap.add_argument("--q-steps", type=int)
+    ap.add_argument("--nash-method", choices=("grid", "exact"))
+    ap.add_argument("--inelastic", action="store_true", help="buyers always import at retail (no flexible loads)")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MarketPowerConfig()
     over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), ns=a.ns and tuple(a.ns),
-                                  ppo_steps=a.ppo_steps, q_steps=a.q_steps).items() if v}
+                                  ppo_steps=a.ppo_steps, q_steps=a.q_steps, nash_method=a.nash_method).items() if v}
+    if a.inelastic:
+        over.update(buyer_values=None, n_buyers=3, demand_kw=2.0)
     return run(replace(cfg, **over), a.out)
 
 
