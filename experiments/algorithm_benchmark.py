@@ -1,7 +1,9 @@
 """Algorithm benchmark: random, truthful, PPO shared, PPO independent, Q-learning on versioned
-auction_v0 scenarios: mean learner profit $/episode, gains-from-trade welfare $/episode and
-stage-game NashConv $/step (grid), mean +- 95% CI over seeds. (dlmp_v0 is added when
-``p2penv.dlmp_v0`` exists; the Q-learning kernel replays auction_v0 only.)
+scenarios of auction_v0 and dlmp_v0: mean learner profit $/episode, gains-from-trade welfare
+$/episode and stage-game NashConv $/step (grid; auction_v0 only: the DLMP clearing is an LP
+solved one book at a time, and its exact best response is the MILP of
+``p2penv.diagnostics.dlmp_best_response``), mean +- 95% CI over seeds. The Q-learning kernel
+replays auction_v0 only.
 
     python -m experiments.algorithm_benchmark [--quick] [--out results/algorithm_benchmark]
 """
@@ -42,7 +44,7 @@ def available_scenarios() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    scenarios: tuple[str, ...] = ("auction_v0/sellers3-v0", "auction_v0/household6-v0")
+    scenarios: tuple[str, ...] = ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "dlmp_v0/default-v0")
     methods: tuple[str, ...] = METHODS
     seeds: tuple[int, ...] = (0, 1, 2)
     ppo_steps: int = 20_000
@@ -55,7 +57,8 @@ class BenchmarkConfig:
             raise ValueError(f"methods: unknown {bad}; known {METHODS}")
 
 
-QUICK = BenchmarkConfig(seeds=(0, 1), ppo_steps=288, q_steps=1000, q_beta=3e-3)
+QUICK = BenchmarkConfig(scenarios=("auction_v0/sellers3-v0", "auction_v0/household6-v0"), seeds=(0, 1),
+                        ppo_steps=288, q_steps=1000, q_beta=3e-3)
 
 
 def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
@@ -96,7 +99,7 @@ def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None) -> dict:
                     continue
                 t1 = time.perf_counter()
                 pol = policy_for(m, f, learners, s, cfg)
-                r = evaluate(f, pol, seed=s, n_sellers=ns, nash_players=pl)
+                r = evaluate(f, pol, seed=s, n_sellers=ns, nash_players=pl, nash_conv=sc.startswith("auction_v0"))
                 if ns is None:  # all agents learn: profit per agent
                     r["profit"] = r["profit_all"] / len(f().possible_agents)
                 rows.append(dict(scenario=sc, method=m, seed=s, train_s=time.perf_counter() - t1, **r))

@@ -61,8 +61,10 @@ def s5_s6_dlmp() -> dict:
     # one local seller at bus 2 asking 0.20 $/kWh for up to 100 kWh; wholesale price 0.10 $/kWh
     r = m.clear([0.2, 0.05], [100, 100], [1, 0], 0.10, f.p_load_kw, f.q_load_kvar)
     print("S5 DLMP  = energy + loss + congestion + voltage at buses 0..3:")
+    clean = lambda x: np.round(x, 12) + 0.0  # noqa: E731  (no "-0.0000" from solver round-off)
     for k in range(f.n_bus):
-        print(f"   bus {k}: {r.dlmp[k]:.4f} = {r.energy[k]:.4f} + {r.loss[k]:.4f} + {r.congestion[k]:.4f} + {r.voltage[k]:.4f}")
+        parts = " + ".join(f"{clean(c[k]):.4f}" for c in (r.energy, r.loss, r.congestion, r.voltage))
+        print(f"   bus {k}: {clean(r.dlmp[k]):.4f} = {parts}")
     print(f"S6 MLF = {np.round(r.mlf, 4)}; the seller at bus 2 sells {r.matched[0]:.1f} kWh at {r.dlmp[2]:.3f} $/kWh")
     return {"dlmp": r.dlmp, "congestion": r.congestion, "mlf": r.mlf, "matched": r.matched}
 

@@ -69,6 +69,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import highspy
+
+from ..network.highs import new_highs
 import numpy as np
 import scipy.sparse as sp
 
@@ -293,8 +295,8 @@ class _Milp:
         lp.a_matrix_.value_ = csc.data
         lp.integrality_ = [highspy.HighsVarType.kInteger if b else highspy.HighsVarType.kContinuous
                            for b in self.integer]
-        h = highspy.Highs()
-        for k, val in (("output_flag", False), ("threads", 1), ("time_limit", float(time_limit)),
+        h = new_highs()
+        for k, val in (("threads", 1), ("time_limit", float(time_limit)),
                        ("mip_rel_gap", 1e-9), ("mip_abs_gap", 1e-9), ("mip_feasibility_tolerance", _TOL),
                        ("primal_feasibility_tolerance", _TOL), ("dual_feasibility_tolerance", _TOL)):
             h.setOptionValue(k, val)

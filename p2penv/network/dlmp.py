@@ -32,6 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import highspy
+
+from .highs import new_highs
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
@@ -166,8 +168,7 @@ class DlmpMarket:
         self._v_lo = (feeder.v_min[self.vrows] ** 2 - v0) * half
         vmax = feeder.v_max[self.vrows]
         self._v_hi = np.where(np.isfinite(vmax), (vmax**2 - v0) * half, np.inf)
-        self._h = highspy.Highs()
-        self._h.setOptionValue("output_flag", False)
+        self._h = new_highs()
         self._h.setOptionValue("presolve", "off")
         self._h.setOptionValue("threads", 1)
         self._loaded = False

@@ -1,0 +1,24 @@
+"""A silent HiGHS instance: the constructor prints a licence banner on the C-level stdout, which
+would land in the middle of every demo table and CLI output, so it is sent to /dev/null."""
+from __future__ import annotations
+
+import os
+import sys
+
+import highspy
+
+
+def new_highs() -> highspy.Highs:
+    """``highspy.Highs()`` with its banner suppressed and ``output_flag`` off."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    h.setOptionValue("output_flag", False)
+    return h
