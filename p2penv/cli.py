@@ -21,17 +21,26 @@ from pathlib import Path
 EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo")
 
 
+ENVS = ("auction_v0", "dlmp_v0")
+
+
 def _env_fn(env_opts: dict, sellers: int | None, seed: int):
-    from p2penv import auction_v0
+    import importlib
 
     opts = dict(env_opts)
+    name = opts.pop("name", "auction_v0")
+    if name not in ENVS:
+        raise SystemExit(f"env: unknown {name!r}; known {ENVS}")
+    mod = importlib.import_module(f"p2penv.{name}")
     opts.setdefault("seed", seed)
     if sellers:
+        if name != "auction_v0":
+            raise SystemExit("sellers: the SellerBuyerMarket scenario exists for auction_v0 only")
         from experiments.common import SellerBuyerMarket
 
         opts["generator"] = SellerBuyerMarket(sellers)
         opts.setdefault("n_prosumers", sellers + 3)
-    return lambda: auction_v0.parallel_env(**opts)
+    return lambda: mod.parallel_env(**opts)
 
 
 def _load_spec(a) -> dict:
@@ -43,6 +52,8 @@ def _load_spec(a) -> dict:
         if bad:
             raise SystemExit(f"config: unknown key(s) {bad}; known env, algo, mode, sellers, seed, train")
     env = dict(spec.get("env", {}))
+    if getattr(a, "env", None) is not None:
+        env["name"] = a.env
     if a.n_prosumers is not None:
         env["n_prosumers"] = a.n_prosumers
     if a.mechanism is not None:
@@ -129,7 +140,9 @@ def cmd_evaluate(a) -> int:
     f = _env_fn(spec["env"], spec["sellers"], seed)
     pol, _ = load_policy(run, f)
     ns = spec["sellers"]
-    res = evaluate(f, pol, seed=seed, n_sellers=ns, episodes=a.episodes, nash_players=range(ns) if ns else None)
+    auction = spec["env"].get("name", "auction_v0") == "auction_v0"  # stage-game NashConv: auction_v0 only
+    res = evaluate(f, pol, seed=seed, n_sellers=ns, episodes=a.episodes, nash_players=range(ns) if ns else None,
+                   nash_conv=auction)
     atomic_write_json(run / "eval.json", dict(seed=seed, episodes=a.episodes, **res))
     for k, v in res.items():
         print(f"{k:>18} {v:.6g}")
@@ -171,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train learners (PPO/SAC shared or independent, Q-learning)")
     t.add_argument("--config", help="JSON file: {env, algo, mode, sellers, seed, train}")
+    t.add_argument("--env", choices=ENVS, help="environment (default auction_v0; also settable in --config env.name)")
     t.add_argument("--algo", choices=("ppo", "sac", "qlearning"))
     t.add_argument("--mode", choices=("shared", "independent"))
     t.add_argument("--steps", type=int, help="agent-steps (SB3) or steps per session (Q-learning)")

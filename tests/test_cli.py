@@ -59,3 +59,16 @@ def test_bench_calls_run_all_and_times_adapters(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert ("native" in out and "supersuit" in out)
     assert calls == [] or calls[0][-1] == "benchmarks.run_all"
+
+
+def test_train_and_evaluate_on_dlmp_v0(tmp_path):
+    out = tmp_path / "dlmp"
+    cfg = tmp_path / "run.json"
+    cfg.write_text(json.dumps({"env": {"name": "dlmp_v0", "scenario": "teaching4", "max_cycles": 6}, "algo": "ppo"}))
+    assert cli.main(["train", "--config", str(cfg), "--steps", "96", "--out", str(out)]) == 0
+    assert cli.main(["evaluate", str(out)]) == 0
+    ev = json.loads((out / "eval.json").read_text())
+    assert "nash_conv" not in ev and ev["profit"] == ev["profit"]  # finite, no auction-only diagnostic
+    cfg.write_text(json.dumps({"env": {"name": "nope_v0"}}))
+    with pytest.raises(SystemExit, match="env: unknown 'nope_v0'"):
+        cli.main(["train", "--config", str(cfg), "--out", str(tmp_path / "x")])
