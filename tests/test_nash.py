@@ -90,3 +90,18 @@ def test_nash_gap_in_infos_when_enabled():
     m = infos["prosumer_0"]["market"]
     assert m["nash_conv"] == pytest.approx(sum(infos[a]["nash_gain"] for a in infos))
     assert all(infos[a]["nash_gain"] >= 0 for a in infos)
+
+
+def test_fictitious_play_first_round_best_replies_by_hand():
+    from p2penv.diagnostics.nash import fictitious_play
+
+    ctx, rules = bilateral()
+    res = fictitious_play(ctx, rules, np.array([[u(0.1), 0.0], [u(0.3), 0.0]]), max_iter=1, n_grid=21)
+    assert res.nash_conv[0] == pytest.approx(0.2, abs=1e-9)  # the hand-computed start (see above)
+    # round 1: the seller's best reply to a 0.30 bid is to ask 0.30, the buyer's best reply to a 0.10 ask
+    # is to bid 0.10 (both on the 0.02 $/kWh grid), so the empirical mean prices are (0.1 + 0.3) / 2
+    np.testing.assert_allclose((res.profile[:, 0] + 1) / 2 * 0.4, [0.2, 0.2], atol=1e-12)
+    assert res.iterations == 1 and res.nash_conv.shape == (2,)
+    # the bilateral game has a continuum of equilibria (any ask = bid), so fictitious play need not
+    # settle on one; the result says whether it converged instead of pretending
+    assert res.converged == (res.nash_conv[-1] < 1e-6)

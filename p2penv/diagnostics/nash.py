@@ -219,18 +219,23 @@ def fictitious_play(
     tol: float = 1e-6,
 ) -> EquilibriumResult:
     """Fictitious play on the stage game: each round every agent best-responds to every past joint
-    action (maximising its average reward over the history, on an ``n_grid`` x ``n_grid`` action
-    grid) and the empirical mean profile's (exact) NashConv is tracked."""
+    action (maximising its average reward over the history) and the empirical mean profile's
+    (exact) NashConv is tracked. Candidate actions: an ``n_grid`` x ``n_grid`` grid plus, as in the
+    exact best response, every price the others have bid (and +- eps), so ties can be matched."""
     n = ctx.demand_kw.shape[0]
     a = np.zeros((n, 2)) if init is None else np.array(init, dtype=np.float64)
     hist = [a.copy()]
     traj = [stage_nash_gap(a, ctx, rules).nash_conv]
     it = 0
-    uu = action_grid(n_grid, n_grid)
+    grid = np.linspace(-1.0, 1.0, n_grid)
+    eps = 2.0 * _EPS_REL
     while traj[-1] >= tol and it < max_iter:
         h = np.asarray(hist)  # (H, N, 2)
         new = np.empty((n, 2))
         for i in range(n):
+            others = np.delete(h[:, :, 0], i, axis=1).ravel()
+            prices = np.unique(np.clip(np.concatenate([grid, others, others - eps, others + eps]), -1.0, 1.0))
+            uu = np.stack(np.meshgrid(prices, grid, indexing="ij"), axis=-1).reshape(-1, 2)
             batch = np.broadcast_to(h[None], (uu.shape[0],) + h.shape).copy()
             batch[:, :, i, :] = uu[:, None, :]
             r = _rewards(batch, ctx, rules)[..., i].mean(axis=1)
