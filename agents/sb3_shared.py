@@ -10,7 +10,6 @@ deterministic but not bit-identical to an uninterrupted one.
 """
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from p2penv import auction_v0
-from p2penv.diagnostics.nash import best_response, env_nash_gap, iterated_best_response, stage_nash_gap
+from p2penv.diagnostics.nash import env_nash_gap, iterated_best_response, stage_nash_gap
 from p2penv.market.mechanisms import pay_as_bid, uniform
 from p2penv.market.pipeline import MarketRules, StepContext, run_step
 

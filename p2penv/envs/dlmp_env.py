@@ -9,7 +9,6 @@ import numpy as np
 from gymnasium import spaces
 
 from ..market.pipeline import MarketRules, StepOutcome
-from ..market.mechanisms.types import BUY, SELL, check_book
 from ..network.dlmp import _INF, DlmpClearing, DlmpMarket
 from ..network.lindistflow import LossModel
 from .auction_env import INFO_FIELDS, OBS_FIELDS, AuctionEnv
@@ -117,20 +116,8 @@ class _EnvMarket(DlmpMarket):
             self._loads_key = key if (p_load_kw is not None and q_load_kvar is not None) else None
             self._rows_dirty = True
             return out
-        p, q, s = check_book(prices, quantities, sides)
-        if p.shape != (self.n_orders,):
-            raise ValueError(f"prices: expected shape ({self.n_orders},) (one per order bus), got {p.shape}")
-        if not np.isfinite(wholesale_price):
-            raise ValueError("wholesale_price: must be finite")
-        d, dq, dt = p_load_kw, q_load_kvar, self.dt_h
-        kw = q / dt
-        self._col_hi[self.c_buy] = np.where(s == BUY, kw, 0.0)
-        self._col_hi[self.c_sell] = np.where(s == SELL, kw, 0.0)
-        self._cost[self.c_buy] = -p * dt
-        self._cost[self.c_sell] = p * dt
-        self._cost[self.c_p0] = wholesale_price * dt
-        lm = self.loss_model
-        self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
+        d, dq = p_load_kw, q_load_kvar  # unchanged read-only loads: line/voltage rows stay as they are
+        p, q, s = self._load_orders(prices, quantities, sides, wholesale_price, d, dq)
         return p, q, s, d, dq, float(wholesale_price)
 
     def _solve_highs(self):

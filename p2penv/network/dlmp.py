@@ -210,19 +210,14 @@ class DlmpMarket:
         self._h.passModel(lp)
         self._loaded = True
 
-    def _prepare(self, prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar):
+    def _load_orders(self, prices, quantities, sides, wholesale_price, d, dq):
+        """Validate the book and write its bounds, costs and the balance row (loads ``d``, ``dq``)."""
         p, q, s = check_book(prices, quantities, sides)
         if p.shape != (self.n_orders,):
             raise ValueError(f"prices: expected shape ({self.n_orders},) (one per order bus), got {p.shape}")
         if not np.isfinite(wholesale_price):
             raise ValueError("wholesale_price: must be finite")
-        f, nb = self.feeder, self.feeder.n_bus
-        d = np.zeros(nb) if p_load_kw is None else np.asarray(p_load_kw, dtype=np.float64)
-        dq = np.zeros(nb) if q_load_kvar is None else np.asarray(q_load_kvar, dtype=np.float64)
-        for name, a in (("p_load_kw", d), ("q_load_kvar", dq)):
-            if a.shape != (nb,) or not np.all(np.isfinite(a)):
-                raise ValueError(f"{name}: expected {nb} finite values (one per bus)")
-        n, dt = self.n_orders, self.dt_h
+        dt = self.dt_h
         kw = q / dt
         self._col_hi[self.c_buy] = np.where(s == BUY, kw, 0.0)
         self._col_hi[self.c_sell] = np.where(s == SELL, kw, 0.0)
@@ -231,6 +226,16 @@ class DlmpMarket:
         self._cost[self.c_p0] = wholesale_price * dt
         lm = self.loss_model
         self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
+        return p, q, s
+
+    def _prepare(self, prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar):
+        f, nb = self.feeder, self.feeder.n_bus
+        d = np.zeros(nb) if p_load_kw is None else np.asarray(p_load_kw, dtype=np.float64)
+        dq = np.zeros(nb) if q_load_kvar is None else np.asarray(q_load_kvar, dtype=np.float64)
+        for name, a in (("p_load_kw", d), ("q_load_kvar", dq)):
+            if a.shape != (nb,) or not np.all(np.isfinite(a)):
+                raise ValueError(f"{name}: expected {nb} finite values (one per bus)")
+        p, q, s = self._load_orders(prices, quantities, sides, wholesale_price, d, dq)
         nl = self.rated.size
         if nl:
             pf = f.path[self.rated] @ d
