@@ -107,7 +107,9 @@ class NashPolicy:
             self.cache[key] = res.profile
             self.last_nash_conv.append(res.nash_conv[-1])
         prof = self.cache[key]
-        return {a: prof[i].astype(np.float32) for i, a in enumerate(env.agents)}
+        # float64 on purpose: equilibrium asks often tie another order's price exactly, and float32
+        # rounding of the normalised action (~1e-8) would break the tie and change the outcome
+        return {a: prof[i].copy() for i, a in enumerate(env.agents)}
 
 
 def stage_nash_conv(env, traj: Trajectory, players: Sequence[int] | None = None, grid=None,
