@@ -1,7 +1,13 @@
-"""Mechanism comparison: uniform-price k-double auction vs pay-as-bid (vs DLMP once dlmp_v0
-exists) for the same seller profiles on ``SellerBuyerMarket``: truthful, fixed markup, capacity
-withholding, stage-game Nash and Q-learning (trained under each mechanism). Metrics: clearing
-price, relative markup, relative welfare loss, seller profit $/episode, stage NashConv $/step.
+"""Mechanism comparison: uniform-price k-double auction vs pay-as-bid vs DLMP for the same seller
+profiles on ``SellerBuyerMarket``: truthful, fixed markup, capacity withholding, stage-game Nash and
+Q-learning (trained under each mechanism). Metrics: clearing price, relative markup, relative
+welfare loss, seller profit $/episode, stage NashConv $/step.
+
+DLMP: the same agents on ``dlmp_v0``'s 4-bus teaching feeder without its fixed loads, the
+substation selling at the retail tariff and buying nothing (``export_limit_kw=0``), so the outside
+options equal the auctions' backstop and only the pricing differs (LP duals: the marginal order's
+price, times the bus MLF). Nash and Q-learning profiles exist for the auctions only (the stage-game
+search and the Q-learning kernel batch the auction clearing; the DLMP LP clears one book at a time).
 
     python -m experiments.mechanism_comparison [--quick] [--out results/mechanism_comparison]
 """
@@ -23,7 +29,7 @@ METRICS = ("price", "markup_rel", "welfare_loss_rel", "profit", "nash_conv")
 
 @dataclass(frozen=True)
 class MechanismConfig:
-    mechanisms: tuple[str, ...] = ("uniform", "pay_as_bid")
+    mechanisms: tuple[str, ...] = ("uniform", "pay_as_bid", "dlmp")
     profiles: tuple[str, ...] = PROFILES
     n_sellers: int = 3
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -39,6 +45,23 @@ class MechanismConfig:
 
 
 QUICK = MechanismConfig(seeds=(0, 1), q_steps=1000, q_beta=3e-3)
+AUCTION_ONLY = ("nash", "qlearning")
+
+
+def env_fn(mechanism: str, n: int, seed: int):
+    """auction_v0 with the named mechanism, or the DLMP market described in the module docstring."""
+    if mechanism != "dlmp":
+        return seller_buyer_env_fn(n, mechanism=mechanism, seed=seed)
+    from p2penv import dlmp_v0
+    from p2penv.envs.config import MarketConfig
+
+    from .common import SellerBuyerMarket
+
+    n_all = n + 3
+    buses = tuple(1 + i % 3 for i in range(n_all))
+    return lambda: dlmp_v0.parallel_env(scenario="teaching4", generator=SellerBuyerMarket(n), n_prosumers=n_all,
+                                        agent_buses=buses, seed=seed, load_scale=0.0,
+                                        wholesale_price=MarketConfig().retail_tariff, export_limit_kw=0.0)
 
 
 def run(cfg: MechanismConfig, out_dir: str | Path | None = None) -> dict:
@@ -51,13 +74,13 @@ def run(cfg: MechanismConfig, out_dir: str | Path | None = None) -> dict:
     rows = []
     for mech in cfg.mechanisms:
         q = None
-        if "qlearning" in cfg.profiles:
+        if "qlearning" in cfg.profiles and mech != "dlmp":
             q = QLearners(seller_buyer_env_fn(n, mechanism=mech, seed=cfg.seeds[0]),
                           QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds), beta=cfg.q_beta,
                                   seed=cfg.seeds[0]), learners=sellers(n))
             q.train()
         for k, s in enumerate(cfg.seeds):
-            f = seller_buyer_env_fn(n, mechanism=mech, seed=s)
+            f = env_fn(mech, n, s)
             c = f().config
             truth = TruthfulAgent(c)
             pols = dict(truthful=Assigned(truth),
@@ -67,7 +90,9 @@ def run(cfg: MechanismConfig, out_dir: str | Path | None = None) -> dict:
                         nash=NashPolicy(players=range(n)),
                         qlearning=q.policy(k) if q is not None else None)
             for p in cfg.profiles:
-                r = evaluate(f, pols[p], seed=s, n_sellers=n, nash_players=range(n))
+                if mech == "dlmp" and p in AUCTION_ONLY:
+                    continue
+                r = evaluate(f, pols[p], seed=s, n_sellers=n, nash_players=range(n), nash_conv=mech != "dlmp")
                 rows.append(dict(mechanism=mech, profile=p, seed=s, **r))
     summary = summarise(rows, ("mechanism", "profile"), METRICS)
     meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0)
@@ -86,8 +111,11 @@ def plot(summary, cfg, path):
     w = 0.8 / len(cfg.mechanisms)
     for ax, k in zip(axes, keys):
         for j, mech in enumerate(cfg.mechanisms):
-            rs = [next(r for r in summary if r["mechanism"] == mech and r["profile"] == p) for p in cfg.profiles]
-            ax.bar(np.arange(len(rs)) + j * w, [r[k] for r in rs], w, label=mech,
+            rs = [next((r for r in summary if r["mechanism"] == mech and r["profile"] == p), None)
+                  for p in cfg.profiles]
+            x = [i for i, r in enumerate(rs) if r is not None]
+            rs = [r for r in rs if r is not None]
+            ax.bar(np.array(x) + j * w, [r[k] for r in rs], w, label=mech,
                    yerr=[r[k + "_ci"] if np.isfinite(r[k + "_ci"]) else 0 for r in rs], capsize=2)
         ax.set_xticks(np.arange(len(cfg.profiles)) + 0.4 - w / 2, cfg.profiles, rotation=30, fontsize=7)
         ax.set_title(k)
