@@ -231,6 +231,40 @@ def format_table(rows: list[dict], cols: Sequence[str], ci: bool = True) -> str:
     return "\n".join(lines)
 
 
+class RowCheckpoint:
+    """Completed result rows of an experiment, rewritten atomically after every row, so a run that
+    is interrupted resumes where it stopped (``resume=True``) instead of recomputing (and
+    retraining). Rows are only reused when the saved config equals the current one.
+
+    ``<out_dir>/<name>_checkpoint.json``: {"config": ..., "rows": [...]}. No ``out_dir``: in memory.
+    """
+
+    def __init__(self, out_dir: str | Path | None, name: str, config: dict, resume: bool = False):
+        import json
+
+        from agents.checkpoint import _jsonable
+
+        self.path = None if out_dir is None else Path(out_dir) / f"{name}_checkpoint.json"
+        self.config = json.loads(json.dumps(config, default=_jsonable, sort_keys=True))
+        self.rows: list[dict] = []
+        self.reused = 0
+        if resume and self.path is not None and self.path.exists():
+            saved = json.loads(self.path.read_text())
+            if saved.get("config") == self.config:
+                self.rows = saved["rows"]
+                self.reused = len(self.rows)
+
+    def find(self, **key) -> dict | None:
+        """The saved row whose fields match ``key``, or None."""
+        return next((r for r in self.rows if all(r.get(k) == v for k, v in key.items())), None)
+
+    def add(self, row: dict) -> dict:
+        self.rows.append(row)
+        if self.path is not None:
+            atomic_write_json(self.path, dict(config=self.config, rows=self.rows))
+        return row
+
+
 def save_outputs(out_dir: str | Path, name: str, rows: list[dict], summary: list[dict], meta: dict) -> Path:
     """``<name>_runs.csv``, ``<name>_summary.csv`` and ``<name>.json`` in ``out_dir`` (atomic)."""
     out = Path(out_dir)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (NashPolicy, echo, evaluate, format_table, new_figure, save_figure, save_outputs,
-                     seller_buyer_env_fn, sellers, summarise)
+from .common import (NashPolicy, RowCheckpoint, echo, evaluate, format_table, new_figure, save_figure,
+                     save_outputs, seller_buyer_env_fn, sellers, summarise)
 
 METHODS = ("competitive", "nash", "ppo_shared", "qlearning")
 METRICS = ("markup_rel", "lerner", "hhi", "welfare_loss_rel", "profit", "nash_conv", "price")
@@ -57,8 +57,9 @@ QUICK = MarketPowerConfig(ns=(2, 3), seeds=(0, 1), ppo_steps=240, q_steps=1500, 
 DEMO = MarketPowerConfig(ns=(2, 3, 5, 10), seeds=(0, 1, 2), ppo_steps=6000, q_steps=20_000, q_beta=3e-4)
 
 
-def profiles(cfg: MarketPowerConfig, n: int, out: Path | None):
-    """Yield (method, seed, joint policy, env_fn) for every requested method."""
+def profiles(cfg: MarketPowerConfig, n: int, out: Path | None, done=lambda m, s: False):
+    """Yield (method, seed, joint policy, env_fn) for every requested method not ``done(m, s)``
+    (done ones are skipped before any training)."""
     from agents.baselines import TruthfulAgent
     from agents.qlearning import QConfig, QLearners
     from agents.rollout import Assigned, CompetitivePolicy
@@ -67,13 +68,15 @@ def profiles(cfg: MarketPowerConfig, n: int, out: Path | None):
     env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism, rule=cfg.rule,
                                      demand_kw=cfg.demand_kw, buyer_values=cfg.buyer_values) for s in cfg.seeds}
     truth = TruthfulAgent(env_fns[cfg.seeds[0]]().config)
-    if "qlearning" in cfg.methods:
+    if "qlearning" in cfg.methods and not all(done("qlearning", s) for s in cfg.seeds):
         q = QLearners(env_fns[cfg.seeds[0]], QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds),
                                                      beta=cfg.q_beta, seed=cfg.seeds[0]), learners=sellers(n))
         q.train(None if out is None else out / f"q_N{n}")
     for k, s in enumerate(cfg.seeds):
         f = env_fns[s]
         for m in cfg.methods:
+            if done(m, s):
+                continue
             if m == "competitive":
                 yield m, s, CompetitivePolicy(), f
             elif m == "nash":
@@ -87,18 +90,22 @@ def profiles(cfg: MarketPowerConfig, n: int, out: Path | None):
                 yield m, s, q.policy(k), f
 
 
-def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: bool = False) -> dict:
-    """Run the experiment; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary."""
+def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: bool = False,
+        resume: bool = False) -> dict:
+    """Run the experiment; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary.
+    Every finished (N, method, seed) row is checkpointed; ``resume=True`` skips those."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    rows = []
+    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume)
     for n in cfg.ns:
-        for m, s, pol, f in profiles(cfg, n, out if save_models else None):
+        done = lambda m, s, n=n: ck.find(N=n, method=m, seed=s) is not None  # noqa: E731
+        for m, s, pol, f in profiles(cfg, n, out if save_models else None, done):
             r = evaluate(f, pol, seed=s, n_sellers=n, nash_players=range(n), nash_method=cfg.nash_method)
-            rows.append(dict(N=n, method=m, seed=s, **r))
+            ck.add(dict(N=n, method=m, seed=s, **r))
+    rows = [ck.find(N=n, method=m, seed=s) for n in cfg.ns for m in cfg.methods for s in cfg.seeds]
     summary = summarise(rows, ("N", "method"), METRICS)
     shape = trend(summary)
-    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape)
+    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape, resumed_rows=ck.reused)
     if out is not None:
         save_outputs(out, "market_power", rows, summary, meta)
         plot(summary, cfg, out / "market_power.png")
@@ -150,13 +157,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--q-steps", type=int)
     ap.add_argument("--nash-method", choices=("grid", "exact"))
     ap.add_argument("--inelastic", action="store_true", help="buyers always import at retail (no flexible loads)")
+    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MarketPowerConfig()
     over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), ns=a.ns and tuple(a.ns),
                                   ppo_steps=a.ppo_steps, q_steps=a.q_steps, nash_method=a.nash_method).items() if v}
     if a.inelastic:
         over.update(buyer_values=None, n_buyers=3, demand_kw=2.0)
-    return run(replace(cfg, **over), a.out)
+    return run(replace(cfg, **over), a.out, resume=a.resume)
 
 
 if __name__ == "__main__":

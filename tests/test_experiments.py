@@ -44,6 +44,25 @@ def test_market_power_quick_writes_outputs_and_is_deterministic(tmp_path, capsys
     assert json.loads((tmp_path / "market_power.json").read_text())["meta"]["config"]["ns"] == [2, 3]
 
 
+def test_market_power_resumes_an_interrupted_run(tmp_path):
+    cfg = replace(mp.QUICK, ns=(2,), seeds=(0, 1), ppo_steps=96, methods=("competitive", "nash", "ppo_shared"))
+    full = mp.run(cfg, tmp_path / "full")
+    # interrupt: keep the first 3 of the 6 checkpointed rows, as if the run died there
+    ck = tmp_path / "full" / "market_power_checkpoint.json"
+    saved = json.loads(ck.read_text())
+    assert len(saved["rows"]) == 6
+    saved["rows"] = saved["rows"][:3]
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "market_power_checkpoint.json").write_text(json.dumps(saved))
+    res = mp.run(cfg, tmp_path / "cut", resume=True)
+    assert res["meta"]["resumed_rows"] == 3
+    assert [r["markup_rel"] for r in res["rows"]] == [r["markup_rel"] for r in full["rows"]]
+    assert [r["profit"] for r in res["rows"]] == [r["profit"] for r in full["rows"]]
+    # a different config never reuses stale rows
+    other = mp.run(replace(cfg, seeds=(0,)), tmp_path / "cut", resume=True)
+    assert other["meta"]["resumed_rows"] == 0
+
+
 def test_algorithm_benchmark_quick(tmp_path):
     cfg = replace(ab.QUICK, seeds=(0,), ppo_steps=96, q_steps=300)
     r = ab.run(cfg, tmp_path)
