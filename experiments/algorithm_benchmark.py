@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .common import (echo, evaluate, format_table, new_figure, save_figure, save_outputs, seller_buyer_env_fn,
-                     sellers, summarise)
+from .common import (RowCheckpoint, echo, evaluate, format_table, new_figure, save_figure, save_outputs,
+                     seller_buyer_env_fn, sellers, summarise)
 
 METHODS = ("random", "truthful", "ppo_shared", "ppo_independent", "qlearning")
 METRICS = ("profit", "welfare", "nash_conv", "price")
@@ -87,9 +87,11 @@ def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
     return q.policy(0)
 
 
-def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None) -> dict:
+def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+    """Run the benchmark; every finished (scenario, method, seed) row is checkpointed in
+    ``out_dir`` and ``resume=True`` skips those (no retraining)."""
     t0 = time.perf_counter()
-    rows = []
+    ck = RowCheckpoint(out_dir, "algorithm_benchmark", asdict(cfg), resume)
     for sc in cfg.scenarios:
         for s in cfg.seeds:
             f, learners, ns = scenario(sc, s)
@@ -97,12 +99,15 @@ def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None) -> dict:
             for m in cfg.methods:
                 if m == "qlearning" and not sc.startswith("auction_v0"):
                     continue
+                if ck.find(scenario=sc, method=m, seed=s) is not None:
+                    continue
                 t1 = time.perf_counter()
                 pol = policy_for(m, f, learners, s, cfg)
                 r = evaluate(f, pol, seed=s, n_sellers=ns, nash_players=pl, nash_conv=sc.startswith("auction_v0"))
                 if ns is None:  # all agents learn: profit per agent
                     r["profit"] = r["profit_all"] / len(f().possible_agents)
-                rows.append(dict(scenario=sc, method=m, seed=s, train_s=time.perf_counter() - t1, **r))
+                ck.add(dict(scenario=sc, method=m, seed=s, train_s=time.perf_counter() - t1, **r))
+    rows = ck.rows
     summary = summarise(rows, ("scenario", "method"), METRICS + ("train_s",))
     meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0)
     if out_dir is not None:
@@ -132,11 +137,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/algorithm_benchmark")
     ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else BenchmarkConfig(scenarios=available_scenarios())
     if a.seeds:
         cfg = replace(cfg, seeds=tuple(a.seeds))
-    return run(cfg, a.out)
+    return run(cfg, a.out, resume=a.resume)
 
 
 if __name__ == "__main__":
