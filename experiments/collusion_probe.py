@@ -31,6 +31,15 @@ class CollusionConfig:
     pre: int = 5  # greedy steps before the deviation
     post: int = 15  # steps traced after it
     mechanism: str = "uniform"
+    # elastic demand (flexible-load buyers, as in the market-power experiment): with inelastic buyers
+    # the stage game already has equilibria at the retail cap, so Nash and collusion coincide
+    n_buyers: int = 6
+    demand_kw: float = 1.0
+    buyer_values: tuple[float, float] | None = (0.10, 0.30)
+
+    def env_fn(self, max_cycles: int = 24):
+        return seller_buyer_env_fn(self.n_sellers, self.n_buyers, seed=self.seed, mechanism=self.mechanism,
+                                   max_cycles=max_cycles, demand_kw=self.demand_kw, buyer_values=self.buyer_values)
 
 
 QUICK = CollusionConfig(sessions=2, q_steps=1500, q_beta=2e-3, post=6)
@@ -75,7 +84,7 @@ def impulse(q, session: int, pm: np.ndarray, cfg: CollusionConfig):
     from agents.rollout import rollout
 
     pol = q.policy(session)
-    f = seller_buyer_env_fn(cfg.n_sellers, seed=cfg.seed, mechanism=cfg.mechanism, max_cycles=cfg.pre + 1 + cfg.post)
+    f = cfg.env_fn(max_cycles=cfg.pre + 1 + cfg.post)
     env = f()
     dev = {}
 
@@ -108,7 +117,7 @@ def run(cfg: CollusionConfig, out_dir: str | Path | None = None) -> dict:
     from agents.qlearning import QConfig, QLearners
 
     t0 = time.perf_counter()
-    f = seller_buyer_env_fn(cfg.n_sellers, seed=cfg.seed, mechanism=cfg.mechanism)
+    f = cfg.env_fn()
     q = QLearners(f, QConfig(n_prices=cfg.n_prices, total_steps=cfg.q_steps, n_sessions=cfg.sessions, beta=cfg.q_beta,
                              seed=cfg.seed, converge_steps=0), learners=sellers(cfg.n_sellers))
     res = q.train(None if out_dir is None else Path(out_dir) / "q")
