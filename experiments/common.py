@@ -216,12 +216,16 @@ def write_csv(path: str | Path, rows: list[dict]) -> Path:
 
 def format_table(rows: list[dict], cols: Sequence[str], ci: bool = True) -> str:
     """Plain-text table; ``x +- ci`` when ``<col>_ci`` exists."""
+    def num(x: float) -> str:
+        # solver round-off (1e-9 markups of an exact benchmark) reads as 0, not as 9.2e-09
+        return "0" if abs(x) < 5e-7 else f"{x:.4g}"
+
     def cell(r, c):
         v = r.get(c, "")
         if isinstance(v, float):
             e = r.get(c + "_ci")
-            s = f"{v:.4g}"
-            return s + (f" +- {e:.2g}" if ci and isinstance(e, float) and np.isfinite(e) else "")
+            show = ci and isinstance(e, float) and np.isfinite(e) and abs(e) >= 5e-7
+            return num(v) + (f" +- {e:.2g}" if show else "")
         return str(v)
 
     cells = [[cell(r, c) for c in cols] for r in rows]
