@@ -8,23 +8,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 
 import numpy as np
 
+from benchmarks.timing import dict_only_steps_per_second, median_rate
 from p2penv import auction_v0
+from p2penv.envs.auction_env import INFO_FIELDS, OBS_FIELDS
 from p2penv.market.mechanisms import pay_as_bid, uniform
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "auction.json")
-
-
-def _median_rate(fn, n_inner: int, repeats: int = 7) -> float:
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(n_inner)
-        rates.append(n_inner / (time.perf_counter() - t0))
-    return float(np.median(rates))
 
 
 def env_steps_per_second(n_agents: int, n_steps: int = 3000) -> float:
@@ -40,24 +32,7 @@ def env_steps_per_second(n_agents: int, n_steps: int = 3000) -> float:
             env.step(acts[i & 63])
 
     run(200)  # warm-up
-    return _median_rate(run, n_steps)
-
-
-def dict_only_steps_per_second(n_agents: int, n_steps: int = 3000) -> float:
-    """Cost of a PettingZoo step that only builds its five dicts (the floor the market adds to)."""
-    agents = [f"prosumer_{i}" for i in range(n_agents)]
-    obs = np.zeros((n_agents, 11), dtype=np.float32)
-
-    def run(k):
-        for _ in range(k):
-            o = {a: obs[i] for i, a in enumerate(agents)}
-            r = dict(zip(agents, obs[:, 0].tolist()))
-            t = dict.fromkeys(agents, False)
-            tr = dict.fromkeys(agents, False)
-            inf = {a: {} for a in agents}
-            del o, r, t, tr, inf
-
-    return _median_rate(run, n_steps)
+    return median_rate(run, n_steps)
 
 
 def clear_us(n_orders: int, mech, batch: int = 1) -> float:
@@ -72,7 +47,7 @@ def clear_us(n_orders: int, mech, batch: int = 1) -> float:
             mech(p, q, s)
 
     run(3)
-    return 1e6 / _median_rate(run, reps)
+    return 1e6 / median_rate(run, reps)
 
 
 def batched_pipeline_markets_per_second(n_agents: int = 10, batch: int = 1000) -> float:
@@ -83,7 +58,7 @@ def batched_pipeline_markets_per_second(n_agents: int = 10, batch: int = 1000) -
     env = auction_v0.parallel_env(n_prosumers=n_agents, seed=0)
     env.reset(seed=0)
     acts = np.random.default_rng(0).uniform(-1, 1, (batch, n_agents, 2))
-    return batch * _median_rate(lambda k: [run_step(acts, env.ctx, env.rules) for _ in range(k)], 5) / 1.0
+    return batch * median_rate(lambda k: [run_step(acts, env.ctx, env.rules) for _ in range(k)], 5)
 
 
 def main() -> dict:
@@ -91,7 +66,8 @@ def main() -> dict:
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "numpy": np.__version__},
         "env_steps_per_s": {str(n): env_steps_per_second(n) for n in (10, 100)},
-        "dict_only_steps_per_s": {str(n): dict_only_steps_per_second(n) for n in (10, 100)},
+        "dict_only_steps_per_s": {str(n): dict_only_steps_per_second(n, len(OBS_FIELDS), len(INFO_FIELDS) + 1)
+                                  for n in (10, 100)},
         "uniform_clear_us": {str(n): clear_us(n, uniform.clear) for n in (10, 100, 1000, 10_000)},
         "pay_as_bid_clear_us": {str(n): clear_us(n, pay_as_bid.clear) for n in (10, 100, 1000, 10_000)},
         "uniform_clear_batch_1000x10_us": clear_us(10, uniform.clear, batch=1000),

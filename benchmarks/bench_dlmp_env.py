@@ -18,18 +18,11 @@ import highspy
 import numpy as np
 import scipy
 
+from benchmarks.timing import dict_only_steps_per_second, median_rate
 from p2penv import dlmp_v0
+from p2penv.envs.dlmp_env import INFO_FIELDS_DLMP, OBS_FIELDS_DLMP
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "dlmp_env.json")
-
-
-def _median_rate(fn, n_inner: int, repeats: int) -> float:
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn(n_inner)
-        rates.append(n_inner / (time.perf_counter() - t0))
-    return float(np.median(rates))
 
 
 def env_steps_per_second(n_steps: int, repeats: int = 5, **kw) -> float:
@@ -45,7 +38,7 @@ def env_steps_per_second(n_steps: int, repeats: int = 5, **kw) -> float:
             env.step(acts[i & 255])
 
     run(100)  # warm-up (first solve builds the HiGHS model)
-    return _median_rate(run, n_steps, repeats)
+    return median_rate(run, n_steps, repeats)
 
 
 def clear_hook_us(n: int = 1000) -> float:
@@ -65,25 +58,6 @@ def clear_hook_us(n: int = 1000) -> float:
     return float(np.median(ts) * 1e6)
 
 
-def dict_only_steps_per_second(n_agents: int = 32, n_steps: int = 3000) -> float:
-    """Cost of a PettingZoo step that only builds its five dicts (with 27-key infos)."""
-    agents = [f"prosumer_{i}" for i in range(n_agents)]
-    obs = np.zeros((n_agents, 16), dtype=np.float32)
-    keys = [f"k{j}" for j in range(27)]
-    rows = np.zeros((n_agents, 27)).tolist()
-
-    def run(k):
-        for _ in range(k):
-            o = {a: obs[i] for i, a in enumerate(agents)}
-            r = dict(zip(agents, obs[:, 0].tolist()))
-            t = dict.fromkeys(agents, False)
-            tr = dict.fromkeys(agents, False)
-            inf = {a: dict(zip(keys, row)) for a, row in zip(agents, rows)}
-            del o, r, t, tr, inf
-
-    return _median_rate(run, n_steps, 5)
-
-
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3000)
@@ -98,7 +72,7 @@ def main() -> dict:
         "env_steps_per_s_loss_fixed": env_steps_per_second(n, loss_linearisation="fixed"),
         "env_steps_per_s_linprog": env_steps_per_second(max(200, n // 10), repeats=3, lp_solver="linprog"),
         "clear_hook_median_us": clear_hook_us(),
-        "dict_only_steps_per_s": dict_only_steps_per_second(),
+        "dict_only_steps_per_s": dict_only_steps_per_second(32, len(OBS_FIELDS_DLMP), len(INFO_FIELDS_DLMP) + 3),
         "target_steps_per_s": 2000,
         "versions": {"highspy": highspy.Highs().version(), "scipy": scipy.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
