@@ -208,19 +208,19 @@ def allocate_1d(p: np.ndarray, q: np.ndarray, s: np.ndarray) -> Allocation1D:
     sup = np.cumsum(qa)
     dem = np.cumsum(qb[::-1])[::-1]
     volume = float(np.minimum(sup, dem).max()) if n else 0.0
-    bid_pos = np.flatnonzero(ss < 0)
-    ask_pos = np.flatnonzero(ss > 0)
+    bid_pos = (ss < 0).nonzero()[0]
+    ask_pos = (ss > 0).nonzero()[0]
     best_bid = float(ps[bid_pos[-1]]) if bid_pos.size else -np.inf
     best_ask = float(ps[ask_pos[0]]) if ask_pos.size else np.inf
     matched_sorted = np.zeros(n)
     if volume > 0:
         tol = volume * _VOL_RTOL
         # lowest accepted bid: the last bid whose demand-from-here still covers Q; symmetric for asks
-        kb = bid_pos[np.flatnonzero(dem[bid_pos] >= volume - tol)[-1]]
-        ka = ask_pos[np.flatnonzero(sup[ask_pos] >= volume - tol)[0]]
+        kb = bid_pos[(dem[bid_pos] >= volume - tol).nonzero()[0][-1]]
+        ka = ask_pos[(sup[ask_pos] >= volume - tol).nonzero()[0][0]]
         bid_q, ask_q = float(ps[kb]), float(ps[ka])
-        lb, hb = int(np.searchsorted(ps, bid_q, "left")), int(np.searchsorted(ps, bid_q, "right"))
-        la, ha = int(np.searchsorted(ps, ask_q, "left")), int(np.searchsorted(ps, ask_q, "right"))
+        lb, hb = int(ps.searchsorted(bid_q, "left")), int(ps.searchsorted(bid_q, "right"))
+        la, ha = int(ps.searchsorted(ask_q, "left")), int(ps.searchsorted(ask_q, "right"))
         above_b = float(dem[hb]) if hb < n else 0.0  # bids strictly above the marginal bid
         below_a = float(sup[la - 1]) if la > 0 else 0.0  # asks strictly below the marginal ask
         lvl_b = float(dem[lb]) - above_b
@@ -236,12 +236,12 @@ def allocate_1d(p: np.ndarray, q: np.ndarray, s: np.ndarray) -> Allocation1D:
         if lvl_b - rem_b > tol:
             bid_next = bid_q
         else:
-            j = int(np.searchsorted(bid_pos, lb)) - 1  # highest bid below the marginal level
+            j = int(bid_pos.searchsorted(lb)) - 1  # highest bid below the marginal level
             bid_next = float(ps[bid_pos[j]]) if j >= 0 else -np.inf
         if lvl_a - rem_a > tol:
             ask_next = ask_q
         else:
-            j = int(np.searchsorted(ask_pos, ha))  # lowest ask above the marginal level
+            j = int(ask_pos.searchsorted(ha))  # lowest ask above the marginal level
             ask_next = float(ps[ask_pos[j]]) if j < ask_pos.size else np.inf
     else:
         bid_q = ask_q = np.nan
