@@ -16,6 +16,7 @@ import highspy
 import numpy as np
 import scipy
 
+from benchmarks.timing import median_us
 from p2penv.network import ieee33
 from p2penv.network.dlmp import DlmpMarket
 
@@ -24,15 +25,6 @@ def _books(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     # Prices around the 0.12 $/kWh wholesale price, 0-100 kWh per step, everyone active.
     return [(rng.uniform(0.05, 0.3, 32), rng.uniform(0, 100, 32), rng.choice([-1, 1], 32)) for _ in range(n)]
-
-
-def _median_us(fn, items) -> float:
-    ts = []
-    for it in items:
-        t0 = time.perf_counter()
-        fn(it)
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts) * 1e6)
 
 
 def main() -> dict:
@@ -46,9 +38,9 @@ def main() -> dict:
     m = DlmpMarket(f, f.non_root)
     m.clear(*books[0], lam, f.p_load_kw, f.q_load_kvar)  # first solve builds the HiGHS model
     items = list(zip(books, load))
-    warm = _median_us(lambda it: m.clear(*it[0], lam, it[1], f.q_load_kvar), items)
+    warm = median_us(lambda it: m.clear(*it[0], lam, it[1], f.q_load_kvar), items)
     # Same-book re-solve with a 1 % load change: the typical env step with a nearby basis.
-    drift = _median_us(lambda it: m.clear(*books[0], lam, f.p_load_kw * (1 + 0.01 * np.sin(it[1][1])),
+    drift = median_us(lambda it: m.clear(*books[0], lam, f.p_load_kw * (1 + 0.01 * np.sin(it[1][1])),
                                           f.q_load_kvar), items)
 
     def solver_only(it):
@@ -58,9 +50,9 @@ def main() -> dict:
         return time.perf_counter() - t0
 
     run_only = float(np.median([solver_only(it) for it in items]) * 1e6)
-    cold = _median_us(lambda it: DlmpMarket(f, f.non_root).clear(*it[0], lam, it[1], f.q_load_kvar),
+    cold = median_us(lambda it: DlmpMarket(f, f.non_root).clear(*it[0], lam, it[1], f.q_load_kvar),
                       items[: max(20, args.n // 10)])
-    lp = _median_us(lambda it: m.clear(*it[0], lam, it[1], f.q_load_kvar, solver="linprog"),
+    lp = median_us(lambda it: m.clear(*it[0], lam, it[1], f.q_load_kvar, solver="linprog"),
                     items[: max(20, args.n // 5)])
     out = {
         "case": "ieee33, 32 agents (one per load bus), losses linearised at base load, no line ratings, "

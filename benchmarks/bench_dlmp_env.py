@@ -12,13 +12,12 @@ import argparse
 import json
 import os
 import platform
-import time
 
 import highspy
 import numpy as np
 import scipy
 
-from benchmarks.timing import dict_only_steps_per_second, median_rate
+from benchmarks.timing import dict_only_steps_per_second, median_rate, median_us
 from p2penv import dlmp_v0
 from p2penv.envs.dlmp_env import INFO_FIELDS_DLMP, OBS_FIELDS_DLMP
 
@@ -50,12 +49,7 @@ def clear_hook_us(n: int = 1000) -> float:
     rng = np.random.default_rng(1)
     books = [actions_to_orders(rng.uniform(-1, 1, (32, 2)), env.ctx, env.rules) for _ in range(n)]
     env._clear(books[0][0], books[0][2], books[0][3])
-    ts = []
-    for p, _, q, s, _ in books:
-        t0 = time.perf_counter()
-        env._clear(p, q, s)
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts) * 1e6)
+    return median_us(lambda b: env._clear(b[0], b[2], b[3]), books)
 
 
 def main() -> dict:

@@ -35,3 +35,13 @@ def dict_only_steps_per_second(n_agents: int, n_obs: int, n_info_keys: int, n_st
             del o, r, t, tr, inf
 
     return median_rate(run, n_steps, 5)
+
+
+def median_us(fn, items) -> float:
+    """Median microseconds of ``fn(item)`` over ``items`` (one timing per call)."""
+    ts = []
+    for it in items:
+        t0 = time.perf_counter()
+        fn(it)
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts) * 1e6)
