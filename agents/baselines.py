@@ -1,6 +1,6 @@
 """Baseline bidders with the small interface every agent here shares: ``act(obs) -> action``.
 
-They read only their own observation (``p2penv.envs.auction_env.OBS_FIELDS``) and the public market
+They read only their own observation (``p2penv.envs.fields.OBS_FIELDS``) and the public market
 rules (price bounds, tariffs, observation scale), and return the normalised action in [-1, 1]^2.
 ``act_batch`` maps an (N, obs_dim) array to (N, 2) actions in one vectorised call.
 """
@@ -10,10 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from p2penv.envs.auction_core import OBS_NAMES
 from p2penv.envs.config import MarketConfig
 
-# Column indices into the observation (see OBS_FIELDS).
-DEMAND, AVAIL, PREV, LO, HI, HSIN, HCOS, LAST_PRICE, LAST_VOL, MC_LO, MC_HI, BUY_VALUE = range(12)
+# Column indices into the observation, by field name.
+DEMAND, AVAIL, PREV, LO, HI, LAST_PRICE, MC_LO, MC_HI, BUY_VALUE = (OBS_NAMES.index(k) for k in (
+    "demand", "availability", "prev_dispatch", "feasible_lo", "feasible_hi", "last_price", "mc_lo", "mc_hi",
+    "buy_value"))
 
 
 @dataclass

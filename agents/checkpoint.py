@@ -54,9 +54,10 @@ def _jsonable(x: Any):
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """JSON (numpy scalars/arrays converted, NaN written as NaN) written atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable, sort_keys=True))
+def atomic_write_json(path: str | Path, obj: Any, sort_keys: bool = True) -> Path:
+    """JSON (numpy scalars/arrays converted, NaN written as NaN) written atomically; ``sort_keys=False``
+    keeps the dicts' insertion order (e.g. the column order of result rows)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable, sort_keys=sort_keys))
 
 
 def atomic_save_with(path: str | Path, save: Callable[[io.BytesIO], None]) -> Path:

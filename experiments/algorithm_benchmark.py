@@ -15,8 +15,11 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from .common import (RowCheckpoint, echo, evaluate, format_table, new_figure, save_figure, save_outputs,
-                     seller_buyer_env_fn, sellers, summarise)
+from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+
+from .checkpoints import CheckpointError, RowCheckpoint
+from .metrics import evaluate, summarise
+from .output import echo, format_table, new_figure, save_figure, save_outputs
 
 METHODS = ("random", "truthful", "ppo_shared", "ppo_independent", "qlearning")
 METRICS = ("profit", "welfare", "nash_conv", "price")
@@ -109,7 +112,7 @@ def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None, resume: bool = 
                 ck.add(dict(scenario=sc, method=m, seed=s, train_s=time.perf_counter() - t1, **r))
     rows = ck.rows
     summary = summarise(rows, ("scenario", "method"), METRICS + ("train_s",))
-    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0)
+    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, resumed_rows=ck.reused)
     if out_dir is not None:
         out = Path(out_dir)
         save_outputs(out, "algorithm_benchmark", rows, summary, meta)
@@ -142,7 +145,10 @@ def main(argv=None) -> dict:
     cfg = QUICK if a.quick else BenchmarkConfig(scenarios=available_scenarios())
     if a.seeds:
         cfg = replace(cfg, seeds=tuple(a.seeds))
-    return run(cfg, a.out, resume=a.resume)
+    try:
+        return run(cfg, a.out, resume=a.resume)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

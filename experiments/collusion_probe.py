@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import echo, format_table, mean_ci, new_figure, save_figure, save_outputs, seller_buyer_env_fn, sellers
+from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+
+from .checkpoints import CheckpointError, RowCheckpoint
+from .metrics import mean_ci
+from .output import echo, format_table, new_figure, save_figure, save_outputs
 
 
 @dataclass(frozen=True)
@@ -113,33 +117,43 @@ def impulse(q, session: int, pm: np.ndarray, cfg: CollusionConfig):
     return tr.prices, tr.rewards[:, q.kernel.learn_idx], dev.get("idx", -1)
 
 
-def run(cfg: CollusionConfig, out_dir: str | Path | None = None) -> dict:
+def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+    """Run the probe; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary. The
+    Q-tables (``<out_dir>/q``) and every finished session row are checkpointed; ``resume=True``
+    continues the training and skips the finished sessions (only with a checkpoint of this config)."""
     from agents.qlearning import QConfig, QLearners
 
     t0 = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else None
+    ck = RowCheckpoint(out, "collusion_probe", asdict(cfg), resume)
     f = cfg.env_fn()
     q = QLearners(f, QConfig(n_prices=cfg.n_prices, total_steps=cfg.q_steps, n_sessions=cfg.sessions, beta=cfg.q_beta,
-                             seed=cfg.seed, converge_steps=0), learners=sellers(cfg.n_sellers))
-    res = q.train(None if out_dir is None else Path(out_dir) / "q")
+                             seed=cfg.seed, converge_steps=0, checkpoint_every=max(1, cfg.q_steps // 10)),
+                  learners=sellers(cfg.n_sellers))
+    res = q.train(None if out is None else out / "q", resume=ck.matched)
     pm = profit_matrix(q)
     pi_n, pi_m, ne = benchmarks(pm)
-    rows, traces = [], []
     for b in range(cfg.sessions):
+        if ck.find(session=b) is not None:
+            continue
         prices, profits, didx = impulse(q, b, pm, cfg)
         base = profits[: cfg.pre].mean()
         delta = (base - pi_n) / (pi_m - pi_n) if pi_m != pi_n else float("nan")
-        rows.append(dict(session=b, delta=float(delta), profit=float(base), price_pre=float(prices[: cfg.pre].mean()),
-                         price_dev=float(prices[cfg.pre]), price_end=float(prices[-1]), deviation_idx=didx,
-                         deviator_gain=float(profits[cfg.pre, 0] - profits[cfg.pre - 1, 0]),
-                         deviator_post_loss=float((profits[cfg.pre + 1:, 0] - base).sum())))
-        traces.append(dict(session=b, prices=prices, profits=profits))
+        ck.add(dict(session=b, delta=float(delta), profit=float(base), price_pre=float(prices[: cfg.pre].mean()),
+                    price_dev=float(prices[cfg.pre]), price_end=float(prices[-1]), deviation_idx=didx,
+                    deviator_gain=float(profits[cfg.pre, 0] - profits[cfg.pre - 1, 0]),
+                    deviator_post_loss=float((profits[cfg.pre + 1:, 0] - base).sum()),
+                    trace_prices=prices, trace_profits=profits))
+    saved = [ck.find(session=b) for b in range(cfg.sessions)]
+    rows = [{k: v for k, v in r.items() if not k.startswith("trace_")} for r in saved]
+    traces = [dict(session=r["session"], prices=np.asarray(r["trace_prices"], dtype=np.float64),
+                   profits=np.asarray(r["trace_profits"], dtype=np.float64)) for r in saved]
     summary = [dict(metric=k, **dict(zip(("mean", "ci"), mean_ci([r[k] for r in rows]))))
                for k in ("delta", "profit", "price_pre", "price_dev", "price_end", "deviator_post_loss")]
     meta = dict(config=asdict(cfg), pi_nash=pi_n, pi_collusive=pi_m, nash_profile=ne, prices=res.prices,
-                state_kind=res.state_kind, train_s=res.wall_s, wall_s=time.perf_counter() - t0,
+                state_kind=res.state_kind, train_s=res.wall_s, wall_s=time.perf_counter() - t0, resumed_rows=ck.reused,
                 traces=[dict(session=t["session"], prices=t["prices"], profits=t["profits"]) for t in traces])
-    if out_dir is not None:
-        out = Path(out_dir)
+    if out is not None:
         save_outputs(out, "collusion_probe", rows, summary, meta)
         plot(traces, cfg, pi_n, pi_m, res, out / "collusion_probe.png")
     echo(f"pi_Nash = {pi_n:.4f} $/step, pi_collusive = {pi_m:.4f} $/step (grid Nash profile {ne})")
@@ -174,10 +188,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default="results/collusion_probe")
     ap.add_argument("--q-steps", type=int)
     ap.add_argument("--sessions", type=int)
+    ap.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else CollusionConfig()
     over = {k: v for k, v in dict(q_steps=a.q_steps, sessions=a.sessions).items() if v}
-    return run(replace(cfg, **over), a.out)
+    try:
+        return run(replace(cfg, **over), a.out, resume=a.resume)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

@@ -1,22 +1,36 @@
 """`make demo`: a short emergent-market-power experiment (< 5 min on 2 cores).
 
-Sellers N in {2, 3, 5, 10} on auction_v0 (``experiments.common.SellerBuyerMarket``): competitive
+Sellers N in {2, 3, 5, 10} on auction_v0 (``p2penv.scenarios.SellerBuyerMarket``): competitive
 benchmark, stage-game Nash (iterated best response), PPO with parameter sharing and Calvano
 Q-learning, 3 seeds each; prints the table (mean +- 95% CI) and writes CSV/JSON and
-``market_power.png`` to ``results/demo``. The full version is ``python -m experiments.market_power``.
+``market_power.png`` to ``--out`` (default ``results/demo``). ``--quick``: the seconds-long budget of
+``market_power --quick``; ``--resume``: reuse the rows an interrupted demo checkpointed in ``--out``.
+The full version is ``python -m experiments.market_power``.
+
+    python -m experiments.demo [--quick] [--out results/demo] [--resume]
 """
 from __future__ import annotations
 
-import sys
+import argparse
 
 from experiments import market_power
 
+from .checkpoints import CheckpointError
 
-def main(out_dir: str = "results/demo") -> dict:
-    res = market_power.run(market_power.DEMO, out_dir)
-    print(f"\nfigures and tables in {out_dir}/ ({res['meta']['wall_s']:.0f} s)")
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny budget (seconds)")
+    ap.add_argument("--out", default="results/demo")
+    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
+    a = ap.parse_args(argv)
+    try:
+        res = market_power.run(market_power.QUICK if a.quick else market_power.DEMO, a.out, resume=a.resume)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    print(f"\nfigures and tables in {a.out}/ ({res['meta']['wall_s']:.0f} s)")
     return res
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main()

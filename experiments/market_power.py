@@ -1,6 +1,6 @@
 """Emergent market power: does it fall with the number of sellers N?
 
-Scenario ``experiments.common.SellerBuyerMarket`` (same aggregate supply curve for every N, 3
+Scenario ``p2penv.scenarios.SellerBuyerMarket`` (same aggregate supply curve for every N, 3
 truthful buyers bidding retail) on auction_v0. Profiles of the sellers: competitive benchmark,
 stage-game Nash (iterated best response), PPO with parameter sharing, Q-learning (Calvano; the
 vectorised sessions are the seeds). Metrics per (N, method, seed): relative clearing-price markup
@@ -18,8 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (NashPolicy, RowCheckpoint, echo, evaluate, format_table, new_figure, save_figure,
-                     save_outputs, seller_buyer_env_fn, sellers, summarise)
+from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+
+from .checkpoints import CheckpointError, RowCheckpoint
+from .metrics import evaluate, summarise
+from .output import echo, format_table, new_figure, save_figure, save_outputs
+from .policies import NashPolicy
 
 METHODS = ("competitive", "nash", "ppo_shared", "qlearning")
 METRICS = ("markup_rel", "lerner", "hhi", "welfare_loss_rel", "profit", "nash_conv", "price")
@@ -43,7 +47,7 @@ class MarketPowerConfig:
     q_beta: float = 1e-4
     nash_method: str = "exact"
     mechanism: str = "uniform"
-    rule: str = "walrasian"  # uniform-price interval; see experiments.common.seller_buyer_env_fn
+    rule: str = "walrasian"  # uniform-price interval; see p2penv.scenarios.seller_buyer_env_fn
 
     def __post_init__(self):
         bad = [m for m in self.methods if m not in METHODS]
@@ -164,7 +168,10 @@ def main(argv=None) -> dict:
                                   ppo_steps=a.ppo_steps, q_steps=a.q_steps, nash_method=a.nash_method).items() if v}
     if a.inelastic:
         over.update(buyer_values=None, n_buyers=3, demand_kw=2.0)
-    return run(replace(cfg, **over), a.out, resume=a.resume)
+    try:
+        return run(replace(cfg, **over), a.out, resume=a.resume)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

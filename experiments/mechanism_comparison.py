@@ -20,8 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (NashPolicy, echo, evaluate, format_table, new_figure, save_figure, save_outputs,
-                     seller_buyer_env_fn, sellers, summarise)
+from p2penv.scenarios.sellers_buyers import SellerBuyerMarket, seller_buyer_env_fn, sellers
+
+from .checkpoints import CheckpointError, RowCheckpoint
+from .metrics import evaluate, summarise
+from .output import echo, format_table, new_figure, save_figure, save_outputs
+from .policies import NashPolicy
 
 PROFILES = ("truthful", "markup", "withholding", "nash", "qlearning")
 METRICS = ("price", "markup_rel", "welfare_loss_rel", "profit", "nash_conv")
@@ -55,8 +59,6 @@ def env_fn(mechanism: str, n: int, seed: int):
     from p2penv import dlmp_v0
     from p2penv.envs.config import MarketConfig
 
-    from .common import SellerBuyerMarket
-
     n_all = n + 3
     buses = tuple(1 + i % 3 for i in range(n_all))
     return lambda: dlmp_v0.parallel_env(scenario="teaching4", generator=SellerBuyerMarket(n), n_prosumers=n_all,
@@ -64,22 +66,30 @@ def env_fn(mechanism: str, n: int, seed: int):
                                         wholesale_price=MarketConfig().retail_tariff, export_limit_kw=0.0)
 
 
-def run(cfg: MechanismConfig, out_dir: str | Path | None = None) -> dict:
+def run(cfg: MechanismConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+    """Run the comparison; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary.
+    Every finished (mechanism, profile, seed) row is checkpointed; ``resume=True`` skips those
+    (and the Q-learning training of a mechanism whose Q-learning rows are all done)."""
     from agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, TruthfulAgent
     from agents.qlearning import QConfig, QLearners
     from agents.rollout import Assigned
 
     t0 = time.perf_counter()
     n = cfg.n_sellers
-    rows = []
+    ck = RowCheckpoint(out_dir, "mechanism_comparison", asdict(cfg), resume)
+    keys = [(mech, p, s) for mech in cfg.mechanisms for s in cfg.seeds for p in cfg.profiles
+            if not (mech == "dlmp" and p in AUCTION_ONLY)]
+    todo = {k for k in keys if ck.find(mechanism=k[0], profile=k[1], seed=k[2]) is None}
     for mech in cfg.mechanisms:
         q = None
-        if "qlearning" in cfg.profiles and mech != "dlmp":
+        if any((mech, "qlearning", s) in todo for s in cfg.seeds):
             q = QLearners(seller_buyer_env_fn(n, mechanism=mech, seed=cfg.seeds[0]),
                           QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds), beta=cfg.q_beta,
                                   seed=cfg.seeds[0]), learners=sellers(n))
             q.train()
         for k, s in enumerate(cfg.seeds):
+            if not any((mech, p, s) in todo for p in cfg.profiles):
+                continue
             f = env_fn(mech, n, s)
             c = f().config
             truth = TruthfulAgent(c)
@@ -90,12 +100,13 @@ def run(cfg: MechanismConfig, out_dir: str | Path | None = None) -> dict:
                         nash=NashPolicy(players=range(n)),
                         qlearning=q.policy(k) if q is not None else None)
             for p in cfg.profiles:
-                if mech == "dlmp" and p in AUCTION_ONLY:
+                if (mech, p, s) not in todo:
                     continue
                 r = evaluate(f, pols[p], seed=s, n_sellers=n, nash_players=range(n), nash_conv=mech != "dlmp")
-                rows.append(dict(mechanism=mech, profile=p, seed=s, **r))
+                ck.add(dict(mechanism=mech, profile=p, seed=s, **r))
+    rows = [ck.find(mechanism=m, profile=p, seed=s) for m, p, s in keys]
     summary = summarise(rows, ("mechanism", "profile"), METRICS)
-    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0)
+    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, resumed_rows=ck.reused)
     if out_dir is not None:
         out = Path(out_dir)
         save_outputs(out, "mechanism_comparison", rows, summary, meta)
@@ -128,11 +139,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/mechanism_comparison")
     ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MechanismConfig()
     if a.seeds:
         cfg = replace(cfg, seeds=tuple(a.seeds))
-    return run(cfg, a.out)
+    try:
+        return run(cfg, a.out, resume=a.resume)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

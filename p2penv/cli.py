@@ -3,11 +3,14 @@
     p2penv train --algo ppo --mode shared --steps 20000 --seed 0 --out runs/ppo [--resume]
     p2penv train --config run.json        # {"env": {...MarketConfig...}, "algo": ..., "train": {...}}
     p2penv evaluate runs/ppo --episodes 3
-    p2penv experiment market_power --quick --out results/mp
+    p2penv experiment market_power --quick --out results/mp [--resume]
     p2penv bench [--adapters]
 
 Every output is written atomically; ``train --resume`` continues from the last checkpoint in
 ``--out`` (SB3: model + replay buffer + step counter; Q-learning: Q-tables + rng state + t).
+``train`` runs the env once (reset + one truthful step) before it writes anything to ``--out``.
+Bad input (options, config files, run folders) ends with one line ``p2penv CMD: error: ...`` on
+stderr naming the file or field, and exit status 2.
 """
 from __future__ import annotations
 
@@ -17,11 +20,32 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo")
-
-
 ENVS = ("auction_v0", "dlmp_v0")
+ALGOS = ("ppo", "sac", "qlearning")
+MODES = ("shared", "independent")
+SPEC_KEYS = ("env", "algo", "mode", "sellers", "seed", "train")
+
+
+class UsageError(Exception):
+    """Bad input (option, config file, run folder): ``main`` prints ``p2penv CMD: error: MSG``
+    as one line on stderr and exits with status 2, like argparse."""
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """JSON content of ``path``; UsageError naming the file when it is missing or not valid JSON."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UsageError(f"{path}: missing ({what})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read {what} ({e})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: invalid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
 
 
 def _env_fn(env_opts: dict, sellers: int | None, seed: int):
@@ -30,27 +54,44 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int):
     opts = dict(env_opts)
     name = opts.pop("name", "auction_v0")
     if name not in ENVS:
-        raise SystemExit(f"env: unknown {name!r}; known {ENVS}")
+        raise UsageError(f"env: unknown {name!r}; known {ENVS}")
     mod = importlib.import_module(f"p2penv.{name}")
     opts.setdefault("seed", seed)
     if sellers:
         if name != "auction_v0":
-            raise SystemExit("sellers: the SellerBuyerMarket scenario exists for auction_v0 only")
-        from experiments.common import SellerBuyerMarket
+            raise UsageError("sellers: the SellerBuyerMarket scenario exists for auction_v0 only")
+        from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
 
         opts["generator"] = SellerBuyerMarket(sellers)
         opts.setdefault("n_prosumers", sellers + 3)
     return lambda: mod.parallel_env(**opts)
 
 
+def _check_env(env_fn, spec: dict):
+    """Build the env, reset it and play one truthful step; returns the env. A failure is a
+    UsageError naming the env options (nothing has been written yet)."""
+    from agents.baselines import TruthfulAgent
+    from agents.rollout import Assigned
+
+    try:
+        env = env_fn()
+        obs, _ = env.reset(seed=spec["seed"])
+        env.step(Assigned(TruthfulAgent(env.config))(env, obs))
+    except Exception as e:  # noqa: BLE001 - any failure here is reported as a bad env config
+        sel = f", sellers={spec['sellers']}" if spec["sellers"] else ""
+        raise UsageError(f"env {spec['env']}{sel}: does not run ({type(e).__name__}: {e})") from None
+    return env
+
+
 def _load_spec(a) -> dict:
     spec = {}
     if a.config:
-        with open(a.config) as f:
-            spec = json.load(f)
-        bad = sorted(set(spec) - {"env", "algo", "mode", "sellers", "seed", "train"})
+        spec = _read_json(Path(a.config), "the --config file")
+        if not isinstance(spec, dict):
+            raise UsageError(f"{a.config}: expected a JSON object with keys {', '.join(SPEC_KEYS)}")
+        bad = sorted(set(spec) - set(SPEC_KEYS))
         if bad:
-            raise SystemExit(f"config: unknown key(s) {bad}; known env, algo, mode, sellers, seed, train")
+            raise UsageError(f"{a.config}: unknown key(s) {bad}; known {', '.join(SPEC_KEYS)}")
     env = dict(spec.get("env", {}))
     if getattr(a, "env", None) is not None:
         env["name"] = a.env
@@ -68,8 +109,72 @@ def _load_spec(a) -> dict:
         train["progress"] = True
     seed = a.seed if a.seed is not None else spec.get("seed", 0)
     train["seed"] = seed
-    return dict(env=env, algo=a.algo or spec.get("algo", "ppo"), mode=a.mode or spec.get("mode", "shared"),
-                sellers=a.sellers if a.sellers is not None else spec.get("sellers"), seed=seed, train=train)
+    out = dict(env=env, algo=a.algo or spec.get("algo", "ppo"), mode=a.mode or spec.get("mode", "shared"),
+               sellers=a.sellers if a.sellers is not None else spec.get("sellers"), seed=seed, train=train)
+    _check_spec(out, a.config or "options")
+    return out
+
+
+def _check_spec(spec: dict, where: str | Path) -> None:
+    """UsageError naming ``where`` and the field when a run spec is malformed."""
+    if not isinstance(spec, dict):
+        raise UsageError(f"{where}: expected a JSON object with keys {', '.join(SPEC_KEYS)}")
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    if missing:
+        raise UsageError(f"{where}: missing key(s) {missing}")
+    for k, ok, want in (("env", isinstance(spec["env"], dict), "an object of env options"),
+                        ("train", isinstance(spec["train"], dict), "an object of trainer options"),
+                        ("algo", spec["algo"] in ALGOS, f"one of {ALGOS}"),
+                        ("mode", spec["mode"] in MODES, f"one of {MODES}"),
+                        ("seed", isinstance(spec["seed"], int), "an integer"),
+                        ("sellers", spec["sellers"] is None or (isinstance(spec["sellers"], int) and spec["sellers"] > 0),
+                         "a positive integer or null")):
+        if not ok:
+            raise UsageError(f"{where}: {k}: expected {want}, got {spec[k]!r}")
+
+
+def _trainer_config(spec: dict, where: str | Path):
+    """QConfig or SB3Config of a spec; UsageError naming ``where`` on a bad option."""
+    tr = {k: v for k, v in spec["train"].items() if k != "tensorboard"}
+    try:
+        if spec["algo"] == "qlearning":
+            from agents.qlearning import QConfig
+
+            return QConfig.from_dict(tr)
+        from agents.sb3_shared import SB3Config
+
+        return SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{where}: train: {e}") from None
+
+
+def _model_algo(path: Path) -> str | None:
+    """'ppo' or 'sac' from the data of a stable-baselines3 model file (None: neither)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise UsageError(f"{path}: not a stable-baselines3 model file ({e})") from None
+    return "sac" if "tau" in data else "ppo" if "clip_range" in data else None
+
+
+def _check_resume(out: Path, spec: dict) -> None:
+    """``--resume`` into ``out``: the saved run must have the same env, algo, mode and sellers."""
+    prev_path = out / "run.json"
+    prev = _read_json(prev_path, "the spec of the run to resume") if prev_path.exists() else spec
+    diff = [k for k in ("env", "algo", "mode", "sellers") if not isinstance(prev, dict) or prev.get(k) != spec[k]]
+    if diff:
+        saved = ", ".join(f"{k}={prev.get(k)!r}" for k in diff) if isinstance(prev, dict) else repr(prev)
+        asked = ", ".join(f"{k}={spec[k]!r}" for k in diff)
+        raise UsageError(f"--resume: {prev_path} was trained with {saved}, this run asks for {asked}; "
+                         "resume with the same options or use a new --out")
+    model = out / "model.zip"
+    if spec["algo"] != "qlearning" and spec["mode"] == "shared" and model.is_file():
+        saved = _model_algo(model)
+        if saved is not None and saved != spec["algo"]:
+            raise UsageError(f"--resume: {model} is a {saved} model, this run asks for algo={spec['algo']!r}")
 
 
 def cmd_train(a) -> int:
@@ -79,66 +184,108 @@ def cmd_train(a) -> int:
     spec = _load_spec(a)
     out = Path(a.out)
     f = _env_fn(spec["env"], spec["sellers"], spec["seed"])
+    # everything is checked before run.json (or anything else) is written
+    env = _check_env(f, spec)
+    cfg = _trainer_config(spec, a.config or "options")
     learners = [f"prosumer_{i}" for i in range(spec["sellers"])] if spec["sellers"] else None
-    others = TruthfulAgent(f().config)
+    others = TruthfulAgent(env.config)
+    if a.resume:
+        _check_resume(out, spec)
     atomic_write_json(out / "run.json", spec)
     if spec["algo"] == "qlearning":
-        from agents.qlearning import QConfig, QLearners
+        from agents.qlearning import QLearners
 
-        tr = {k: v for k, v in spec["train"].items() if k not in ("tensorboard",)}
-        q = QLearners(f, QConfig.from_dict(tr), learners=learners, env_seed=spec["seed"])
+        q = QLearners(f, cfg, learners=learners, env_seed=spec["seed"])
         res = q.train(out, resume=a.resume)
         print(f"qlearning: t={res.t} state={res.state_kind} converged={res.converged.tolist()} -> {out}")
         return 0
-    from agents.sb3_shared import SB3Config
-
-    cfg = SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
     if spec["mode"] == "shared":
         from agents.sb3_shared import train_shared as train
-    elif spec["mode"] == "independent":
-        from agents.independent import train_independent as train
     else:
-        raise SystemExit(f"mode: expected 'shared' or 'independent', got {spec['mode']!r}")
+        from agents.independent import train_independent as train
     r = train(f, cfg, out, learners=learners, others=others, resume=a.resume)
     print(f"{spec['algo']}/{spec['mode']}: {r.num_timesteps} agent-steps, {r.steps_per_s:.0f} steps/s -> {out}")
     return 0
 
 
-def load_policy(run_dir: Path, env_fn):
-    """Joint policy of a finished ``train`` run folder."""
+def _run_spec(run_dir: Path) -> dict:
+    """The checked ``run.json`` of a ``train`` output folder."""
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: no such run folder (the --out of p2penv train)")
+    path = run_dir / "run.json"
+    spec = _read_json(path, "written by p2penv train; is this a train output folder?")
+    _check_spec(spec, path)
+    return spec
+
+
+def _load_shared(folder: Path, algo: str, run_json: Path):
+    """SharedPolicy of ``folder`` after checking policy.json and model.zip (UsageError naming the file)."""
+    from agents.sb3_shared import SharedPolicy
+
+    meta_path, model = folder / "policy.json", folder / "model.zip"
+    meta = _read_json(meta_path, "written by p2penv train when training finishes")
+    if not isinstance(meta, dict) or meta.get("algo") not in ("ppo", "sac") \
+            or not isinstance(meta.get("pad"), bool) or not isinstance(meta.get("max_dim"), int):
+        raise UsageError(f'{meta_path}: expected {{"algo": "ppo" | "sac", "pad": bool, "max_dim": int}}, got {meta!r}')
+    if meta["algo"] != algo:
+        raise UsageError(f"{meta_path}: algo {meta['algo']!r} differs from algo {algo!r} in {run_json}")
+    if not model.is_file():
+        raise UsageError(f"{model}: missing (written by p2penv train when training finishes; "
+                         "rerun train with --resume to finish it)")
+    saved = _model_algo(model)
+    if saved is not None and saved != algo:
+        raise UsageError(f"{model}: a {saved} model, but {meta_path} says algo {algo!r}")
+    try:
+        return SharedPolicy.load(folder)
+    except Exception as e:  # noqa: BLE001 - one line naming the file instead of a library traceback
+        raise UsageError(f"{model}: cannot load ({type(e).__name__}: {e})") from None
+
+
+def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
+    """Joint policy of a finished ``train`` run folder and its spec; UsageError naming the file
+    when something in the folder is missing, malformed or inconsistent."""
     from agents.baselines import TruthfulAgent
     from agents.rollout import Assigned
 
-    spec = json.loads((run_dir / "run.json").read_text())
+    spec = _run_spec(run_dir) if spec is None else spec
+    run_json = run_dir / "run.json"
     truth = TruthfulAgent(env_fn().config)
     if spec["algo"] == "qlearning":
-        from agents.qlearning import QConfig, QLearners
+        from agents.qlearning import QLearners
 
-        tr = {k: v for k, v in spec["train"].items() if k not in ("tensorboard",)}
+        ck = run_dir / "checkpoint.pkl"
+        if not ck.is_file():
+            raise UsageError(f"{ck}: missing (the Q-tables written by p2penv train)")
         learners = [f"prosumer_{i}" for i in range(spec["sellers"])] if spec["sellers"] else None
-        q = QLearners(env_fn, QConfig.from_dict(tr), learners=learners, env_seed=spec["seed"])
-        q.load(run_dir / "checkpoint.pkl")
+        q = QLearners(env_fn, _trainer_config(spec, run_json), learners=learners, env_seed=spec["seed"])
+        try:
+            q.load(ck)
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"{ck}: cannot load ({type(e).__name__}: {e})") from None
         return q.policy(0), spec
     if spec["mode"] == "independent":
         from agents.independent import IndependentPolicy
 
-        return IndependentPolicy.load(run_dir / "policy").joint(truth), spec
-    from agents.sb3_shared import SharedPolicy
-
-    p = SharedPolicy.load(run_dir / "policy")
+        names_path = run_dir / "policy" / "agents.json"
+        names = _read_json(names_path, "written by p2penv train when training finishes")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UsageError(f"{names_path}: expected a list of agent names, got {names!r}")
+        pols = {n: _load_shared(run_dir / "policy" / n, spec["algo"], run_json) for n in names}
+        return IndependentPolicy(pols).joint(truth), spec
+    p = _load_shared(run_dir / "policy", spec["algo"], run_json)
     names = [f"prosumer_{i}" for i in range(spec["sellers"])] if spec["sellers"] else env_fn().possible_agents
     return Assigned({a: p for a in names}, default=truth), spec
 
 
 def cmd_evaluate(a) -> int:
     from agents.checkpoint import atomic_write_json
-    from experiments.common import evaluate
+    from experiments.metrics import evaluate
 
     run = Path(a.run)
-    spec = json.loads((run / "run.json").read_text())
+    spec = _run_spec(run)
     seed = a.seed if a.seed is not None else spec["seed"]
     f = _env_fn(spec["env"], spec["sellers"], seed)
-    pol, _ = load_policy(run, f)
+    pol, _ = load_policy(run, f, spec)
     ns = spec["sellers"]
     auction = spec["env"].get("name", "auction_v0") == "auction_v0"  # stage-game NashConv: auction_v0 only
     res = evaluate(f, pol, seed=seed, n_sellers=ns, episodes=a.episodes, nash_players=range(ns) if ns else None,
@@ -153,12 +300,10 @@ def cmd_experiment(a, extra: list[str]) -> int:
     import importlib
 
     if a.name not in EXPERIMENTS:
-        raise SystemExit(f"experiment: unknown {a.name!r}; known {EXPERIMENTS}")
+        raise UsageError(f"unknown experiment {a.name!r}; known {', '.join(EXPERIMENTS)}")
     mod = importlib.import_module(f"experiments.{a.name}")
-    if a.name == "demo":
-        mod.main()
-        return 0
-    argv = list(extra) + (["--quick"] if a.quick else []) + (["--out", a.out] if a.out else [])
+    argv = list(extra) + (["--quick"] if a.quick else []) + (["--out", a.out] if a.out else []) \
+        + (["--resume"] if a.resume else [])
     mod.main(argv)
     return 0
 
@@ -205,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("name")
     x.add_argument("--quick", action="store_true")
     x.add_argument("--out")
+    x.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     b = sub.add_parser("bench", help="run benchmarks/run_all.py (and --adapters: VecEnv adapter speed)")
     b.add_argument("--adapters", action="store_true")
     b.add_argument("--steps", type=int, default=300)
@@ -216,13 +362,16 @@ def main(argv=None) -> int:
     a, extra = ap.parse_known_args(argv)
     if extra and a.cmd != "experiment":
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
-    if a.cmd == "train":
-        return cmd_train(a)
-    if a.cmd == "evaluate":
-        return cmd_evaluate(a)
-    if a.cmd == "experiment":
-        return cmd_experiment(a, extra)
-    return cmd_bench(a)
+    try:
+        if a.cmd == "train":
+            return cmd_train(a)
+        if a.cmd == "evaluate":
+            return cmd_evaluate(a)
+        if a.cmd == "experiment":
+            return cmd_experiment(a, extra)
+        return cmd_bench(a)
+    except UsageError as e:
+        ap.exit(2, f"p2penv {a.cmd}: error: {e}\n")
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def test_competitive_baseline_dispatches_the_s1_benchmark():
 
 
 def test_observation_fields_decode_to_the_physical_state():
-    from p2penv.envs.auction_env import OBS_FIELDS
+    from p2penv.envs.auction_core import OBS_NAMES
 
     env = auction_v0.parallel_env(n_prosumers=6, seed=2, start_hour=6.0, obs_kw_scale=10.0)
     obs, _ = env.reset(seed=2)
@@ -170,7 +170,7 @@ def test_observation_fields_decode_to_the_physical_state():
         obs, *_ = env.step({a: np.zeros(2) for a in env.agents})
     o = np.stack([obs[a] for a in env.agents]).astype(np.float64)
     f, ctx = env.fleet, env.ctx
-    col = {k: i for i, k in enumerate(OBS_FIELDS)}
+    col = {k: i for i, k in enumerate(OBS_NAMES)}
     np.testing.assert_allclose(o[:, col["demand"]], np.minimum(ctx.demand_kw / 10, 1), rtol=1e-6)
     np.testing.assert_allclose(o[:, col["feasible_hi"]], ctx.hi_kw / 10, rtol=1e-6)
     # hour 6 + 5 steps = 11:00

@@ -74,3 +74,19 @@ def test_pay_as_bid_properties(book):
     assert c.operator_surplus >= -TOL  # weak budget balance
     np.testing.assert_allclose(c.operator_surplus, -c.cash.sum(), atol=1e-9)
     assert abs(c.welfare - max_welfare(p, q, s)) <= 1e-6 * (1 + abs(c.welfare))  # LP feasibility tol ~1e-7
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(books(), min_size=1, max_size=4).filter(lambda bs: len({len(b[0]) for b in bs}) == 1))
+def test_allocation_kernel_matches_numpy_reference(batch):
+    """The compiled allocation (one loop per book) equals the independent vectorised numpy one."""
+    from p2penv.market.mechanisms.book import efficient_allocation
+    from tests.reference.numpy_book import numpy_allocation
+
+    p, q, s = (np.stack(x) for x in zip(*batch))
+    got, ref = efficient_allocation(p, q, s), numpy_allocation(p, q, s.astype(np.int8))
+    for name in ("matched", "volume", "bid_q", "ask_q", "bid_next", "ask_next", "best_bid", "best_ask"):
+        np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-12, atol=1e-12,
+                                   equal_nan=True, err_msg=name)
+    np.testing.assert_array_equal(got.is_bid, ref.is_bid)
+    np.testing.assert_array_equal(got.is_ask, ref.is_ask)

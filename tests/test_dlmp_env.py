@@ -7,9 +7,10 @@ from pettingzoo.test.state_test import test_state_space as pz_state_space_test
 
 from p2penv import dlmp_v0
 from p2penv.envs.dlmp_config import SCENARIOS, DlmpConfig
-from p2penv.envs.dlmp_env import OBS_FIELDS_DLMP, _EnvMarket
+from p2penv.envs.auction_core import OBS_NAMES
+from p2penv.envs.dlmp_core import DLMP_OBS_NAMES
 from p2penv.network import lindistflow
-from p2penv.network.dlmp import DlmpMarket
+from p2penv.network.dlmp import DlmpMarket, clear_dlmp
 from p2penv.network.lindistflow import linearise_losses, loss_model_at
 
 
@@ -114,7 +115,7 @@ def test_every_step_balances_and_respects_limits_unless_reported(scenario):
 
 def test_observation_carries_own_dlmp_mapped_like_prices():
     env = dlmp_v0.parallel_env(scenario="ieee33-congested", price_floor=0.0, price_cap=0.4)
-    i0 = len(OBS_FIELDS_DLMP) - 5
+    i0 = len(OBS_NAMES)  # the DLMP columns follow the auction ones
     for _, (obs, _, _, _, infos), _ in rollout(env, seed=1):
         for a in list(infos)[:: 7]:
             inf, o = infos[a], obs[a]
@@ -221,21 +222,21 @@ def test_same_seed_same_trajectory_bit_for_bit():
             assert np.array_equal(u, v)
 
 
-def test_env_market_matches_dlmp_market_on_random_books():
+def test_warm_incremental_lp_matches_a_cold_one_shot_build_on_random_books():
+    """The market's warm path (cached load rows, lazy loss coefficients) equals a fresh cold LP."""
     rng = np.random.default_rng(0)
     for scenario in ("ieee33-congested", "ieee33-undervoltage"):
         env = dlmp_v0.parallel_env(scenario=scenario)
         f, buses = env.feeder, env.buses
-        fast = _EnvMarket(f, buses)
-        ref = DlmpMarket(f, buses)
+        warm = DlmpMarket(f, buses)
+        lm = None
         for k in range(40):
             if k % 5 == 0:
                 lm = loss_model_at(f, -env.p_fixed_kw * rng.uniform(0.8, 1.2), -env.q_fixed_kvar)
-                fast.set_loss_model(lm)
-                ref.set_loss_model(lm)
+                warm.set_loss_model(lm)
             book = (rng.uniform(0.0, 0.4, buses.size), rng.uniform(0, 6, buses.size), rng.choice([-1, 0, 1], buses.size))
-            r1 = fast.clear(*book, 0.1, env.p_fixed_kw, env.q_fixed_kvar)
-            r2 = ref.clear(*book, 0.1, env.p_fixed_kw, env.q_fixed_kvar)
+            r1 = warm.clear(*book, 0.1, env.p_fixed_kw, env.q_fixed_kvar)  # read-only loads: rows cached
+            r2 = clear_dlmp(*book, buses, f, 0.1, env.p_fixed_kw.copy(), env.q_fixed_kvar.copy(), loss_model=lm)
             assert r1.objective == pytest.approx(r2.objective, abs=1e-7)
             for name in ("matched", "dlmp", "energy", "loss", "congestion", "voltage", "voltages",
                          "line_flows_kw", "loading", "net_load_kw"):

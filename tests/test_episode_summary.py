@@ -9,7 +9,7 @@ from p2penv.diagnostics.episode import (
     summarize_episode,
     true_marginal_costs,
 )
-from p2penv.envs.auction_env import INFO_FIELDS
+from p2penv.envs.auction_core import INFO_NAMES
 
 
 def _episode(**kw):
@@ -91,7 +91,7 @@ def _synthetic(sold, price, mc=None):
     for t, (q, p) in enumerate(zip(sold, price)):
         rows = {}
         for i, a in enumerate(("s0", "s1", "b")):
-            d = dict.fromkeys(INFO_FIELDS, 0.0)
+            d = dict.fromkeys(INFO_NAMES, 0.0)
             if i < 2:
                 d.update(side=1.0 if q[i] > 0 else 0.0, matched_kwh=q[i], unit_price=p)
             else:

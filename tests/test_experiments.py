@@ -9,7 +9,8 @@ from experiments import algorithm_benchmark as ab
 from experiments import collusion_probe as cp
 from experiments import market_power as mp
 from experiments import mechanism_comparison as mc
-from experiments.common import SellerBuyerMarket, mean_ci, summarise
+from experiments.metrics import mean_ci, summarise
+from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
 
 
 def test_seller_buyer_market_keeps_aggregate_supply():

@@ -105,3 +105,33 @@ def test_fictitious_play_first_round_best_replies_by_hand():
     # the bilateral game has a continuum of equilibria (any ask = bid), so fictitious play need not
     # settle on one; the result says whether it converged instead of pretending
     assert res.converged == (res.nash_conv[-1] < 1e-6)
+
+
+def test_one_name_per_solver():
+    # iterated_best_response / fictitious_play / best_response mean the market stage game; the
+    # continuous reference-game solvers carry a continuous_ prefix; the stage gap has one function
+    # (stage_nash_gap) plus the env-facing env_nash_gap, and nothing else defines them.
+    import agents.best_response as agent_br
+    import p2penv.diagnostics as diag
+    from p2penv.diagnostics import equilibrium, nash
+
+    assert diag.iterated_best_response is nash.iterated_best_response
+    assert diag.stage_nash_gap is nash.stage_nash_gap and diag.env_nash_gap is nash.env_nash_gap
+    renamed = {"iterated_best_response": "continuous_best_response_dynamics",
+               "fictitious_play": "continuous_fictitious_play", "best_response": "continuous_best_response"}
+    for name, continuous in renamed.items():
+        assert not hasattr(equilibrium, name) and not hasattr(agent_br, name)
+        assert callable(getattr(equilibrium, continuous)) and callable(getattr(nash, name))
+    assert not hasattr(agent_br, "stage_gap") and not hasattr(agent_br, "iterated_best_response")
+    assert diag.continuous_best_response_dynamics is equilibrium.continuous_best_response_dynamics
+
+
+def test_env_nash_gap_is_stage_nash_gap_of_the_env_step():
+    env = auction_v0.parallel_env(n_prosumers=3, seed=2)
+    env.reset(seed=2)
+    rng = np.random.default_rng(2)
+    actions = {a: rng.uniform(-1, 1, 2) for a in env.agents}
+    joint = np.stack([actions[a] for a in env.agents])
+    a, b = env_nash_gap(env, actions, method="grid"), stage_nash_gap(joint, env.ctx, env.rules, method="grid")
+    np.testing.assert_array_equal(a.gains, b.gains)
+    np.testing.assert_array_equal(a.best_actions, b.best_actions)

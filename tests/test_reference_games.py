@@ -7,8 +7,9 @@ from p2penv.diagnostics import (
     ContinuousGame,
     Cournot,
     LinearSFE,
-    fictitious_play,
-    iterated_best_response,
+    LinearStrategy,
+    continuous_best_response_dynamics,
+    continuous_fictitious_play,
     maximise_1d,
     nash_conv,
 )
@@ -51,8 +52,8 @@ def test_nash_conv_hand_values(exact):
 @pytest.mark.parametrize("exact", [True, False])
 def test_best_response_dynamics_reproduce_cournot(exact):
     g = Cournot(100.0, 1.0, (10.0, 20.0, 30.0))  # q = 40 - c_i = (30, 20, 10)
-    r = iterated_best_response(g, exact=exact, tol=1e-9)
-    assert r.converged and r.method == "iterated_best_response"
+    r = continuous_best_response_dynamics(g, exact=exact, tol=1e-9)
+    assert r.converged and r.method == "continuous_best_response_dynamics"
     np.testing.assert_allclose(r.profile, [30, 20, 10], atol=1e-4)
     assert r.nash_conv[0] > 100 and r.nash_conv[-1] < 1e-9 and len(r.nash_conv) == r.iterations + 1
 
@@ -61,7 +62,7 @@ def test_simultaneous_best_response_cycles_with_three_firms():
     # Jacobi BR map q <- (A - c - B(Q - q))/2B has Jacobian -(1/2)(J - I): eigenvalue -1 on (1,1,1),
     # so total output oscillates forever from a non-equilibrium start.
     g = Cournot(100.0, 1.0, (10.0, 20.0, 30.0))
-    r = iterated_best_response(g, simultaneous=True, max_iter=40)
+    r = continuous_best_response_dynamics(g, simultaneous=True, max_iter=40)
     assert not r.converged and r.nash_conv[-1] > 100
 
 
@@ -71,12 +72,12 @@ def test_fictitious_play_follows_its_linear_recursion():
     # e_{t+1} = e_t (1 - (1 - lam)/(t + 2)) on eigenvectors of the BR Jacobian [[0,-1/2],[-1/2,0]]:
     # lam = +1/2 on (1,-1), lam = -1/2 on (1,1). Start (50, 50): e_0 = (50/3, 80/3).
     T = 150
-    r = fictitious_play(DUO, init=[50.0, 50.0], max_iter=T, tol=1e-12)
+    r = continuous_fictitious_play(DUO, init=[50.0, 50.0], max_iter=T, tol=1e-12)
     e0 = np.array([50 / 3, 80 / 3])
     slow = (e0[0] - e0[1]) / 2 * np.prod([1 - 0.5 / (t + 2) for t in range(T)])
     fast = (e0[0] + e0[1]) / 2 * np.prod([1 - 1.5 / (t + 2) for t in range(T)])
     np.testing.assert_allclose(r.profile - DUO_Q, [slow + fast, -slow + fast], atol=1e-6)
-    assert r.iterations == T and not r.converged and r.method == "fictitious_play"
+    assert r.iterations == T and not r.converged and r.method == "continuous_fictitious_play"
     assert r.nash_conv[-1] < 0.01 * r.nash_conv[0]
 
 
@@ -95,7 +96,7 @@ def test_sfe_golden_ratio_duopoly():
     p_comp = g.price([1.0, 1.0])[0]
     assert p_comp == pytest.approx(10 / 3)
     assert p_comp < p < 5.0
-    r = iterated_best_response(g, exact=False)
+    r = continuous_best_response_dynamics(g, exact=False)
     assert r.converged
     np.testing.assert_allclose(r.profile, [beta, beta], atol=1e-4)
 
@@ -164,3 +165,86 @@ def test_cs_efficiency_through_the_uniform_mechanism():
     assert first_best == pytest.approx(1 / 6, rel=1e-4)
     assert realised / first_best == pytest.approx(27 / 32, rel=3.5e-3)
     np.testing.assert_allclose(out.unit_price[:, 0], (buyer(v) + seller(c)) / 2)
+
+
+def test_cs_payoffs_against_a_posted_price_are_exact():
+    # Seller posts 0.5 whatever its cost (slope 0). Buyer v = 0.8, k = 1/2: a bid b >= 0.5 trades
+    # for sure at 0.5 + (b - 0.5)/2, a lower bid never trades. Bid 0.5 (the tie) -> 0.8 - 0.5 = 0.3;
+    # bid 0.6 -> 0.8 - 0.55 = 0.25; bid 0.4 -> 0.
+    posted = LinearStrategy(0.5, 0.0)
+    np.testing.assert_allclose(CS.buyer_payoff(np.array([0.5, 0.6, 0.4]), 0.8, posted), [0.3, 0.25, 0.0])
+    # Buyer posts 0.6. Seller c = 0.2: ask 0.4 trades at 0.5 (0.3), ask 0.6 at 0.6 (0.4), ask 0.7 never.
+    np.testing.assert_allclose(CS.seller_payoff(np.array([0.4, 0.6, 0.7]), 0.2, LinearStrategy(0.6, 0.0)),
+                               [0.3, 0.4, 0.0])
+
+
+def test_cs_payoffs_against_decreasing_strategies():
+    # Seller asks 1 - c: a bid 0.6 trades with costs c >= 0.4 at 0.5 (1 - c) + 0.3, so a buyer of
+    # value 0.8 earns int_{0.4}^1 (0.8 - 0.5 + 0.5 c - 0.3) dc = 0.25 (1 - 0.16) = 0.21.
+    assert CS.buyer_payoff(0.6, 0.8, LinearStrategy(1.0, -1.0)) == pytest.approx(0.21, abs=1e-15)
+    # Buyer bids 1 - v: an ask 0.4 trades with values v <= 0.6 at 0.2 + 0.5 (1 - v); a seller of
+    # cost 0.2 earns int_0^{0.6} (0.5 - 0.5 v) dv = 0.3 - 0.09 = 0.21.
+    assert CS.seller_payoff(0.4, 0.2, LinearStrategy(1.0, -1.0)) == pytest.approx(0.21, abs=1e-15)
+
+
+@pytest.mark.parametrize("slope", [1.5, 0.0, -0.7])
+def test_cs_payoffs_match_quadrature(slope):
+    # Both payoffs against increasing, flat and decreasing opponents, against direct quadrature of
+    # the rule "trade iff bid >= ask at p = s + k (b - s)".
+    from scipy.integrate import quad
+
+    g = ChatterjeeSamuelson(0.3)
+    opp = LinearStrategy(0.4 - 0.5 * slope, slope)  # 0.4 at the middle type
+    for bid, v in [(0.3, 0.9), (0.45, 0.6), (0.8, 0.85)]:
+        ref = quad(lambda c: (v - opp(c) - g.k * (bid - opp(c))) * (bid >= opp(c)), 0, 1, points=[0.5], limit=200)[0]
+        assert g.buyer_payoff(bid, v, opp) == pytest.approx(ref, abs=1e-8)
+    for ask, c in [(0.3, 0.1), (0.45, 0.2), (0.8, 0.5)]:
+        ref = quad(lambda v: (ask + g.k * (opp(v) - ask) - c) * (opp(v) >= ask), 0, 1, points=[0.5], limit=200)[0]
+        assert g.seller_payoff(ask, c, opp) == pytest.approx(ref, abs=1e-8)
+
+
+def test_cs_payoffs_reject_non_finite_strategies():
+    with pytest.raises(ValueError, match="strategy"):
+        CS.buyer_payoff(0.5, 0.5, LinearStrategy(float("nan"), 1.0))
+
+
+@pytest.mark.parametrize("k", [0.0, 0.25, 0.5, 0.8, 1.0])
+def test_cs_equilibrium_holds_for_every_k(k):
+    # Trading types are exactly v > (1-k)/2 and c < 1 - k/2; each one's numerical best response to
+    # the opponent's linear strategy is its own linear strategy.
+    game = ChatterjeeSamuelson(k)
+    buyer, seller = game.equilibrium()
+    a0, m = (1 - k) / 2, 1 - k / 2
+    for v in a0 + (1 - a0) * np.array([0.2, 0.5, 0.9, 1.0]):
+        bid, _ = maximise_1d(lambda b: game.buyer_payoff(b, v, seller), 0.0, 1.0)
+        assert bid == pytest.approx(buyer(v), abs=1e-6)
+    for c in m * np.array([0.0, 0.3, 0.6, 0.9]):
+        ask, _ = maximise_1d(lambda a: game.seller_payoff(a, c, buyer), 0.0, 1.0)
+        assert ask == pytest.approx(seller(c), abs=1e-6)
+
+
+@pytest.mark.parametrize("k", [0.0, 0.25, 0.5, 0.8, 1.0])
+def test_cs_equilibrium_gains_closed_form_for_every_k(k):
+    # (1 + k)(2 - k)/16: 1/8 at k = 0 and 1, 9/64 at 1/2, 35/256 at 0.25, 0.135 at 0.8.
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    game = ChatterjeeSamuelson(k)
+    hand = {0.0: 1 / 8, 0.25: 35 / 256, 0.5: 9 / 64, 0.8: 0.135, 1.0: 1 / 8}[k]
+    assert game.equilibrium_gains() == pytest.approx(hand, abs=1e-15)
+    assert game.equilibrium_efficiency() == pytest.approx(6 * hand, abs=1e-15)
+    buyer, seller = game.equilibrium()
+
+    # 1. Quadrature of (v - c) over the trade region, the boundary v(c) found by root finding.
+    def inner(c):
+        f = lambda v: buyer(v) - seller(c)  # noqa: E731
+        if f(1.0) < 0:
+            return 0.0
+        lo = 0.0 if f(0.0) >= 0 else brentq(f, 0.0, 1.0, xtol=1e-14)
+        return (1 - lo**2) / 2 - c * (1 - lo)
+
+    assert quad(inner, 0, 1, points=[1 - k / 2], epsabs=1e-13)[0] == pytest.approx(game.equilibrium_gains(), abs=1e-10)
+    # 2. Total gains = E[buyer payoff] + E[seller payoff] at the equilibrium (payments cancel).
+    eb = quad(lambda v: game.buyer_payoff(buyer(v), v, seller), 0, 1, points=[(1 - k) / 2], epsabs=1e-13)[0]
+    es = quad(lambda c: game.seller_payoff(seller(c), c, buyer), 0, 1, points=[1 - k / 2], epsabs=1e-13)[0]
+    assert eb + es == pytest.approx(game.equilibrium_gains(), abs=1e-10)

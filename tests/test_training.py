@@ -10,7 +10,7 @@ from agents.independent import IndependentPolicy, train_independent
 from agents.qlearning import QConfig, QLearners
 from agents.rollout import Assigned, rollout
 from agents.sb3_shared import SB3Config, SharedPolicy, train_shared
-from experiments.common import seller_buyer_env_fn, sellers
+from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
 from p2penv import auction_v0
 
 

@@ -1,15 +1,17 @@
 """Diagnostics: market power (S9), fairness (S10), mechanism audits (S7), reference games and
-equilibrium search (S8), the environments' stage-game Nash gap (``nash``), the exact DLMP best
-response (``dlmp_best_response``) and episode summaries (``episode``). Read-only: every diagnostic
-calls the market's own clearing and settlement code. See docs/diagnostics.md."""
+equilibrium search on them (S8, ``continuous_*``), the environments' stage-game Nash gap and
+best-response dynamics (``nash``: ``stage_nash_gap``, ``env_nash_gap``,
+``iterated_best_response``), the exact DLMP best response (``dlmp_best_response``) and episode
+summaries (``episode``). Read-only: every diagnostic calls the market's own clearing and
+settlement code. See docs/diagnostics.md."""
 from __future__ import annotations
 
 from .audit import MechanismAudit, audit_mechanism
 from .equilibrium import (
     EquilibriumResult,
-    best_response,
-    fictitious_play,
-    iterated_best_response,
+    continuous_best_response,
+    continuous_best_response_dynamics,
+    continuous_fictitious_play,
     maximise_1d,
     nash_conv,
 )
@@ -42,7 +44,7 @@ from .market_power import (
     residual_supply_index,
     welfare_loss,
 )
-from .nash import NashGap, env_nash_gap, stage_nash_gap
+from .nash import NashGap, env_nash_gap, iterated_best_response, stage_nash_gap
 from .reference_games import (
     ChatterjeeSamuelson,
     ContinuousGame,
@@ -57,9 +59,10 @@ __all__ = [
     "grid_best_response", "stack_infos", "stage_nash_gap", "summarize_episode",
     "ChatterjeeSamuelson", "ContinuousGame", "Cournot", "CournotEquilibrium", "EnvyReport",
     "EquilibriumResult", "FairnessSummary", "LinearSFE", "LinearStrategy", "MarketPowerEpisode",
-    "MarketPowerStep", "MechanismAudit", "aggregate_episode", "audit_mechanism", "best_response",
-    "competitive_benchmark", "cournot_lerner", "envy", "episode_fairness", "fictitious_play", "hhi",
-    "iterated_best_response", "jain_index", "lerner", "lerner_mean", "lerner_weighted",
+    "MarketPowerStep", "MechanismAudit", "aggregate_episode", "audit_mechanism", "competitive_benchmark",
+    "continuous_best_response", "continuous_best_response_dynamics", "continuous_fictitious_play",
+    "cournot_lerner", "envy", "episode_fairness", "hhi", "iterated_best_response", "jain_index", "lerner",
+    "lerner_mean", "lerner_weighted",
     "market_power_step", "market_shares", "max_min", "maximise_1d", "nash_conv", "pivotal",
     "price_markup", "proportional_fairness", "quasilinear_utilities", "residual_supply_index",
     "welfare_loss",

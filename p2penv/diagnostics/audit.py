@@ -3,7 +3,15 @@
 True values are the books' prices; agents are orders. For a batch of books the audit measures
 
 * incentive compatibility: the largest utility gain any single agent gets by reporting another
-  price from ``grid`` while everyone else stays truthful (quantities are kept truthful);
+  price from ``grid`` while everyone else stays truthful (quantities are kept truthful). This is
+  the **complete-information ex-post regret** of truthful reporting: the deviation is chosen book
+  by book, knowing every other order exactly; 0 on books covering all type profiles means
+  truth-telling is dominant (on the grid). It is *not* the Bayesian (interim) regret
+  max_r E_others[u(r)] - E_others[u(truth)] of an agent that picks one misreport for its type
+  without seeing the others: that one never exceeds the mean ex-post regret (max of means <=
+  mean of maxima) and is what a Bayes-Nash equilibrium sets to 0 (Chatterjee-Samuelson's linear
+  strategies have zero Bayesian but positive ex-post regret). Bilateral Bayesian payoffs:
+  ``reference_games.ChatterjeeSamuelson.buyer_payoff``/``seller_payoff``;
 * individual rationality: agents with negative utility when truthful (count and $ amount);
 * budget balance: operator surplus = buyer payments - seller receipts (< 0 is a deficit);
 * efficiency: realised true welfare / maximal welfare (the efficient allocation's).
@@ -29,8 +37,10 @@ _TOL = 1e-9
 class MechanismAudit:
     """Audit of one mechanism on B books of n orders.
 
-    utility: (B, n) $ truthful utilities; ic_gain: (B, n) $ best deviation gain per agent (>= 0,
-    0 for idle/empty orders); ic_gain_max: largest of them; ir_violations: number of agents with
+    utility: (B, n) $ truthful utilities; ic_gain: (B, n) $ complete-information ex-post regret
+    per agent: its best gain from a price misreport on the grid, knowing this book's other orders
+    (>= 0, 0 for idle/empty orders; not a Bayesian/interim regret, see the module docstring);
+    ic_gain_max: largest of them; ir_violations: number of agents with
     utility < -tol; ir_shortfall: $ sum of those negative utilities (<= 0);
     surplus: (B,) $ operator surplus; deficit_books: books with surplus < -tol; total_surplus: $;
     welfare, max_welfare: (B,) $ true welfare realised / attainable;
@@ -38,7 +48,7 @@ class MechanismAudit:
     """
 
     utility: np.ndarray
-    ic_gain: np.ndarray
+    ic_gain: np.ndarray  # (B, n) complete-information ex-post regret of truth-telling, not Bayesian
     ic_gain_max: float
     ir_violations: int
     ir_shortfall: float
@@ -60,6 +70,8 @@ def audit_mechanism(clear_fn: Callable[..., Clearing], books, *, grid=None, grid
     sides)`` of shape (B, n) (or (n,) for one book), prices being true values.
 
     grid: 1-D misreport prices $/kWh; default ``grid_size`` points spanning all book prices.
+    ``ic_gain`` is the complete-information ex-post regret (each agent's best grid misreport for
+    this very book, the others' orders known), not the Bayesian regret; see the module docstring.
     """
     p, q, s = check_book(*books)
     if p.ndim == 1:

@@ -367,12 +367,9 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
     p_lo, p_hi = (float(x) for x in price_bounds)
     if not (np.isfinite(p_lo) and np.isfinite(p_hi) and p_lo <= p_hi):
         raise ValueError(f"price_bounds: need finite p_lo <= p_hi, got {price_bounds}")
-    market._prepare(p, q, s, wholesale_price, p_load_kw, q_load_kvar)
+    lp = market.lp_arrays(p, q, s, wholesale_price, p_load_kw, q_load_kvar)
     dt = market.dt_h
-    A = market._A.copy()
-    c = market._cost.copy()
-    lo, hi = market._col_lo.copy(), market._col_hi.copy()
-    rl, ru = market._row_lo.copy(), market._row_hi.copy()
+    A, c, lo, hi, rl, ru = lp.A, lp.cost, lp.col_lo, lp.col_hi, lp.row_lo, lp.row_hi
     col = int(market.c_sell[agent] if side == SELL else market.c_buy[agent])
     sgn = 1.0 if side == SELL else -1.0          # c_col = sgn * dt * price
     c[col] = 0.0

@@ -1,7 +1,7 @@
 """Episode summary of an auction_v0 (or any env with the same infos layout, e.g. dlmp_v0) episode.
 
 **Infos layout** (per step, as returned by ``env.step``): ``infos[agent]`` holds the float fields of
-``p2penv.envs.auction_env.INFO_FIELDS`` (prices $/kWh, energies kWh, powers kW, money $):
+``p2penv.envs.fields.INFO_FIELDS`` (prices $/kWh, energies kWh, powers kW, money $):
 bid_price, dispatch_kw, net_kwh (> 0 sold), side (+1 sell, -1 buy, 0 none), order_kwh, matched_kwh,
 unit_price, market_cash (> 0 received), backstop_import_kwh, backstop_export_kwh, curtailed_kwh,
 cost, feasible_lo_kw, feasible_hi_kw, ramp_violation_kw, clip_price, clip_dispatch; optionally
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..envs.auction_env import INFO_FIELDS
+from ..envs.auction_core import INFO_NAMES
 from ..market.competitive import competitive_equilibrium
 from ..market.prosumer import marginal_cost
 from .fairness import FairnessSummary, episode_fairness
@@ -57,7 +57,7 @@ def stack_infos(infos: list[dict], agents=None) -> dict[str, np.ndarray]:
         raise ValueError("infos: need at least one step")
     names = list(agents) if agents is not None else list(infos[0])
     out: dict[str, np.ndarray] = {}
-    fields = list(INFO_FIELDS) + (["nash_gain"] if all("nash_gain" in st[names[0]] for st in infos) else [])
+    fields = list(INFO_NAMES) + (["nash_gain"] if all("nash_gain" in st[names[0]] for st in infos) else [])
     for t, st in enumerate(infos):
         missing = [a for a in names if a not in st]
         if missing:

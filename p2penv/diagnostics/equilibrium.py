@@ -1,6 +1,10 @@
 """Equilibrium search on n-player continuous games (seed S8: no player gains by deviating alone).
 
-Works on any ``reference_games.ContinuousGame``. A best response is the game's exact one when it
+Works on any ``reference_games.ContinuousGame`` (one bounded real action per player, e.g. Cournot
+quantities or supply-function slopes). The market environments' stage game (2-D actions evaluated
+through ``run_step``) has its own solvers in ``nash.py``: ``iterated_best_response``,
+``fictitious_play`` and ``best_response`` there; the names here carry a ``continuous_`` prefix so
+that each name means one thing. A best response is the game's exact one when it
 provides ``best_response`` (and ``exact=True``), else a dense 1-D grid over the action bounds
 refined by bounded Brent search around the best grid point; the current action is always a
 candidate, so numerical gains are never negative.
@@ -68,8 +72,8 @@ def _deviation_payoff(game: ContinuousGame, i: int, profiles: np.ndarray) -> Cal
     return f
 
 
-def best_response(game: ContinuousGame, i: int, profile, *, exact: bool = True, grid: int = _GRID,
-                  history=None) -> tuple[float, float]:
+def continuous_best_response(game: ContinuousGame, i: int, profile, *, exact: bool = True, grid: int = _GRID,
+                             history=None) -> tuple[float, float]:
     """Player i's best response (action, payoff) to ``profile`` or, if ``history`` (T, n) is given,
     to the uniform mixture over its rows (fictitious-play beliefs; numeric only)."""
     a = np.asarray(profile, dtype=np.float64)
@@ -89,7 +93,8 @@ def nash_conv(game: ContinuousGame, profile, *, exact: bool = True, grid: int = 
     if a.shape != (game.n_players,):
         raise ValueError(f"profile: expected shape ({game.n_players},), got {a.shape}")
     u = game.payoffs(a)
-    gains = [max(best_response(game, i, a, exact=exact, grid=grid)[1] - u[i], 0.0) for i in range(game.n_players)]
+    gains = [max(continuous_best_response(game, i, a, exact=exact, grid=grid)[1] - u[i], 0.0)
+             for i in range(game.n_players)]
     return float(np.sum(gains))
 
 
@@ -102,8 +107,9 @@ def _start(game: ContinuousGame, init) -> np.ndarray:
     return a
 
 
-def iterated_best_response(game: ContinuousGame, init=None, *, max_iter: int = 200, tol: float = 1e-9,
-                           simultaneous: bool = False, exact: bool = True, grid: int = _GRID) -> EquilibriumResult:
+def continuous_best_response_dynamics(game: ContinuousGame, init=None, *, max_iter: int = 200, tol: float = 1e-9,
+                                      simultaneous: bool = False, exact: bool = True,
+                                      grid: int = _GRID) -> EquilibriumResult:
     """Best-response dynamics: players update in turn (Gauss-Seidel), or all at once if
     ``simultaneous`` (Jacobi; may cycle, e.g. Cournot with 3+ firms). Stops when NashConv < tol."""
     a = _start(game, init)
@@ -112,14 +118,14 @@ def iterated_best_response(game: ContinuousGame, init=None, *, max_iter: int = 2
     while traj[-1] >= tol and it < max_iter:
         base = a.copy()
         for i in range(game.n_players):
-            a[i] = best_response(game, i, base if simultaneous else a, exact=exact, grid=grid)[0]
+            a[i] = continuous_best_response(game, i, base if simultaneous else a, exact=exact, grid=grid)[0]
         it += 1
         traj.append(nash_conv(game, a, exact=exact, grid=grid))
-    return EquilibriumResult(a, np.asarray(traj), bool(traj[-1] < tol), it, "iterated_best_response")
+    return EquilibriumResult(a, np.asarray(traj), bool(traj[-1] < tol), it, "continuous_best_response_dynamics")
 
 
-def fictitious_play(game: ContinuousGame, init=None, *, max_iter: int = 200, tol: float = 1e-6,
-                    grid: int = _GRID) -> EquilibriumResult:
+def continuous_fictitious_play(game: ContinuousGame, init=None, *, max_iter: int = 200, tol: float = 1e-6,
+                               grid: int = _GRID) -> EquilibriumResult:
     """Fictitious play (Brown 1951): every round each player best-responds to the empirical
     distribution of the past joint profiles; the reported profile is the empirical mean action,
     whose NashConv is tracked (converges like O(1/t) in Cournot-type games)."""
@@ -130,9 +136,10 @@ def fictitious_play(game: ContinuousGame, init=None, *, max_iter: int = 200, tol
     it = 0
     while traj[-1] >= tol and it < max_iter:
         h = np.asarray(hist)
-        new = np.array([best_response(game, i, hist[-1], grid=grid, history=h)[0] for i in range(game.n_players)])
+        new = np.array([continuous_best_response(game, i, hist[-1], grid=grid, history=h)[0]
+                        for i in range(game.n_players)])
         hist.append(new)
         it += 1
         mean = np.mean(hist, axis=0)
         traj.append(nash_conv(game, mean, grid=grid))
-    return EquilibriumResult(mean, np.asarray(traj), bool(traj[-1] < tol), it, "fictitious_play")
+    return EquilibriumResult(mean, np.asarray(traj), bool(traj[-1] < tol), it, "continuous_fictitious_play")

@@ -15,6 +15,11 @@ plus bounded Brent refinement around the best cells solves that one-dimensional 
 
 Every evaluation calls ``p2penv.market.pipeline.run_step`` on a batch of modified joint actions, so
 the diagnostics never re-implement clearing, settlement or rewards.
+
+One name per job: ``stage_nash_gap`` (the gap of a joint action, pure function), ``env_nash_gap``
+(the same for a live env and its action dict), ``iterated_best_response`` and ``fictitious_play``
+(dynamics on the stage game). Continuous reference games (one real action per player) use
+``equilibrium.continuous_best_response_dynamics`` / ``continuous_fictitious_play`` instead.
 """
 from __future__ import annotations
 
@@ -168,7 +173,14 @@ def stage_nash_gap(
 
 
 def env_nash_gap(env, actions: dict, **kw) -> NashGap:
-    """Convenience: ``stage_nash_gap`` for a live environment before it steps ``actions``."""
+    """``stage_nash_gap`` of a live environment's current step, before it steps ``actions``.
+
+    A separate entry point because it does a different job: it reads the step context and market
+    rules from the env and takes the PettingZoo action dict ``{agent: (u_price, u_dispatch)}`` (in
+    ``env.agents`` order), whereas ``stage_nash_gap`` is the pure function of an (N, 2) joint
+    action, a ``StepContext`` and ``MarketRules`` that works on recorded trajectories and batches
+    without an env. Keyword arguments go to ``stage_nash_gap``.
+    """
     joint = np.stack([np.asarray(actions[a], dtype=np.float64) for a in env.agents])
     return stage_nash_gap(joint, env.ctx, env.rules, **kw)
 

@@ -206,8 +206,15 @@ class ChatterjeeSamuelson:
     Trade iff bid b >= ask s, at price p = s + k (b - s) (same k convention as ``uniform.clear``).
     Linear equilibrium (derived from both first-order conditions, any k in [0, 1]):
     b(v) = v / (1 + k) + k (1 - k) / (2 (1 + k)),  s(c) = c / (2 - k) + (1 - k) / 2.
-    For k = 1/2: b(v) = 2v/3 + 1/12, s(c) = 2c/3 + 1/4, trade iff v - c >= 1/4, expected gains
-    9/64 against the first-best 1/6, i.e. efficiency 27/32.
+    Trade happens iff v >= (1 - k)/2 + c (1 + k)/(2 - k), which gives expected gains
+    (1 + k)(2 - k)/16 (``equilibrium_gains``). For k = 1/2: b(v) = 2v/3 + 1/12, s(c) = 2c/3 + 1/4,
+    trade iff v - c >= 1/4, gains 9/64 against the first-best 1/6, i.e. efficiency 27/32;
+    k = 0 or 1 (one side posts a monopoly price, the other reports truthfully): gains 1/8,
+    efficiency 3/4.
+
+    ``buyer_payoff`` / ``seller_payoff`` take any ``LinearStrategy`` of the opponent: increasing,
+    flat (a posted price: slope 0) or decreasing; the set of opponent types that trade is an
+    interval of [0, 1] in every case and the payoff is integrated exactly over it.
     """
 
     k: float = 0.5
@@ -224,26 +231,45 @@ class ChatterjeeSamuelson:
             LinearStrategy((1 - k) / 2, 1 / (2 - k)),
         )
 
+    @staticmethod
+    def _trading_types(strategy: LinearStrategy, report: np.ndarray, opponent_is_seller: bool):
+        """Ends (t0, t1) of the interval of opponent types t in [0, 1] that trade with ``report``.
+
+        A seller type c trades iff its ask alpha + beta c <= bid; a buyer type v trades iff its bid
+        alpha + beta v >= ask. beta > 0 and beta < 0 give [0, x] or [x, 1] with x the crossing
+        type clipped to [0, 1]; beta = 0 (a posted price) gives all of [0, 1] or nothing.
+        """
+        a, b = float(strategy.intercept), float(strategy.slope)
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise ValueError(f"strategy: intercept and slope must be finite, got {strategy}")
+        r = np.asarray(report, dtype=np.float64)
+        if b == 0.0:
+            trades = (a <= r) if opponent_is_seller else (a >= r)
+            return np.zeros_like(r), np.where(trades, 1.0, 0.0)
+        x = np.clip((r - a) / b, 0.0, 1.0)
+        # the opponent's trading set lies below x iff its report moves toward trading as t falls
+        below = (b > 0) == opponent_is_seller
+        return (np.zeros_like(x), x) if below else (x, np.ones_like(x))
+
     def buyer_payoff(self, bid, value, seller: LinearStrategy) -> np.ndarray:
         """Expected $ of a buyer of ``value`` bidding ``bid`` when c ~ U[0,1] asks seller(c).
 
-        E = int_0^cbar (v - (1-k) s(c) - k b) dc, cbar = clip((b - alpha)/beta, 0, 1).
+        E = int over {c: s(c) <= b} of (v - (1-k) s(c) - k b) dc, exact for any linear s.
         """
         b = np.asarray(bid, dtype=np.float64)
-        cbar = np.clip((b - seller.intercept) / seller.slope, 0.0, 1.0)
-        int_s = seller.intercept * cbar + 0.5 * seller.slope * cbar**2
-        return cbar * (value - self.k * b) - (1 - self.k) * int_s
+        c0, c1 = self._trading_types(seller, b, opponent_is_seller=True)
+        int_s = seller.intercept * (c1 - c0) + 0.5 * seller.slope * (c1**2 - c0**2)
+        return (c1 - c0) * (value - self.k * b) - (1 - self.k) * int_s
 
     def seller_payoff(self, ask, cost, buyer: LinearStrategy) -> np.ndarray:
         """Expected $ of a seller of ``cost`` asking ``ask`` when v ~ U[0,1] bids buyer(v).
 
-        E = int_vbar^1 ((1-k) s + k b(v) - c) dv, vbar = clip((s - alpha)/beta, 0, 1).
+        E = int over {v: b(v) >= s} of ((1-k) s + k b(v) - c) dv, exact for any linear b.
         """
         s = np.asarray(ask, dtype=np.float64)
-        vbar = np.clip((s - buyer.intercept) / buyer.slope, 0.0, 1.0)
-        width = 1.0 - vbar
-        int_b = buyer.intercept * width + 0.5 * buyer.slope * (1.0 - vbar**2)
-        return width * ((1 - self.k) * s - cost) + self.k * int_b
+        v0, v1 = self._trading_types(buyer, s, opponent_is_seller=False)
+        int_b = buyer.intercept * (v1 - v0) + 0.5 * buyer.slope * (v1**2 - v0**2)
+        return (v1 - v0) * ((1 - self.k) * s - cost) + self.k * int_b
 
     @staticmethod
     def first_best_gains() -> float:
@@ -251,11 +277,14 @@ class ChatterjeeSamuelson:
         return 1.0 / 6.0
 
     def equilibrium_gains(self) -> float:
-        """Expected gains from trade at the k = 1/2 linear equilibrium: int_{1/4}^1 d(1-d) = 9/64."""
-        if self.k != 0.5:
-            raise ValueError(f"k: closed-form gains implemented for k = 0.5 only, got {self.k}")
-        return 9.0 / 64.0
+        """Expected gains from trade E[(v - c) 1{b(v) >= s(c)}] at the linear equilibrium.
+
+        Trade iff v >= a0 + r c with a0 = (1-k)/2, r = (1+k)/(2-k), possible for c <= m = 1 - k/2.
+        With t = m - c the inner integral int_{a0+rc}^1 (v - c) dv is r t (k/2 + t) - r^2 t^2 / 2,
+        and integrating t over [0, m] gives (1 + k)(2 - k)/16 (9/64 at k = 1/2, 1/8 at k = 0, 1).
+        """
+        return (1.0 + self.k) * (2.0 - self.k) / 16.0
 
     def equilibrium_efficiency(self) -> float:
-        """Equilibrium gains / first-best gains (27/32 for k = 1/2)."""
+        """Equilibrium gains / first-best gains = 3 (1 + k)(2 - k)/8 (27/32 for k = 1/2)."""
         return self.equilibrium_gains() / self.first_best_gains()

@@ -1,53 +1,38 @@
 """Parallel PettingZoo environment behind ``p2penv.auction_v0`` (see the class docstring)."""
 from __future__ import annotations
 
-import functools
-from typing import Any
+import warnings
+from typing import Any, Callable
 
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
-from ..market.mechanisms import get_mechanism
-from ..market.pipeline import MarketRules, StepContext, StepOutcome, run_step, validate_actions
+from ..market.pipeline import StepContext, StepOutcome, validate_actions
+from ..market.prosumer import Fleet
+from .auction_core import INFO_NAMES, OBS_NAMES, AuctionCore
 from .config import MarketConfig
-from .viewer import ansi_table, step_curves_rgb
+from .fields import INFO_FIELDS, OBS_FIELDS, field_table
+from .viewer import StepView, ansi_table, step_curves_rgb
 
-OBS_FIELDS = (
-    "demand",  # own demand d_t / obs_kw_scale
-    "availability",  # own P_max,t / obs_kw_scale
-    "prev_dispatch",  # p_{t-1} / obs_kw_scale
-    "feasible_lo",  # lower end of this step's dispatch interval / obs_kw_scale
-    "feasible_hi",  # upper end / obs_kw_scale
-    "hour_sin",  # sin(2 pi hour / 24)
-    "hour_cos",  # cos(2 pi hour / 24)
-    "last_price",  # last clearing price mapped [floor, cap] -> [-1, 1]
-    "last_volume",  # last traded kWh / (n * obs_kw_scale * dt_h)
-    "mc_lo",  # marginal cost ($/kWh at the grid) at feasible_lo, mapped like prices
-    "mc_hi",  # marginal cost at feasible_hi, mapped like prices
-    "buy_value",  # most the agent pays for market energy: retail, or a flexible load's lost value
-)
+RESET_OPTIONS: tuple[str, ...] = ()  # reset(options=...) keys the environments accept (none yet)
 
-INFO_FIELDS = (
-    "bid_price",  # $/kWh, limit price of the order
-    "dispatch_kw",  # realised DER dispatch
-    "net_kwh",  # realised net position (> 0 sold)
-    "side",  # +1 sell, -1 buy, 0 no order
-    "order_kwh",
-    "matched_kwh",
-    "unit_price",  # $/kWh paid/received on matched volume
-    "market_cash",  # $ from matched trades (> 0 received)
-    "backstop_import_kwh",  # bought at the retail tariff
-    "backstop_export_kwh",  # sold at the feed-in tariff
-    "curtailed_kwh",  # unmatched export removed by curtailment (unmatched="curtail")
-    "shed_kwh",  # unmatched demand of a flexible load, shed at its value of lost load
-    "cost",  # $ DER cost C(E)
-    "feasible_lo_kw",
-    "feasible_hi_kw",
-    "ramp_violation_kw",  # > 0 only when availability fell below the ramp floor
-    "clip_price",  # how far action[0] lay outside [-1, 1] (it was clipped)
-    "clip_dispatch",  # how far action[1] lay outside [-1, 1]
-)
+
+def check_reset_options(options: dict | None) -> None:
+    """Warn (UserWarning) about ``reset(options=...)`` keys the environments do not use.
+
+    Not an error: PettingZoo's conformance test resets with an arbitrary option
+    (``{"options": 1}``) and expects it to be accepted. Scenario settings such as ``start_hour``
+    belong to the config; the warning says so instead of ignoring them silently.
+    """
+    if options:
+        if not isinstance(options, dict):
+            raise ValueError(f"reset(options=...): expected a dict, got {type(options).__name__}")
+        bad = sorted(set(options) - set(RESET_OPTIONS))
+        if bad:
+            warnings.warn(f"reset(options=...): ignoring unsupported option(s) {bad}; supported: "
+                          f"{list(RESET_OPTIONS) or 'none'} (scenario settings such as start_hour belong to the "
+                          "config: parallel_env(start_hour=8))", UserWarning, stacklevel=3)
 
 
 class AuctionEnv(ParallelEnv):
@@ -89,25 +74,28 @@ class AuctionEnv(ParallelEnv):
 
     metadata = {"name": "auction_v0", "render_modes": ["human", "ansi", "rgb_array"], "is_parallelizable": True}
 
-    def __init__(self, config: MarketConfig | None = None, render_mode: str | None = None, **kwargs: Any):
+    def __init__(self, config: MarketConfig | None = None, render_mode: str | None = None, *,
+                 clear: Callable | None = None, **kwargs: Any):
         if config is not None and kwargs:
             raise ValueError("give either a MarketConfig or keyword options, not both")
-        self.config = cfg = config if config is not None else MarketConfig.from_kwargs(**kwargs)
+        cfg = config if config is not None else MarketConfig.from_kwargs(**kwargs)
+        self._setup(AuctionCore(cfg, 1, clear), render_mode)
+
+    def _setup(self, core: AuctionCore, render_mode: str | None) -> None:
+        """Spaces and agents of a core with E = 1 (shared with the DLMP env)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: expected one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.config = cfg = core.config
         self.render_mode = render_mode
+        self.core = core
         n = cfg.n_prosumers
         self.possible_agents = [f"prosumer_{i}" for i in range(n)]
         self.agents: list[str] = []
         self.max_cycles = cfg.max_cycles
-        self._obs_spaces = {a: spaces.Box(-1.0, 1.0, (len(OBS_FIELDS),), np.float32) for a in self.possible_agents}
+        obs_dim = core.observe_dim
+        self._obs_spaces = {a: spaces.Box(-1.0, 1.0, (obs_dim,), np.float32) for a in self.possible_agents}
         self._act_spaces = {a: spaces.Box(-1.0, 1.0, (2,), np.float32) for a in self.possible_agents}
-        self.state_space = spaces.Box(-1.0, 1.0, (n * len(OBS_FIELDS) + 1,), np.float32)
-        self.rules = self._make_rules(cfg)
-        self._rng = np.random.default_rng(cfg.seed)
-        self._price_span = cfg.price_cap - cfg.price_floor
-        self.fleet = None
-        self.last_outcome: StepOutcome | None = None
+        self.state_space = spaces.Box(-1.0, 1.0, (core.state_dim,), np.float32)
 
     # -- PettingZoo API ---------------------------------------------------------------------
     def observation_space(self, agent: str) -> spaces.Box:
@@ -117,54 +105,30 @@ class AuctionEnv(ParallelEnv):
         return self._act_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict | None = None):
-        cfg = self.config
-        if seed is not None:
-            self._rng = np.random.default_rng(seed)
-        self.fleet = cfg.generator(cfg.n_prosumers, self.max_cycles, cfg.dt_h, cfg.start_hour, self._rng)
-        if self.fleet.n != cfg.n_prosumers or self.fleet.horizon != self.max_cycles:
-            raise ValueError("generator: returned a fleet whose size or horizon does not match the config")
-        self.t = 0
-        self.p_prev = self.fleet.p0_kw.copy()
-        f, span = self.fleet, self._price_span
-        self._mc_slope = 2.0 * (2.0 * f.cost_a * cfg.dt_h / f.eta) / span
-        self._mc_offset = 2.0 * (f.cost_b / f.eta - cfg.price_floor) / span - 1.0
-        self._buy_value_unit = self._price_to_unit(np.minimum(f.shed_values, cfg.retail_tariff))
-        self.last_price = 0.5 * (cfg.price_floor + cfg.price_cap)
-        self.last_volume = 0.0
-        self.last_outcome = None
+        check_reset_options(options)
+        self.core.reset(seed)
         self.agents = self.possible_agents[:]
-        self._begin_step()
         obs = self._observe()
         return {a: obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
 
     def step(self, actions: dict):
+        self._require_reset("step()")
         if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset()")
+            raise RuntimeError("step() called on a finished episode; call reset() to start a new one")
         arr = validate_actions(actions, self.agents)
         gap = self._nash_gap(arr) if self.config.nash_gap_in_infos else None
-        out = run_step(arr, self.ctx, self.rules)
-        self.last_outcome = out
-        st = out.settlement
-        clr = out.clearing
-        cp = float(clr.clearing_price)
-        if np.isfinite(cp):
-            self.last_price = cp
-        self.last_volume = float(clr.volume)
-        self.p_prev = st.dispatch_kw
-        infos = self._infos(out)
+        ctx = self.core.ctx
+        out = self.core.step(arr[None])
+        infos = self._infos(out, ctx)
         if gap is not None:
             infos[self.agents[0]]["market"]["nash_conv"] = gap.nash_conv
             for a, g in zip(self.agents, gap.gains.tolist()):
                 infos[a]["nash_gain"] = g
-        self.t += 1
-        done = self.t >= self.max_cycles
-        if not done:
-            self._begin_step()
+        done = self.core.done
         obs = self._observe()
         agents = self.agents
-        rew = st.reward.tolist()
         observations = {a: obs[i] for i, a in enumerate(agents)}
-        rewards = dict(zip(agents, rew))
+        rewards = dict(zip(agents, out.settlement.reward[0].tolist()))
         terminations = dict.fromkeys(agents, False)
         truncations = dict.fromkeys(agents, done)
         if done:
@@ -174,26 +138,18 @@ class AuctionEnv(ParallelEnv):
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
-        obs = self._observe()
-        return np.concatenate([obs.ravel(), [min(self.t / self.max_cycles, 1.0)]]).astype(np.float32)
+        self._require_reset("state()")
+        return self._state()
 
     def render(self):
         if self.render_mode is None:
             return None
-        out = self.last_outcome
-        if out is None:
-            n = self.config.n_prosumers
-            z = np.zeros(n)
-            args = (z, z.astype(np.int8), z, z, z, z, np.nan, 0.0)
-        else:
-            c = out.clearing
-            args = (out.bid_price, out.sides, out.order_kwh, c.matched, c.unit_price, out.settlement.reward,
-                    float(c.clearing_price), float(c.volume))
+        self._require_reset("render()")
+        view = self._step_view()
         if self.render_mode == "rgb_array":
-            p, s, q = args[0], args[1], args[2]
-            return step_curves_rgb(p, q, s, args[6], args[7], title=f"{self.metadata['name']} step {self.t}")
-        text = ansi_table(self.t, self.possible_agents, args[1], args[0], args[2], args[3], args[4], args[5],
-                          args[6], args[7])
+            return step_curves_rgb(view.bid_price, view.order_kwh, view.sides, view.clearing_price, view.volume,
+                                   title=f"{self.metadata['name']} step {self.t}")
+        text = ansi_table(self.t, self.possible_agents, view)
         if self.render_mode == "human":
             print(text)
             return None
@@ -202,69 +158,79 @@ class AuctionEnv(ParallelEnv):
     def close(self) -> None:
         pass
 
+    # -- views of market 0 of the core (read-only conveniences for diagnostics and agents) ------
+    @property
+    def t(self) -> int:
+        return self.core.t
+
+    @property
+    def rules(self):
+        return self.core.rules
+
+    @property
+    def ctx(self) -> StepContext:
+        """Context of the current step, arrays (N,)."""
+        self._require_reset("ctx")
+        return self.core.ctx.market(0)
+
+    @property
+    def fleet(self) -> Fleet | None:
+        return None if self.core.fleet is None else self.core.fleet.env(0)
+
+    @property
+    def p_prev(self) -> np.ndarray:
+        return self.core.p_prev[0]
+
+    @property
+    def last_price(self) -> float:
+        return float(self.core.last_price[0])
+
+    @property
+    def last_volume(self) -> float:
+        return float(self.core.last_volume[0])
+
+    @property
+    def last_outcome(self) -> StepOutcome | None:
+        out = self.core.last_outcome
+        return None if out is None else out.market(0)
+
     # -- internals ----------------------------------------------------------------------------
-    @staticmethod
-    def _make_rules(cfg: MarketConfig) -> MarketRules:
-        clear = functools.partial(get_mechanism(cfg.mechanism), k=cfg.k, rule=cfg.rule)
-        return MarketRules(cfg.price_floor, cfg.price_cap, cfg.retail_tariff, cfg.feed_in_tariff, cfg.unmatched, clear)
+    def _require_reset(self, what: str) -> None:
+        if not self.core.started:
+            raise RuntimeError(f"{what} before reset(): call reset() first")
 
     def _nash_gap(self, joint: np.ndarray):
         from ..diagnostics.nash import stage_nash_gap  # lazy: diagnostics are read-only extras
 
         return stage_nash_gap(joint, self.ctx, self.rules)
 
-    def _begin_step(self) -> None:
-        """Build the context of step t: profiles, feasible interval (depends on p_{t-1})."""
-        f, t = self.fleet, self.t
-        self.ctx = StepContext.build(
-            f.demand_kw[t], f.p_max_kw[t], self.p_prev, f.ramp_kw, f.eta, f.cost_a, f.cost_b, self.config.dt_h,
-            f.shed_value,
-        )
-
     def _observe(self) -> np.ndarray:
-        cfg, ctx = self.config, self.ctx
-        s = 1.0 / cfg.obs_kw_scale
-        ang = 2.0 * np.pi * ((cfg.start_hour + cfg.dt_h * self.t) % 24.0) / 24.0
-        n = self.fleet.n
-        obs = np.empty((n, len(OBS_FIELDS)), dtype=np.float64)
-        obs[:, :5] = np.column_stack((ctx.demand_kw, ctx.p_max_kw, self.p_prev, ctx.lo_kw, ctx.hi_kw))
-        obs[:, :5] *= s
-        obs[:, 5] = np.sin(ang)
-        obs[:, 6] = np.cos(ang)
-        obs[:, 7] = self._price_to_unit(self.last_price)
-        obs[:, 8] = self.last_volume * s / (n * cfg.dt_h)
-        # marginal cost (2 a E + b) / eta at both interval ends, already mapped like prices
-        obs[:, 9] = self._mc_slope * ctx.lo_kw + self._mc_offset
-        obs[:, 10] = self._mc_slope * ctx.hi_kw + self._mc_offset
-        obs[:, 11] = self._buy_value_unit
-        np.clip(obs, -1.0, 1.0, out=obs)
-        return obs.astype(np.float32)
+        return self.core.observe()[0]
 
-    def _price_to_unit(self, p):
-        return 2.0 * (p - self.config.price_floor) / self._price_span - 1.0
+    def _state(self) -> np.ndarray:
+        return self.core.state()[0]
 
-    def _info_columns(self, out: StepOutcome) -> list[np.ndarray]:
-        """(N,) arrays in ``INFO_FIELDS`` order; subclasses append their own fields."""
-        st, c = out.settlement, out.clearing
-        return [
-            out.bid_price, st.dispatch_kw, st.net_kwh, out.sides, out.order_kwh, c.matched, c.unit_price,
-            st.market_cash, st.backstop_import_kwh, st.backstop_export_kwh, st.curtailed_kwh, st.shed_kwh, st.cost,
-            self.ctx.lo_kw, self.ctx.hi_kw, self.ctx.ramp_violation_kw, out.clip_excess[:, 0], out.clip_excess[:, 1],
-        ]
-
-    def _infos(self, out: StepOutcome) -> dict:
+    def _step_view(self) -> StepView:
+        out = self.last_outcome
+        if out is None:
+            return StepView.empty(self.config.n_prosumers)
         c = out.clearing
-        cols = np.stack(self._info_columns(out), axis=1).tolist()
-        market = {
-            "t": self.t,
-            "clearing_price": float(c.clearing_price),
-            "volume_kwh": float(c.volume),
-            "welfare": float(c.welfare),
-            "operator_surplus": float(c.operator_surplus),
-        }
-        infos = {}
-        for a, row in zip(self.agents, cols):
-            d = dict(zip(INFO_FIELDS, row))
-            d["market"] = market
-            infos[a] = d
-        return infos
+        return StepView(out.bid_price, out.sides, out.order_kwh, c.matched, c.unit_price, out.settlement.reward,
+                        float(c.clearing_price), float(c.volume))
+
+    def _market_info(self, out: StepOutcome) -> dict:
+        m = self.core.market_columns(out)
+        market = {"t": self.core.t - 1}
+        market.update({k: v[0].item() for k, v in m.items()})
+        return market
+
+    def _infos(self, out: StepOutcome, ctx: StepContext) -> dict:
+        cols = self.core.info_columns(out, ctx)
+        names = tuple(cols)
+        rows = np.stack([cols[k][0] for k in names], axis=1).tolist()
+        market = self._market_info(out)
+        return {a: {**dict(zip(names, row)), "market": market} for a, row in zip(self.agents, rows)}
+
+
+AuctionEnv.__doc__ = (AuctionEnv.__doc__ or "") + "\n    **Observation fields**\n\n" + "\n".join(
+    "    " + line for line in field_table(OBS_FIELDS).splitlines()) + "\n"

@@ -54,34 +54,44 @@ class HouseholdMix:
     demand_noise: float = 0.1
 
     def __call__(self, n: int, horizon: int, dt_h: float, start_hour: float, rng: np.random.Generator) -> Fleet:
+        return self.batch(n, horizon, dt_h, start_hour, [rng]).env(0)
+
+    def batch(self, n: int, horizon: int, dt_h: float, start_hour: float,
+              rngs: list[np.random.Generator]) -> Fleet:
+        """E fleets at once, market e drawn from ``rngs[e]`` exactly as ``self(..., rngs[e])``.
+
+        Only the draws are per market (three generator calls each); the shapes are one vector
+        computation over ``(E, T, N)``, so an autoreset of 4,096 markets costs milliseconds.
+        """
         for k in self.kinds:
             if k not in KINDS:
                 raise ValueError(f"generator: unknown kind {k!r}; known {KINDS}")
         kinds = np.array([self.kinds[i % len(self.kinds)] for i in range(n)])
         hours = hours_of_day(horizon, dt_h, start_hour)
         shape = residential_demand_shape(hours)[:, None]
-        u = rng.random((8, n))  # one block of draws, fixed layout => stable across code changes
-        noise = np.exp(self.demand_noise * rng.standard_normal((horizon, n)))
-        cloud = 0.6 + 0.4 * rng.random()
+        draws = [(r.random((8, n)), r.standard_normal((horizon, n)), r.random()) for r in rngs]
+        u = np.stack([d[0] for d in draws], axis=1)  # (8, E, N): fixed layout => stable across code changes
+        noise = np.exp(self.demand_noise * np.stack([d[1] for d in draws]))  # (E, T, N)
+        cloud = 0.6 + 0.4 * np.array([d[2] for d in draws])[:, None, None]  # one cloudiness per day
         pv, disp = kinds == "pv_household", kinds == "dispatchable"
         cons = (kinds == "consumer") | (kinds == "flexible_load")
         flex = kinds == "flexible_load"
 
         mean_d = np.select([pv, disp, cons], [0.6 + 0.8 * u[0], 0.2 + 0.3 * u[0], 0.8 + 1.2 * u[0]])
-        demand = shape * mean_d * noise
+        demand = shape * mean_d[:, None, :] * noise
         kwp = 3.0 + 3.0 * u[1]
         rating = 3.0 + 3.0 * u[2]
-        pmax = np.zeros((horizon, n))
-        pmax[:, pv] = (pv_shape(hours)[:, None] * cloud * kwp)[:, pv]
-        pmax[:, disp] = rating[disp]
+        pmax = np.where(pv, pv_shape(hours)[:, None] * cloud * kwp[:, None, :], 0.0)
+        pmax = np.where(disp, rating[:, None, :], pmax)
         ramp = np.select([pv, disp], [kwp, 1.0 + 1.5 * u[3]], default=1.0)
         cost_a = np.select([pv, disp], [0.002 + 0.004 * u[4], 0.005 + 0.015 * u[4]], default=0.01)
         cost_b = np.select([pv, disp], [0.02 * u[5], 0.06 + 0.08 * u[5]], default=0.0)
-        eta = np.select([pv, disp], [0.96, 0.98], default=1.0)
+        eta = np.broadcast_to(np.select([pv, disp], [0.96, 0.98], default=1.0), ramp.shape).copy()
         p0 = np.where(disp, 0.5 * rating * u[6], 0.0)
-        p0 = np.minimum(p0, pmax[0])
+        p0 = np.minimum(p0, pmax[:, 0])
         names = tuple(f"prosumer_{i}" for i in range(n))
         shed = np.where(flex, 0.12 + 0.16 * u[7], np.inf)
-        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, np.arange(1, n + 1), names, shed)
+        bus = np.broadcast_to(np.arange(1, n + 1), ramp.shape).copy()
+        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, bus, names, shed)
         fleet.validate()
         return fleet

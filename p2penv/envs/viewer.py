@@ -1,12 +1,38 @@
 """Rendering of a cleared step: ANSI table and supply/demand step curves (matplotlib, Agg)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
-def ansi_table(t: int, names, sides, prices, qty, matched, unit_price, reward, clearing_price, volume) -> str:
+@dataclass(frozen=True)
+class StepView:
+    """What the viewers show of one cleared market: per-agent arrays (N,), $/kWh, kWh, $."""
+
+    bid_price: np.ndarray
+    sides: np.ndarray
+    order_kwh: np.ndarray
+    matched_kwh: np.ndarray
+    unit_price: np.ndarray
+    reward: np.ndarray
+    clearing_price: float
+    volume: float
+
+    @staticmethod
+    def empty(n: int) -> "StepView":
+        """Before the first step: no orders, no price."""
+        z = np.zeros(n)
+        return StepView(z, z.astype(np.int8), z, z, z, z, np.nan, 0.0)
+
+
+def ansi_table(t: int, names, view: StepView) -> str:
     """Plain-text table of the last step's orders and outcome."""
     side_s = {1: "sell", -1: "buy ", 0: "idle"}
+    v = view
+    sides, prices, qty, matched, unit_price, reward = (v.sides, v.bid_price, v.order_kwh, v.matched_kwh,
+                                                       v.unit_price, v.reward)
+    clearing_price, volume = v.clearing_price, v.volume
     lines = [f"step {t}: clearing price {clearing_price:.4f} $/kWh, volume {volume:.3f} kWh"]
     lines.append(f"{'agent':<14}{'side':<6}{'price':>9}{'kWh':>9}{'matched':>9}{'$/kWh':>9}{'reward $':>10}")
     for i, nm in enumerate(names):

@@ -14,13 +14,15 @@ hold by construction. The net position ``q = eta p - d`` becomes one order: sell
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Callable
 
+import numba
 import numpy as np
 
 from .mechanisms.types import Clearing
 from .prosumer import feasible_interval
+from .batching import agent_batches
 from .settlement import Settlement, settle
 
 
@@ -47,6 +49,10 @@ class StepContext:
             shed_value = None  # nobody sheds: skip the work on the hot path
         return StepContext(demand_kw, p_max_kw, p_prev_kw, lo, hi, viol, eta, cost_a, cost_b, dt_h, shed_value)
 
+    def market(self, i: int) -> "StepContext":
+        """Market ``i`` of a context built for E markets (arrays ``(E, N)`` -> ``(N,)``)."""
+        return take_market(self, i)
+
 
 @dataclass(frozen=True)
 class MarketRules:
@@ -72,20 +78,72 @@ class StepOutcome:
     clearing: Clearing
     settlement: Settlement
 
+    def market(self, i: int) -> "StepOutcome":
+        """Market ``i`` of an outcome of E markets (per-agent ``(N,)``, per-market scalars)."""
+        return take_market(self, i)
+
+
+def take_market(record, i: int):
+    """Slice market ``i`` from a frozen dataclass of batched arrays (nested records included)."""
+    vals = {}
+    for f in fields(record):
+        v = getattr(record, f.name)
+        if is_dataclass(v):
+            v = take_market(v, i)
+        elif isinstance(v, np.ndarray) and v.ndim >= 1:
+            v = v[i]
+        vals[f.name] = v
+    return replace(record, **vals)
+
 
 def actions_to_orders(actions: np.ndarray, ctx: StepContext, rules: MarketRules):
-    """Map (..., N, 2) actions in [-1, 1] to bid price, dispatch, order volume and side."""
-    a = np.clip(actions, -1.0, 1.0)
-    excess = np.abs(actions - a)
-    price = rules.price_floor + 0.5 * (a[..., 0] + 1.0) * (rules.price_cap - rules.price_floor)
-    dispatch = ctx.lo_kw + 0.5 * (a[..., 1] + 1.0) * (ctx.hi_kw - ctx.lo_kw)
-    net_kwh = (ctx.eta * dispatch - ctx.demand_kw) * ctx.dt_h
-    sides = np.sign(net_kwh).astype(np.int8)
-    return price, dispatch, np.abs(net_kwh), sides, excess
+    """Map (..., N, 2) actions in [-1, 1] to bid price, dispatch, order volume, side and clip excess."""
+    a, c = _as_batches(actions, ctx)
+    out = orders_kernel(a, c[0], c[1], c[2], c[3], float(ctx.dt_h), float(rules.price_floor), float(rules.price_cap))
+    shape = np.shape(actions)[:-1]
+    return tuple(x.reshape(shape + x.shape[2:]) for x in out)
+
+
+def _as_batches(actions: np.ndarray, ctx: StepContext):
+    """Actions as (B, N, 2) and the context arrays lo, hi, eta, demand as (Bc, N), Bc in {1, B}."""
+    a = np.ascontiguousarray(actions, dtype=np.float64)
+    n = a.shape[-2]
+    a = a.reshape(-1, n, 2)
+    return a, agent_batches((ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw), n, a.shape[0])
+
+
+@numba.njit(cache=True, nogil=True)
+def orders_kernel(actions, lo, hi, eta, demand, dt_h, floor, cap):
+    """(B, N, 2) actions -> price, dispatch, |net| kWh, side (int8), clip excess (B, N, 2)."""
+    b_n, n, _ = actions.shape
+    shared = lo.shape[0] == 1
+    price = np.empty((b_n, n))
+    dispatch = np.empty((b_n, n))
+    qty = np.empty((b_n, n))
+    sides = np.empty((b_n, n), np.int8)
+    excess = np.empty((b_n, n, 2))
+    for b in range(b_n):
+        c = 0 if shared else b
+        for i in range(n):
+            u0 = min(max(actions[b, i, 0], -1.0), 1.0)
+            u1 = min(max(actions[b, i, 1], -1.0), 1.0)
+            excess[b, i, 0] = abs(actions[b, i, 0] - u0)
+            excess[b, i, 1] = abs(actions[b, i, 1] - u1)
+            price[b, i] = floor + 0.5 * (u0 + 1.0) * (cap - floor)
+            p = lo[c, i] + 0.5 * (u1 + 1.0) * (hi[c, i] - lo[c, i])
+            dispatch[b, i] = p
+            net = (eta[c, i] * p - demand[c, i]) * dt_h
+            sides[b, i] = 1 if net > 0.0 else (-1 if net < 0.0 else 0)
+            qty[b, i] = abs(net)
+    return price, dispatch, qty, sides, excess
 
 
 def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepOutcome:
-    """Run one step for a joint action (N, 2) or a batch of joint actions (..., N, 2)."""
+    """Run one step for a joint action (N, 2) or a batch of joint actions (..., N, 2).
+
+    The context arrays are (N,) for one market (shared by every joint action of the batch) or
+    (E, N) for E markets, one joint action each (``actions`` (E, N, 2)).
+    """
     price, dispatch, qty, sides, excess = actions_to_orders(actions, ctx, rules)
     clr = rules.clear(price, qty, sides)
     st = settle(
@@ -108,25 +166,57 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
     return StepOutcome(price, dispatch, qty, sides, excess, clr, st)
 
 
+ACTION_FIELDS = ("price", "dispatch")
+
+
 def validate_actions(actions: dict, agents: list[str], shape: tuple[int, ...] = (2,)) -> np.ndarray:
-    """Dict of per-agent actions -> (N, 2) float array; ValueError names agent and field."""
-    fields_ = ("price", "dispatch")
+    """Dict of per-agent actions -> (N, 2) float array; ValueError names agent and field.
+
+    Only real numbers are actions: strings, None, complex or object values are rejected (numpy
+    would silently parse "0.1" or drop an imaginary part).
+    """
     try:
-        arr = np.array([actions[a] for a in agents], dtype=np.float64)
+        vals = [actions[a] for a in agents]
     except KeyError as e:
         raise ValueError(f"agent {e.args[0]!r}: no action given (every live agent must act)") from None
-    except (TypeError, ValueError):
+    except TypeError:
+        raise ValueError(f"actions: expected a dict of agent -> action, got {type(actions).__name__}") from None
+    try:
+        arr = np.array(vals)
+    except ValueError:  # ragged
         arr = None
-    if arr is None or arr.shape != (len(agents),) + shape:
-        for a in agents:
-            v = np.asarray(actions[a])
-            if v.shape != shape:
-                raise ValueError(f"agent {a!r}: action has shape {v.shape}, expected {shape}")
+    if arr is None or arr.dtype.kind not in "fiu" or arr.shape != (len(agents),) + shape:
+        for a, v in zip(agents, vals):
+            _check_one(np.asarray(v, dtype=object) if v is None else np.asarray(v), shape, f"agent {a!r}")
         raise ValueError("actions: could not be stacked into an array")
-    if not np.isfinite(arr).all():
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr.sum()):
         i, j = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"agent {agents[i]!r}: action[{j}] ({fields_[j]}) is {arr[i, j]}")
-    extra = set(actions) - set(agents)
-    if extra:
+        raise ValueError(f"agent {agents[i]!r}: action[{j}] ({ACTION_FIELDS[j]}) is {arr[i, j]}")
+    if len(actions) != len(agents):
+        extra = set(actions) - set(agents)
         raise ValueError(f"actions given for agents that are not live: {sorted(extra)}")
     return arr
+
+
+def validate_action_batch(actions, agents: list[str], num_envs: int) -> np.ndarray:
+    """(E, N, 2) array of joint actions -> float64 array; ValueError names env, agent and field."""
+    arr = np.asarray(actions)
+    shape = (num_envs, len(agents), 2)
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"actions: expected real numbers, got dtype {arr.dtype} (shape {shape} expected)")
+    if arr.shape != shape:
+        raise ValueError(f"actions: expected shape (num_envs, agents, 2) = {shape}, got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr.sum()):
+        e, i, j = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"env {e}, agent {agents[i]!r}: action[{j}] ({ACTION_FIELDS[j]}) is {arr[e, i, j]}")
+    return arr
+
+
+def _check_one(v: np.ndarray, shape: tuple[int, ...], who: str) -> None:
+    if v.dtype.kind not in "fiu":
+        kind = "None" if v.dtype == object and v.ndim == 0 and v.item() is None else str(v.dtype)
+        raise ValueError(f"{who}: action must be real numbers, got {kind}")
+    if v.shape != shape:
+        raise ValueError(f"{who}: action has shape {v.shape}, expected {shape}")

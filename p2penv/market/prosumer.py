@@ -59,11 +59,32 @@ class Fleet:
 
     @property
     def n(self) -> int:
-        return self.ramp_kw.shape[0]
+        return self.ramp_kw.shape[-1]
 
     @property
     def horizon(self) -> int:
-        return self.demand_kw.shape[0]
+        return self.demand_kw.shape[-2]
+
+    @property
+    def num_envs(self) -> int | None:
+        """E for a batched fleet (arrays ``(E, T, N)`` / ``(E, N)``), None for one market."""
+        return self.ramp_kw.shape[0] if self.ramp_kw.ndim == 2 else None
+
+    def env(self, i: int) -> "Fleet":
+        """Market ``i`` of a batched fleet (views, no copies)."""
+        sv = None if self.shed_value is None else self.shed_value[i]
+        return Fleet(self.demand_kw[i], self.p_max_kw[i], self.ramp_kw[i], self.eta[i], self.cost_a[i], self.cost_b[i],
+                     self.p0_kw[i], self.bus[i], self.names, sv)
+
+    @staticmethod
+    def stack(fleets: Sequence["Fleet"]) -> "Fleet":
+        """Batch E single-market fleets of one size and horizon into arrays ``(E, ...)``."""
+        f0 = fleets[0]
+        if any(f.n != f0.n or f.horizon != f0.horizon for f in fleets):
+            raise ValueError("fleets: every market of a batch needs the same agents and horizon")
+        arr = {name: np.stack([getattr(f, name) for f in fleets])
+               for name in ("demand_kw", "p_max_kw", "ramp_kw", "eta", "cost_a", "cost_b", "p0_kw", "bus")}
+        return Fleet(**arr, names=f0.names, shed_value=np.stack([f.shed_values for f in fleets]))
 
     @staticmethod
     def from_prosumers(prosumers: Sequence[Prosumer], horizon: int) -> "Fleet":
@@ -98,9 +119,11 @@ class Fleet:
 
     def validate(self) -> None:
         """Raise ValueError naming the prosumer and field of the first inconsistent value."""
+        n = self.n
+        dem, pmax = self.demand_kw.reshape(-1, n), self.p_max_kw.reshape(-1, n)
         checks = [
-            ("demand_kw", np.all(np.isfinite(self.demand_kw) & (self.demand_kw >= 0), axis=0)),
-            ("p_max_kw", np.all(np.isfinite(self.p_max_kw) & (self.p_max_kw >= 0), axis=0)),
+            ("demand_kw", np.all(np.isfinite(dem) & (dem >= 0), axis=0)),
+            ("p_max_kw", np.all(np.isfinite(pmax) & (pmax >= 0), axis=0)),
             ("ramp_kw", ~np.isnan(self.ramp_kw) & (self.ramp_kw > 0)),
             ("eta", np.isfinite(self.eta) & (self.eta > 0) & (self.eta <= 1)),
             ("cost_a", np.isfinite(self.cost_a) & (self.cost_a > 0)),
@@ -109,6 +132,7 @@ class Fleet:
             ("shed_value", ~np.isnan(self.shed_values) & (self.shed_values >= 0)),
         ]
         for fname, ok in checks:
+            ok = np.reshape(ok, (-1, n)).all(axis=0)
             if not np.all(ok):
                 i = int(np.argmin(ok))
                 who = self.names[i] if self.names else f"prosumer_{i}"

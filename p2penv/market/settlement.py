@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from .prosumer import energy_cost
+from .batching import agent_batches
 
 UNMATCHED_MODES = ("backstop", "curtail")
 
@@ -52,31 +53,81 @@ def settle(
     unmatched: str = "backstop",
     shed_value: np.ndarray | None = None,
 ) -> Settlement:
-    """Settle one step for N agents with one order each (arrays of shape (N,))."""
-    unm = order_kwh - matched_kwh
-    sell = sides > 0
-    unm_sell = np.where(sell, unm, 0.0)
-    unm_buy = np.where(sell, 0.0, unm)
-    if unmatched == "curtail":
-        # Lower dispatch by the unmatched export, but never below the ramp/capacity floor.
-        room_kwh = eta * (dispatch_kw - floor_kw) * dt_h
-        curtailed = np.minimum(unm_sell, np.maximum(room_kwh, 0.0))
-        dispatch_kw = dispatch_kw - curtailed / (eta * dt_h)
-        unm_sell = unm_sell - curtailed
-    elif unmatched == "backstop":
-        curtailed = np.zeros_like(unm_sell)
-    else:
+    """Settle ``(..., N)`` orders (one per agent) of one step or a batch of steps.
+
+    Order arrays (``dispatch_kw``, ``order_kwh``, ``sides``, ``matched_kwh``, ``unit_price``) share
+    one shape ``(..., N)``; the agent arrays (``floor_kw``, ``demand_kw``, ``eta``, costs,
+    ``shed_value``) are ``(N,)`` (one market) or the same shape as the orders.
+    """
+    if unmatched not in UNMATCHED_MODES:
         raise ValueError(f"unmatched: expected one of {UNMATCHED_MODES}, got {unmatched!r}")
-    if shed_value is not None:
+    shape = np.shape(dispatch_kw)
+    n = shape[-1]
+
+    def orders(x, dtype=np.float64):
+        return np.ascontiguousarray(x, dtype=dtype).reshape(-1, n)
+
+    sv = np.full(n, np.inf) if shed_value is None else shed_value
+    b = int(np.prod(shape[:-1], dtype=np.int64))
+    agents = agent_batches([np.broadcast_to(x, (n,)) if np.ndim(x) == 0 else x
+                            for x in (floor_kw, demand_kw, eta, cost_a, cost_b, sv)], n, b)
+    out = settle_kernel(
+        orders(dispatch_kw), orders(order_kwh), orders(sides, np.int8), orders(matched_kwh), orders(unit_price),
+        *agents, float(dt_h), float(retail_tariff), float(feed_in_tariff), unmatched == "curtail",
+    )
+    return Settlement(*(a.reshape(shape) for a in out))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def settle_order(p, order, side, matched, unit, floor, demand, eta, cost_a, cost_b, shed_value, dt_h, retail, feed_in,
+                 curtail, out, b, i):
+    """Settle one agent's order; writes the nine ``Settlement`` fields to ``out[:, b, i]``."""
+    unm = order - matched
+    sell = side > 0
+    unm_sell = unm if sell else 0.0
+    unm_buy = 0.0 if sell else unm
+    curtailed = 0.0
+    if curtail and unm_sell > 0.0:
+        # lower dispatch by the unmatched export, never below the ramp/capacity floor
+        room = max(eta * (p - floor) * dt_h, 0.0)
+        curtailed = min(unm_sell, room)
+        p = p - curtailed / (eta * dt_h)
+        unm_sell = unm_sell - curtailed
+    shed = 0.0
+    lost = 0.0
+    if shed_value < retail and unm_buy > 0.0:
         # a flexible load sheds what the market did not serve when that is cheaper than retail
-        shed = np.where(shed_value < retail_tariff, unm_buy, 0.0)
-        unm_buy = unm_buy - shed
-        lost = np.where(shed > 0, shed_value, 0.0) * shed
-    else:
-        shed = np.zeros_like(unm_buy)
-        lost = 0.0
-    cash = sides * matched_kwh * unit_price
-    cost = energy_cost(dispatch_kw, cost_a, cost_b, dt_h)
-    reward = cash + feed_in_tariff * unm_sell - retail_tariff * unm_buy - cost - lost
-    net = (eta * dispatch_kw - demand_kw) * dt_h + shed
-    return Settlement(dispatch_kw, net, cash, unm_buy, unm_sell, curtailed, shed, cost, reward)
+        shed = unm_buy
+        unm_buy = 0.0
+        lost = shed_value * shed
+    cash = side * matched * unit
+    energy = p * dt_h
+    cost = (cost_a * energy + cost_b) * energy
+    out[0, b, i] = p
+    out[1, b, i] = (eta * p - demand) * dt_h + shed
+    out[2, b, i] = cash
+    out[3, b, i] = unm_buy
+    out[4, b, i] = unm_sell
+    out[5, b, i] = curtailed
+    out[6, b, i] = shed
+    out[7, b, i] = cost
+    out[8, b, i] = cash + feed_in * unm_sell - retail * unm_buy - cost - lost
+
+
+@numba.njit(cache=True, nogil=True)
+def settle_kernel(dispatch, order, sides, matched, unit, floor, demand, eta, cost_a, cost_b, shed_value,
+                  dt_h, retail, feed_in, curtail):
+    """Settlement of books ``(B, N)``; agent arrays ``(Bc, N)`` with Bc = 1 (shared) or B.
+
+    Returns the nine ``Settlement`` arrays stacked ``(9, B, N)`` in field order.
+    """
+    b_n, n = dispatch.shape
+    shared = floor.shape[0] == 1
+    out = np.empty((9, b_n, n))
+    for b in range(b_n):
+        c = 0 if shared else b
+        for i in range(n):
+            settle_order(dispatch[b, i], order[b, i], sides[b, i], matched[b, i], unit[b, i], floor[c, i],
+                         demand[c, i], eta[c, i], cost_a[c, i], cost_b[c, i], shed_value[c, i], dt_h, retail,
+                         feed_in, curtail, out, b, i)
+    return out

@@ -101,12 +101,34 @@ class DlmpClearing:
         return self.sides * self.matched * self.unit_price
 
 
+@dataclass(frozen=True, eq=False)
+class LpArrays:
+    """The DLMP LP of one book, as copies: ``min cost.x  s.t.  row_lo <= A x <= row_hi,
+    col_lo <= x <= col_hi`` (column and row layout as in ``DlmpMarket``; inf = unbounded)."""
+
+    A: np.ndarray
+    cost: np.ndarray
+    col_lo: np.ndarray
+    col_hi: np.ndarray
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+
+
 class DlmpMarket:
     """DLMP clearing for a fixed feeder and fixed order buses; built once, warm re-solved.
 
     Columns: per order a buy and a sell variable (kW; the idle one is fixed at 0 so the matrix never
     changes with sides), P0, 2 balance slacks, 2 slacks per rated line, 2 per non-root bus.
     Rows: balance, rated lines, non-root voltages (scaled by S_base/2 to kW*p.u. units).
+
+    Repeated clearing is incremental, which is what makes an environment step cheap:
+    * loss factors reach HiGHS lazily, only for columns that can be nonzero (an idle column is
+      fixed at 0, so its coefficient changes neither the primal optimum nor the duals);
+    * line and voltage row bounds depend only on the fixed loads; when the loads are passed as
+      read-only arrays (the environments do), they are recomputed only when those arrays change
+      (by identity), otherwise only the balance row's bounds are sent.
+    ``tests/test_dlmp.py`` checks the warm path against a one-shot cold build on random books.
+    A market can be pickled and deep-copied: the HiGHS model is rebuilt on load (cold basis).
     """
 
     def __init__(self, feeder: Feeder, order_buses, *, dt_h: float = 1.0, import_limit_kw: float = np.inf,
@@ -116,12 +138,12 @@ class DlmpMarket:
             raise ValueError("order_buses: need at least one order")
         if np.any((buses < 0) | (buses >= feeder.n_bus)):
             raise ValueError(f"order_buses: bus index outside [0, {feeder.n_bus})")
-        if not dt_h > 0:
-            raise ValueError(f"dt_h: must be > 0, got {dt_h}")
+        if not (np.isfinite(dt_h) and dt_h > 0):
+            raise ValueError(f"dt_h: must be finite and > 0, got {dt_h}")
         if not (import_limit_kw >= 0 and export_limit_kw >= 0):
             raise ValueError("import_limit_kw/export_limit_kw: must be >= 0")
-        if not penalty > 0:
-            raise ValueError(f"penalty: must be > 0, got {penalty}")
+        if not (np.isfinite(penalty) and penalty > 0):
+            raise ValueError(f"penalty: must be finite and > 0 $/kWh, got {penalty}")
         self.feeder, self.buses, self.dt_h, self.penalty = feeder, buses, float(dt_h), float(penalty)
         n, nb = buses.size, feeder.n_bus
         self.n_orders = n
@@ -136,10 +158,7 @@ class DlmpMarket:
         self.c_volt = 2 * n + 3 + 2 * nl + np.arange(2 * nv)
         self.n_col = 2 * n + 3 + 2 * nl + 2 * nv
         self.n_row = 1 + nl + nv
-        self._incidence = np.zeros((nb, n))       # net load per bus per kW of buy
-        self._incidence[buses, np.arange(n)] = 1.0
         half = feeder.base_kva / 2.0
-        self._vscale = half
         A = np.zeros((self.n_row, self.n_col))
         A[0, self.c_p0] = 1.0
         A[0, self.c_bal] = (1.0, -1.0)           # shed acts as supply, spill as demand
@@ -168,13 +187,35 @@ class DlmpMarket:
         self._v_lo = (feeder.v_min[self.vrows] ** 2 - v0) * half
         vmax = feeder.v_max[self.vrows]
         self._v_hi = np.where(np.isfinite(vmax), (vmax**2 - v0) * half, np.inf)
+        # Sub-matrices sliced once for the results.
+        self._path_r = np.ascontiguousarray(feeder.path[self.rated])
+        self._rpath_v = np.ascontiguousarray(feeder.r_path[self.vrows])
+        self._lim_r = feeder.line_limit_kva[self.rated]
+        self._orders_idx = np.arange(2 * n + 1, dtype=np.int32)
+        self._rows_idx = np.arange(self.n_row, dtype=np.int32)
+        self._col_lo_orders = np.maximum(self._col_lo[:2 * n + 1], -_INF)  # never changes
+        self._loads_key = None
+        self.set_loss_model(loss_model_at(feeder) if loss_model is None else loss_model)
+        self._new_solver()
+
+    # -- solver lifecycle (pickle / deepcopy rebuild the HiGHS model) -----------------------------
+    def _new_solver(self) -> None:
         self._h = new_highs()
         self._h.setOptionValue("presolve", "off")
         self._h.setOptionValue("threads", 1)
         self._loaded = False
-        self._orders_idx = np.arange(2 * n + 1, dtype=np.int32)
-        self._rows_idx = np.arange(self.n_row, dtype=np.int32)
-        self.set_loss_model(loss_model_at(feeder) if loss_model is None else loss_model)
+        self._rows_dirty = True
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        for k in ("_h", "_in_lp"):
+            state.pop(k, None)
+        state["_loads_key"] = None  # identity of the caller's arrays does not survive a copy
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._new_solver()
 
     # -- model updates -------------------------------------------------------------------------
     def set_loss_model(self, loss_model: LossModel) -> None:
@@ -187,11 +228,6 @@ class DlmpMarket:
         coef = self._mlf[self.buses]
         self._A[0, self.c_buy] = -coef
         self._A[0, self.c_sell] = coef
-        if self._loaded:
-            for j, c in zip(self.c_buy, -coef):
-                self._h.changeCoeff(0, int(j), float(c))
-            for j, c in zip(self.c_sell, coef):
-                self._h.changeCoeff(0, int(j), float(c))
 
     def _load(self) -> None:
         csc = sp.csc_matrix(self._A)
@@ -208,7 +244,9 @@ class DlmpMarket:
         lp.a_matrix_.index_ = csc.indices.astype(np.int32)
         lp.a_matrix_.value_ = csc.data
         self._h.passModel(lp)
+        self._in_lp = self._A[0, :2 * self.n_orders].copy()  # balance-row coefficients HiGHS holds
         self._loaded = True
+        self._rows_dirty = False
 
     def _load_orders(self, prices, quantities, sides, wholesale_price, d, dq):
         """Validate the book and write its bounds, costs and the balance row (loads ``d``, ``dq``)."""
@@ -229,6 +267,13 @@ class DlmpMarket:
         return p, q, s
 
     def _prepare(self, prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar):
+        """Write the book and the fixed loads into the LP arrays; row bounds only when loads change."""
+        key = self._loads_key
+        if (key is not None and p_load_kw is key[0] and q_load_kvar is key[1]
+                and not p_load_kw.flags.writeable and not q_load_kvar.flags.writeable):
+            d, dq = p_load_kw, q_load_kvar  # unchanged read-only loads: line/voltage rows stay as they are
+            p, q, s = self._load_orders(prices, quantities, sides, wholesale_price, d, dq)
+            return p, q, s, d, dq, float(wholesale_price)
         f, nb = self.feeder, self.feeder.n_bus
         d = np.zeros(nb) if p_load_kw is None else np.asarray(p_load_kw, dtype=np.float64)
         dq = np.zeros(nb) if q_load_kvar is None else np.asarray(q_load_kvar, dtype=np.float64)
@@ -238,15 +283,29 @@ class DlmpMarket:
         p, q, s = self._load_orders(prices, quantities, sides, wholesale_price, d, dq)
         nl = self.rated.size
         if nl:
-            pf = f.path[self.rated] @ d
-            qf = f.path[self.rated] @ dq
+            pf = self._path_r @ d
+            qf = self._path_r @ dq
             pmax = np.sqrt(np.maximum(f.line_limit_kva[self.rated] ** 2 - qf**2, 0.0))
             self._row_lo[1:1 + nl] = -pmax - pf
             self._row_hi[1:1 + nl] = pmax - pf
         c = (f.r_path[self.vrows] @ d + f.x_path[self.vrows] @ dq)
         self._row_lo[1 + nl:] = self._v_lo + c
         self._row_hi[1 + nl:] = self._v_hi + c
+        self._qf_all = f.path @ dq  # reactive flows and voltage terms are fixed with the loads
+        self._vq_all = f.x_path @ dq
+        read_only = (p_load_kw is not None and q_load_kvar is not None and not p_load_kw.flags.writeable
+                     and not q_load_kvar.flags.writeable)
+        self._loads_key = (p_load_kw, q_load_kvar) if read_only else None
+        self._rows_dirty = True
         return p, q, s, d, dq, float(wholesale_price)
+
+    def lp_arrays(self, prices, quantities, sides, wholesale_price: float, p_load_kw=None,
+                  q_load_kvar=None) -> LpArrays:
+        """The LP this market would solve for a book (copies; the market's state is not changed
+        beyond its cached load terms). Used by the exact best response (a MILP around this LP)."""
+        self._prepare(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar)
+        return LpArrays(self._A.copy(), self._cost.copy(), self._col_lo.copy(), self._col_hi.copy(),
+                        self._row_lo.copy(), self._row_hi.copy())
 
     # -- clearing -------------------------------------------------------------------------------
     def clear(self, prices, quantities, sides, wholesale_price: float, p_load_kw=None, q_load_kvar=None,
@@ -268,13 +327,24 @@ class DlmpMarket:
         if not self._loaded:
             self._load()
         else:
+            n2 = 2 * self.n_orders
+            row = self._A[0, :n2]
+            stale = np.flatnonzero((self._col_hi[:n2] > 0) & (row != self._in_lp))
+            for j, c in zip(stale.tolist(), row[stale].tolist()):
+                h.changeCoeff(0, j, c)
+            self._in_lp[stale] = row[stale]
             idx = self._orders_idx
-            h.changeColsCost(idx.size, idx, self._cost[:idx.size])
-            h.changeColsBounds(idx.size, idx, np.maximum(self._col_lo[:idx.size], -_INF),
-                               np.minimum(self._col_hi[:idx.size], _INF))
-            rlo = np.maximum(self._row_lo, -_INF)
-            rhi = np.minimum(self._row_hi, _INF)
-            h.changeRowsBounds(self.n_row, self._rows_idx, rlo, rhi)
+            m = idx.size
+            h.changeColsCost(m, idx, self._cost[:m])
+            hi = self._col_hi[:m].copy()
+            hi[-1] = min(hi[-1], _INF)  # P0's import limit may be inf; order columns are finite
+            h.changeColsBounds(m, idx, self._col_lo_orders, hi)
+            if self._rows_dirty:
+                h.changeRowsBounds(self.n_row, self._rows_idx, np.maximum(self._row_lo, -_INF),
+                                   np.minimum(self._row_hi, _INF))
+                self._rows_dirty = False
+            else:
+                h.changeRowBounds(0, float(self._row_lo[0]), float(self._row_hi[0]))
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             # Slacks make every instance feasible and bounded; a failure is numerical: retry cold.
@@ -284,7 +354,6 @@ class DlmpMarket:
                 raise RuntimeError(f"DLMP LP: HiGHS status {h.modelStatusToString(h.getModelStatus())}")
         sol = h.getSolution()
         return np.asarray(sol.col_value), np.asarray(sol.row_dual)
-
     def _solve_linprog(self):
         A = self._A
         rows_ub, b_ub, sign = [], [], []
@@ -312,35 +381,35 @@ class DlmpMarket:
         f, dt, n, nl = self.feeder, self.dt_h, self.n_orders, self.rated.size
         xb, xs = x[self.c_buy], x[self.c_sell]
         matched = (xb + xs) * dt
-        d = d_fixed + self._incidence @ (xb - xs)
+        d = d_fixed + np.bincount(self.buses, xb - xs, minlength=f.n_bus)
         y = y / dt
         energy = np.full(f.n_bus, y[0])
         loss = y[0] * (self._mlf - 1.0)
-        congestion = -(y[1:1 + nl] @ f.path[self.rated]) if nl else np.zeros(f.n_bus)
-        voltage = y[1 + nl:] @ f.r_path[self.vrows]
+        congestion = -(y[1:1 + nl] @ self._path_r) if nl else np.zeros(f.n_bus)
+        voltage = y[1 + nl:] @ self._rpath_v
         dlmp = energy + loss + congestion + voltage
-        pf, qf = f.path @ d, f.path @ dq
-        v_sq = f.v_root**2 - 2.0 * (f.r_path @ d + f.x_path @ dq) / f.base_kva
-        v = np.sqrt(np.maximum(v_sq, 0.0))
-        lim = f.line_limit_kva
-        loading = np.where(np.isfinite(lim), np.hypot(pf, qf) / np.where(np.isfinite(lim), lim, 1.0), 0.0)
+        pf, qf = f.path @ d, self._qf_all
+        v = np.sqrt(np.maximum(f.v_root**2 - 2.0 * (f.r_path @ d + self._vq_all) / f.base_kva, 0.0))
+        loading = np.zeros(f.n_line)
+        if nl:
+            loading[self.rated] = np.hypot(pf[self.rated], qf[self.rated]) / self._lim_r
         lm = self.loss_model
         losses = lm.const_kw - lm.g @ d - lm.h @ dq
         p0 = float(x[self.c_p0])
-        welfare = float(dt * (p @ xb - p @ xs - lam * p0))
-        objective = float(self._cost @ x)
         line_v = np.zeros(f.n_line)
-        line_v[self.rated] = x[self.c_line[:nl]] + x[self.c_line[nl:]]
+        if nl:
+            line_v[self.rated] = x[self.c_line[:nl]] + x[self.c_line[nl:]]
         vv = np.maximum(np.maximum(f.v_min - v, v - f.v_max), 0.0)
         vv[f.root] = 0.0
-        slack_tot = float(np.sum(x[2 * n + 1:]))
+        slack_tot = float(x[2 * n + 1:].sum())
         return DlmpClearing(
             matched=matched, unit_price=dlmp[self.buses], sides=s, dlmp=dlmp, energy=energy, loss=loss,
             congestion=congestion, voltage=voltage, mlf=self._mlf.copy(), net_load_kw=d,
-            substation_import_kw=p0, losses_kw=float(losses), voltages=v, line_flows_kw=pf, line_flows_kvar=qf,
-            loading=loading, operator_surplus=float(dt * (dlmp @ d - lam * p0)), welfare=welfare,
-            objective=objective, unserved_kw=float(x[self.c_bal[0]] - x[self.c_bal[1]]),
-            line_violation_kw=line_v, voltage_violation_pu=vv, violated=slack_tot > 1e-6,
+            substation_import_kw=p0, losses_kw=float(losses), voltages=v, line_flows_kw=pf,
+            line_flows_kvar=qf.copy(), loading=loading, operator_surplus=float(dt * (dlmp @ d - lam * p0)),
+            welfare=float(dt * (p @ xb - p @ xs - lam * p0)), objective=float(self._cost @ x),
+            unserved_kw=float(x[self.c_bal[0]] - x[self.c_bal[1]]), line_violation_kw=line_v,
+            voltage_violation_pu=vv, violated=slack_tot > 1e-6,
         )
 
 

@@ -12,6 +12,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def _bus_indices(values, name: str) -> np.ndarray:
+    """Integer bus indices; a non-integer value (1.5) is an error, not truncated."""
+    a = np.asarray(values).ravel()
+    if a.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))
+        if bad.size:
+            raise ValueError(f"feeder: {name}[{bad[0]}] = {a[bad[0]]} is not an integer bus index")
+    elif a.dtype.kind not in "iu":
+        raise ValueError(f"feeder: {name} must hold integer bus indices, got dtype {a.dtype}")
+    return a.astype(np.int64).copy()
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)
     return a
@@ -62,8 +74,8 @@ class Feeder:
         n = int(self.n_bus)
         if n < 2:
             raise ValueError(f"feeder: n_bus must be >= 2, got {self.n_bus}")
-        f = np.asarray(self.from_bus, dtype=np.int64).ravel().copy()
-        t = np.asarray(self.to_bus, dtype=np.int64).ravel().copy()
+        f = _bus_indices(self.from_bus, "from_bus")
+        t = _bus_indices(self.to_bus, "to_bus")
         r = np.asarray(self.r_pu, dtype=np.float64).ravel().copy()
         x = np.asarray(self.x_pu, dtype=np.float64).ravel().copy()
         n_line = f.size
@@ -74,8 +86,8 @@ class Feeder:
             raise ValueError(f"feeder: a radial feeder with {n} buses needs {n - 1} lines, got {n_line}")
         if not 0 <= int(self.root) < n:
             raise ValueError(f"feeder: root {self.root} is not a bus index in [0, {n})")
-        if not (self.base_kv > 0 and self.base_kva > 0):
-            raise ValueError(f"feeder: base_kv and base_kva must be > 0, got {self.base_kv}, {self.base_kva}")
+        if not (np.isfinite(self.base_kv) and np.isfinite(self.base_kva) and self.base_kv > 0 and self.base_kva > 0):
+            raise ValueError(f"feeder: base_kv and base_kva must be finite and > 0, got {self.base_kv}, {self.base_kva}")
         for l in range(n_line):
             if not (0 <= f[l] < n and 0 <= t[l] < n) or f[l] == t[l]:
                 raise ValueError(f"feeder: line {l} ({f[l]}->{t[l]}) has an invalid bus index")
@@ -93,8 +105,8 @@ class Feeder:
         bad = np.flatnonzero(~((vmin >= 0) & (vmin < vmax)))
         if bad.size:
             raise ValueError(f"feeder: bus {bad[0]} needs 0 <= v_min < v_max, got {vmin[bad[0]]}, {vmax[bad[0]]}")
-        if not self.v_root > 0:
-            raise ValueError(f"feeder: v_root must be > 0, got {self.v_root}")
+        if not (np.isfinite(self.v_root) and self.v_root > 0):
+            raise ValueError(f"feeder: v_root must be finite and > 0 p.u., got {self.v_root}")
         pl = np.broadcast_to(np.asarray(self.p_load_kw, dtype=np.float64), (n,)).copy()
         ql = np.broadcast_to(np.asarray(self.q_load_kvar, dtype=np.float64), (n,)).copy()
         if not (np.all(np.isfinite(pl)) and np.all(np.isfinite(ql))):

@@ -133,3 +133,82 @@ def loss_model_at(feeder: Feeder, p_inj_kw=None, q_inj_kvar=None, *, use_voltage
     (default: base loads); ``use_voltages=False`` uses V = 1 p.u. in the loss formula."""
     pf = solve(feeder, p_inj_kw, q_inj_kvar)
     return linearise_losses(feeder, pf.p_flow_kw, pf.q_flow_kvar, pf.v if use_voltages else 1.0)
+
+
+# LinDistFlow drops the loss terms of the DistFlow equations; below about 0.8 p.u. its voltages are
+# off by more than the limits they are compared with, and as v^2 -> 0 the loss factors diverge.
+# Outside this range the model means nothing, so the environments refuse instead of pricing it.
+MIN_VALID_V_PU = 0.5
+
+_V_TOL = 1e-9  # p.u. tolerance of the realised voltage-limit check
+_KW_TOL = 1e-6  # kW tolerance of the realised line-rating check
+
+
+@dataclass(frozen=True, eq=False)
+class NetworkState:
+    """Realised LinDistFlow state of a step at the given nodal net loads.
+
+    net_load_kw:  (n_bus,) fixed load + every agent's physical net load (matched or backstop).
+    voltages:     (n_bus,) |V| p.u.;  flows_kw, flows_kvar: (n_line,) parent -> child.
+    loading:      (n_line,) |S| / rating (0 on unrated lines).
+    losses_kw:    the affine loss model of the step at this point;  import_kw = sum(net load) + losses.
+    overload_kw:  (n_line,) |P| beyond the active limit sqrt(S^2 - Q^2);  voltage_violation_pu
+                  (n_bus,) beyond [v_min, v_max].  violated: any of them beyond tolerance.
+    """
+
+    net_load_kw: np.ndarray
+    voltages: np.ndarray
+    flows_kw: np.ndarray
+    flows_kvar: np.ndarray
+    loading: np.ndarray
+    losses_kw: float
+    import_kw: float
+    overload_kw: np.ndarray
+    voltage_violation_pu: np.ndarray
+    violated: bool
+
+
+class RealisedNetwork:
+    """LinDistFlow at varying active net loads with fixed reactive loads (the environments' case).
+
+    Reactive power has no decision variable, so Q flows, the Q part of the voltages and the active
+    line limits sqrt(S^2 - Q^2) are computed once; each ``state`` costs a few matrix-vector products.
+    """
+
+    def __init__(self, feeder: Feeder, q_load_kvar: np.ndarray):
+        f = self.feeder = feeder
+        self.q_load_kvar = q_load_kvar
+        self.qf = f.path @ q_load_kvar
+        self.vq = f.x_path @ q_load_kvar
+        rated = np.isfinite(f.line_limit_kva)
+        lim = np.where(rated, f.line_limit_kva, 1.0)
+        self.inv_limit = np.where(rated, 1.0 / lim, 0.0)
+        self.p_limit_kw = np.where(rated, np.sqrt(np.maximum(lim**2 - self.qf**2, 0.0)), np.inf)
+
+    def voltages(self, net_load_kw: np.ndarray, what: str = "net load") -> np.ndarray:
+        """|V| (p.u.); ValueError when LinDistFlow leaves its range (``MIN_VALID_V_PU``)."""
+        f = self.feeder
+        v_sq = f.v_root**2 - 2.0 * (f.r_path @ net_load_kw + self.vq) / f.base_kva
+        k = int(np.argmin(v_sq))
+        if not v_sq[k] >= MIN_VALID_V_PU**2:
+            v = np.sqrt(max(v_sq[k], 0.0))
+            raise ValueError(f"{what}: LinDistFlow puts bus {k} at v^2 = {v_sq[k]:.3g} (|V| = {v:.3f} p.u.), below "
+                             f"the {MIN_VALID_V_PU} p.u. where the linear model is meaningless; reduce the load")
+        return np.sqrt(v_sq)
+
+    def state(self, net_load_kw: np.ndarray, loss_model: LossModel, what: str = "net load") -> NetworkState:
+        f = self.feeder
+        pf = f.path @ net_load_kw
+        v = self.voltages(net_load_kw, what)
+        losses = loss_model.const_kw - loss_model.g @ net_load_kw - loss_model.h @ self.q_load_kvar
+        loading = np.hypot(pf, self.qf) * self.inv_limit
+        over = np.maximum(np.abs(pf) - self.p_limit_kw, 0.0)
+        vv = np.maximum(np.maximum(f.v_min - v, v - f.v_max), 0.0)
+        vv[f.root] = 0.0
+        violated = bool(over.max() > _KW_TOL or vv.max() > _V_TOL)
+        return NetworkState(net_load_kw, v, pf, self.qf, loading, float(losses), float(net_load_kw.sum() + losses),
+                            over, vv, violated)
+
+    def loss_model(self, state: NetworkState) -> LossModel:
+        """Losses linearised at a realised state (``linearise_losses`` at its flows and voltages)."""
+        return linearise_losses(self.feeder, state.flows_kw, state.flows_kvar, state.voltages)

@@ -11,9 +11,9 @@ A mechanism is a pure function ``clear(prices, quantities, sides, **params) -> C
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 SELL: int = 1
@@ -57,8 +57,8 @@ def check_book(prices, quantities, sides) -> tuple[np.ndarray, np.ndarray, np.nd
     The common valid case costs a handful of reductions (it runs every environment step); the
     element-wise diagnosis only runs once something is wrong.
     """
-    p = np.asarray(prices, dtype=np.float64)
-    q = np.asarray(quantities, dtype=np.float64)
+    p = np.ascontiguousarray(prices, dtype=np.float64)
+    q = np.ascontiguousarray(quantities, dtype=np.float64)
     s = np.asarray(sides)
     if not (p.shape == q.shape == s.shape):
         raise ValueError(
@@ -68,10 +68,8 @@ def check_book(prices, quantities, sides) -> tuple[np.ndarray, np.ndarray, np.nd
         raise ValueError("order book arrays must have at least one dimension (orders last)")
     if p.size == 0:
         return p, q, s.astype(np.int8)
-    s8 = s.astype(np.int8)
-    ok = math.isfinite(float(p.sum()) + float(q.sum())) and float(q.min()) >= 0.0
-    ok = ok and int(np.abs(s8).max()) <= 1 and (s.dtype.kind in "biu" or bool((s8 == s).all()))
-    if ok:
+    s8 = s if s.dtype == np.int8 and s.flags.c_contiguous else np.ascontiguousarray(s, dtype=np.int8)
+    if (s.dtype.kind in "biu" or bool((s8 == s).all())) and _book_ok(p.reshape(-1), q.reshape(-1), s8.reshape(-1)):
         return p, q, s8
     if not np.all(np.isfinite(p)):
         raise ValueError(f"prices: non-finite value at index {np.argwhere(~np.isfinite(p))[0].tolist()}")
@@ -79,3 +77,23 @@ def check_book(prices, quantities, sides) -> tuple[np.ndarray, np.ndarray, np.nd
         bad = np.argwhere(~np.isfinite(q) | (q < 0))[0].tolist()
         raise ValueError(f"quantities: must be finite and >= 0, bad value at index {bad}")
     raise ValueError("sides: values must be SELL (+1), BUY (-1) or IDLE (0)")
+
+
+def clearing_from_kernel(out: tuple, sides: np.ndarray) -> Clearing:
+    """Wrap a clearing kernel's 2-D output ``(matched, unit, price, volume, surplus, welfare)``
+    in the book's original shape ``sides.shape`` (``(..., n)``; per-book fields ``(...)``)."""
+    matched, unit, price, volume, surplus, welfare = out
+    if sides.ndim == 2:  # already the kernel's (B, n) layout
+        return Clearing(matched, unit, price, volume, surplus, welfare, sides)
+    shape, batch = sides.shape, sides.shape[:-1]
+    return Clearing(matched.reshape(shape), unit.reshape(shape), price.reshape(batch), volume.reshape(batch),
+                    surplus.reshape(batch), welfare.reshape(batch), sides)
+
+
+@numba.njit(cache=True, nogil=True)
+def _book_ok(p, q, s):
+    """True when every price and quantity is finite, quantities are >= 0 and sides in {-1, 0, 1}."""
+    for i in range(p.shape[0]):
+        if not (np.isfinite(p[i]) and np.isfinite(q[i]) and q[i] >= 0.0 and -1 <= s[i] <= 1):
+            return False
+    return True

@@ -1,4 +1,4 @@
-"""Seed S2: q = eta p - d, 0 <= p <= P_max, |p_t - p_{t-1}| <= R, with hand-checked numbers."""
+"""Spec item S2 (docs/spec.md): q = eta p - d, 0 <= p <= P_max, |p_t - p_{t-1}| <= R, with hand-checked numbers."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from p2penv.market.prosumer import Fleet, Prosumer, energy_cost, feasible_interval, marginal_cost, net_position_kw
 
 
-def test_seed_s2_net_position_signs():
+def test_spec_s2_net_position_signs():
     # a 0.95-efficient 4 kW dispatch against 1.5 kW demand sells 2.3 kW; 1 kW against 3 kW buys 2.05 kW
     q = net_position_kw(np.array([4.0, 1.0]), np.array([1.5, 3.0]), np.array([0.95, 0.95]))
     np.testing.assert_allclose(q, [2.3, -2.05])
@@ -15,7 +15,7 @@ def test_seed_s2_net_position_signs():
     np.testing.assert_allclose(net_position_kw(np.array([0.0, 5.0]), np.array([2.0, 0.0]), np.array([1.0, 0.9])), [-2.0, 4.5])
 
 
-def test_seed_s2_feasible_interval_capacity_and_ramp():
+def test_spec_s2_feasible_interval_capacity_and_ramp():
     # p_prev = 3, R = 1, P_max = 5 -> [2, 4]; P_max = 3.5 -> [2, 3.5]; p_prev = 0.5 -> [0, 1.5]
     lo, hi, viol = feasible_interval(np.array([3.0, 3.0, 0.5]), np.array([5.0, 3.5, 5.0]), np.array([1.0, 1.0, 1.0]))
     np.testing.assert_allclose(lo, [2.0, 2.0, 0.0])

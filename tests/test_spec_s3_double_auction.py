@@ -1,4 +1,4 @@
-"""Seed S3: bids {12, 10, 8}, asks {5, 7, 9}, 1 kWh each -> Q = 2, p = 8.5, surplus 10."""
+"""Spec item S3 (docs/spec.md): bids {12, 10, 8}, asks {5, 7, 9}, 1 kWh each -> Q = 2, p = 8.5, surplus 10."""
 import numpy as np
 import pytest
 
@@ -10,7 +10,7 @@ SIDES = np.array([BUY, BUY, BUY, SELL, SELL, SELL])
 
 
 @pytest.mark.parametrize("rule", ["marginal_pair", "walrasian"])
-def test_seed_s3_double_auction_example(rule):
+def test_spec_s3_double_auction_example(rule):
     c = uniform.clear(PRICES, QTY, SIDES, rule=rule)
     assert c.volume == 2.0
     assert c.clearing_price == 8.5
@@ -21,7 +21,7 @@ def test_seed_s3_double_auction_example(rule):
     assert c.operator_surplus == 0.0
 
 
-def test_seed_s3_interval_ends_and_k():
+def test_spec_s3_interval_ends_and_k():
     # marginal pair interval [a_Q, b_Q] = [7, 10]; Walrasian [max(7, 8), min(10, 9)] = [8, 9]
     assert uniform.clear(PRICES, QTY, SIDES, k=0.0).clearing_price == 7.0
     assert uniform.clear(PRICES, QTY, SIDES, k=1.0).clearing_price == 10.0
@@ -29,7 +29,7 @@ def test_seed_s3_interval_ends_and_k():
     assert uniform.clear(PRICES, QTY, SIDES, k=1.0, rule="walrasian").clearing_price == 9.0
 
 
-def test_seed_s3_pay_as_bid():
+def test_spec_s3_pay_as_bid():
     c = pay_as_bid.clear(PRICES, QTY, SIDES)
     assert c.volume == 2.0
     np.testing.assert_array_equal(c.cash, [-12, -10, 0, 5, 7, 0])

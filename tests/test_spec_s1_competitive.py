@@ -1,4 +1,4 @@
-"""Seed S1: welfare maximisation, lambda = the balance multiplier, KKT, and the transactive claim."""
+"""Spec item S1 (docs/spec.md): welfare maximisation, lambda = the balance multiplier, KKT, transactive claim."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 from p2penv.market.competitive import competitive_equilibrium, consumer_response, price_taker_response
 
 
-def test_seed_s1_closed_form_two_producers_one_consumer():
+def test_spec_s1_closed_form_two_producers_one_consumer():
     # C1 = 0.5 E^2 + E, C2 = E^2 + 2E, U = 10 d - 0.5 d^2, no limits binding.
     # KKT: E1 = lambda - 1, E2 = (lambda - 2)/2, d = 10 - lambda; balance -> 2.5 lambda = 12 -> 4.8
     o = competitive_equilibrium([0.5, 1.0], [1.0, 2.0], 0.0, 100.0, util_v=[10.0], util_w=[0.5])

@@ -1,0 +1,71 @@
+"""Row checkpoints of the experiments: finished result rows saved after every row, so an
+interrupted run resumes (``--resume``) where it stopped instead of recomputing (and retraining)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from agents.checkpoint import _jsonable, atomic_write_json
+
+RECOVER = "delete it, or run without --resume to start over"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read back; the message names the file and the way out."""
+
+
+class RowCheckpoint:
+    """Completed result rows of an experiment, rewritten atomically after every row. With
+    ``resume=True`` the saved rows are reused when the saved config equals the current one;
+    otherwise they are discarded (one line on stderr says so and how many).
+
+    ``<out_dir>/<name>_checkpoint.json``: {"config": ..., "rows": [...]}, rows in their original
+    key order (so resumed CSVs keep their columns). No ``out_dir``: in memory only.
+
+    Attributes: ``rows``; ``reused`` (rows taken from the file); ``discarded`` (rows dropped because
+    the config changed); ``matched`` (a saved checkpoint of this same config was found and resumed).
+    """
+
+    def __init__(self, out_dir: str | Path | None, name: str, config: dict, resume: bool = False):
+        self.path = None if out_dir is None else Path(out_dir) / f"{name}_checkpoint.json"
+        self.config = json.loads(json.dumps(config, default=_jsonable, sort_keys=True))
+        self.rows: list[dict] = []
+        self.reused = self.discarded = 0
+        self.matched = False
+        if resume and self.path is not None and self.path.exists():
+            saved = self._read()
+            if saved["config"] == self.config:
+                self.rows, self.reused, self.matched = saved["rows"], len(saved["rows"]), True
+            else:
+                self.discarded = len(saved["rows"])
+                diff = sorted(k for k in set(saved["config"]) | set(self.config)
+                              if saved["config"].get(k) != self.config.get(k))
+                print(f"{name}: {self.path} was made with a different config (differs in {', '.join(diff)}); "
+                      f"discarded its {self.discarded} row(s), starting over", file=sys.stderr, flush=True)
+        if self.path is not None:
+            self._write()  # records the config at once, so work saved before the first row can resume
+
+    def _read(self) -> dict:
+        try:
+            saved = json.loads(self.path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{self.path}: corrupt checkpoint ({e}); {RECOVER}") from None
+        if not (isinstance(saved, dict) and isinstance(saved.get("config"), dict)
+                and isinstance(saved.get("rows"), list) and all(isinstance(r, dict) for r in saved["rows"])):
+            raise CheckpointError(f'{self.path}: not a row checkpoint (expected {{"config": {{...}}, '
+                                  f'"rows": [{{...}}, ...]}}); {RECOVER}')
+        return saved
+
+    def _write(self) -> None:
+        atomic_write_json(self.path, dict(config=self.config, rows=self.rows), sort_keys=False)
+
+    def find(self, **key) -> dict | None:
+        """The saved row whose fields match ``key``, or None."""
+        return next((r for r in self.rows if all(r.get(k) == v for k, v in key.items())), None)
+
+    def add(self, row: dict) -> dict:
+        self.rows.append(row)
+        if self.path is not None:
+            self._write()
+        return row

@@ -1,0 +1,97 @@
+"""Compiled parts of ``AuctionCore``: settlement, state update and observations in one pass.
+
+After the clearing, one call settles every order (``settlement.settle_order``, the code the
+pipeline's ``settle`` uses), moves every market to the next step (previous dispatch, last price
+and volume, the next feasible interval of ``prosumer.feasible_interval``) and writes the
+observations. Done as numpy this is ~40 small array operations per step, each costing more in
+call overhead than in arithmetic at the sizes of one market; compiled, one env or 4,096 envs
+cost one call. Observation columns are addressed by their ``OBS_FIELDS`` name (constants below).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..market.settlement import settle_order
+from .fields import OBS_FIELDS, names
+
+_OBS = names(OBS_FIELDS)
+N_OBS = len(_OBS)
+O_DEMAND = _OBS.index("demand")
+O_AVAILABILITY = _OBS.index("availability")
+O_PREV_DISPATCH = _OBS.index("prev_dispatch")
+O_FEASIBLE_LO = _OBS.index("feasible_lo")
+O_FEASIBLE_HI = _OBS.index("feasible_hi")
+O_HOUR_SIN = _OBS.index("hour_sin")
+O_HOUR_COS = _OBS.index("hour_cos")
+O_LAST_PRICE = _OBS.index("last_price")
+O_LAST_VOLUME = _OBS.index("last_volume")
+O_MC_LO = _OBS.index("mc_lo")
+O_MC_HI = _OBS.index("mc_hi")
+O_BUY_VALUE = _OBS.index("buy_value")
+
+
+@numba.njit(cache=True, nogil=True)
+def _clip1(x):
+    return min(max(x, -1.0), 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def observe_kernel(demand, p_max, p_prev, lo, hi, hour_sin, hour_cos, last_price_unit, last_volume_unit,
+                   mc_slope, mc_offset, buy_value, kw_scale):
+    """Observations ``(E, N, N_OBS)`` float32 of the current step (see ``fields.OBS_FIELDS``)."""
+    e_n, n = demand.shape
+    obs = np.empty((e_n, n, N_OBS), np.float32)
+    for e in range(e_n):
+        for i in range(n):
+            o = obs[e, i]
+            o[O_DEMAND] = _clip1(demand[e, i] * kw_scale)
+            o[O_AVAILABILITY] = _clip1(p_max[e, i] * kw_scale)
+            o[O_PREV_DISPATCH] = _clip1(p_prev[e, i] * kw_scale)
+            o[O_FEASIBLE_LO] = _clip1(lo[e, i] * kw_scale)
+            o[O_FEASIBLE_HI] = _clip1(hi[e, i] * kw_scale)
+            o[O_HOUR_SIN] = hour_sin
+            o[O_HOUR_COS] = hour_cos
+            o[O_LAST_PRICE] = _clip1(last_price_unit[e])
+            o[O_LAST_VOLUME] = _clip1(last_volume_unit[e])
+            # marginal cost (2 a E + b) / eta at both interval ends, already mapped like prices
+            o[O_MC_LO] = _clip1(mc_slope[e, i] * lo[e, i] + mc_offset[e, i])
+            o[O_MC_HI] = _clip1(mc_slope[e, i] * hi[e, i] + mc_offset[e, i])
+            o[O_BUY_VALUE] = _clip1(buy_value[e, i])
+    return obs
+
+
+@numba.njit(cache=True, nogil=True)
+def feasible_kernel(p_prev, p_max, ramp):
+    """``prosumer.feasible_interval`` over ``(E, N)``: lo, hi and the ramp violation (kW)."""
+    e_n, n = p_prev.shape
+    lo = np.empty((e_n, n))
+    hi = np.empty((e_n, n))
+    viol = np.empty((e_n, n))
+    for e in range(e_n):
+        for i in range(n):
+            low = max(0.0, p_prev[e, i] - ramp[e, i])
+            hi[e, i] = min(p_max[e, i], p_prev[e, i] + ramp[e, i])
+            viol[e, i] = max(low - p_max[e, i], 0.0)  # availability below the ramp floor: physics wins
+            lo[e, i] = min(low, p_max[e, i])
+    return lo, hi, viol
+
+
+@numba.njit(cache=True, nogil=True)
+def settle_markets_kernel(dispatch, order, sides, matched, unit, lo, demand, eta, cost_a, cost_b, shed_value,
+                          dt_h, retail, feed_in, curtail, clearing_price, last_price):
+    """Settle E markets ``(E, N)`` and return (settlement ``(9, E, N)``, new last price ``(E,)``).
+
+    The last price keeps its previous value where a book had no price (nan: an empty book).
+    """
+    e_n, n = dispatch.shape
+    out = np.empty((9, e_n, n))
+    new_price = np.empty(e_n)
+    for e in range(e_n):
+        for i in range(n):
+            settle_order(dispatch[e, i], order[e, i], sides[e, i], matched[e, i], unit[e, i], lo[e, i],
+                         demand[e, i], eta[e, i], cost_a[e, i], cost_b[e, i], shed_value[e, i], dt_h, retail,
+                         feed_in, curtail, out, e, i)
+        cp = clearing_price[e]
+        new_price[e] = cp if np.isfinite(cp) else last_price[e]
+    return out, new_price

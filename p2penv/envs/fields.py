@@ -1,0 +1,88 @@
+"""Observation and info fields of the market environments: one list each, by name.
+
+The environments build their observation and info columns from these lists (never by a bare
+column index) and the docs tables are generated from them (``field_table``), so code, docstrings
+and docs cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Field:
+    """One observation or info column: name, physical unit, how it is scaled, its range."""
+
+    name: str
+    unit: str
+    scaling: str
+    range: str = "[-1, 1]"
+
+
+PRICE_SCALING = "2 (x - price_floor) / (price_cap - price_floor) - 1"
+KW_SCALING = "x / obs_kw_scale"
+
+OBS_FIELDS: tuple[Field, ...] = (
+    Field("demand", "kW", KW_SCALING + ": own demand d_t"),
+    Field("availability", "kW", KW_SCALING + ": own DER availability P_max,t"),
+    Field("prev_dispatch", "kW", KW_SCALING + ": own dispatch p_{t-1}"),
+    Field("feasible_lo", "kW", KW_SCALING + ": lower end of this step's dispatch interval"),
+    Field("feasible_hi", "kW", KW_SCALING + ": upper end of this step's dispatch interval"),
+    Field("hour_sin", "-", "sin(2 pi hour / 24)"),
+    Field("hour_cos", "-", "cos(2 pi hour / 24)"),
+    Field("last_price", "$/kWh", PRICE_SCALING + ": last clearing price"),
+    Field("last_volume", "kWh", "x / (N obs_kw_scale dt_h): last traded volume"),
+    Field("mc_lo", "$/kWh", PRICE_SCALING + ": own marginal cost at the grid, (2 a E + b) / eta, at feasible_lo"),
+    Field("mc_hi", "$/kWh", PRICE_SCALING + ": own marginal cost at feasible_hi"),
+    Field("buy_value", "$/kWh", PRICE_SCALING + ": most the agent pays for market energy (retail, or "
+                                                "a flexible load's value of lost load)"),
+)
+
+DLMP_OBS_FIELDS: tuple[Field, ...] = (
+    Field("dlmp", "$/kWh", PRICE_SCALING + ": own bus DLMP of the last step"),
+    Field("dlmp_energy", "$/kWh", PRICE_SCALING + ": its energy component"),
+    Field("dlmp_loss", "$/kWh", "2 x / (price_cap - price_floor): its loss component"),
+    Field("dlmp_congestion", "$/kWh", "2 x / (price_cap - price_floor): its congestion component"),
+    Field("dlmp_voltage", "$/kWh", "2 x / (price_cap - price_floor): its voltage component"),
+)
+
+INFO_FIELDS: tuple[Field, ...] = (
+    Field("bid_price", "$/kWh", "limit price of the order", "[price_floor, price_cap]"),
+    Field("dispatch_kw", "kW", "realised DER dispatch", "[feasible_lo_kw, feasible_hi_kw]"),
+    Field("net_kwh", "kWh", "realised net position (> 0 sold)", "R"),
+    Field("side", "-", "+1 sell, -1 buy, 0 no order", "{-1, 0, 1}"),
+    Field("order_kwh", "kWh", "order volume", ">= 0"),
+    Field("matched_kwh", "kWh", "volume the market matched", "[0, order_kwh]"),
+    Field("unit_price", "$/kWh", "price paid or received on matched volume", "R"),
+    Field("market_cash", "$", "cash from matched trades (> 0 received)", "R"),
+    Field("backstop_import_kwh", "kWh", "bought at the retail tariff", ">= 0"),
+    Field("backstop_export_kwh", "kWh", "sold at the feed-in tariff", ">= 0"),
+    Field("curtailed_kwh", "kWh", "unmatched export removed by curtailment (unmatched='curtail')", ">= 0"),
+    Field("shed_kwh", "kWh", "unmatched demand of a flexible load, shed at its value of lost load", ">= 0"),
+    Field("cost", "$", "DER cost C(E) = a E^2 + b E", ">= 0"),
+    Field("feasible_lo_kw", "kW", "lower end of the step's dispatch interval", ">= 0"),
+    Field("feasible_hi_kw", "kW", "upper end of the step's dispatch interval", ">= 0"),
+    Field("ramp_violation_kw", "kW", "> 0 only when availability fell below the ramp floor", ">= 0"),
+    Field("clip_price", "-", "how far action[0] lay outside [-1, 1] (it was clipped)", ">= 0"),
+    Field("clip_dispatch", "-", "how far action[1] lay outside [-1, 1]", ">= 0"),
+)
+
+DLMP_INFO_FIELDS: tuple[Field, ...] = (
+    Field("dlmp", "$/kWh", "DLMP at the agent's bus", "R"),
+    Field("dlmp_energy", "$/kWh", "energy component", "R"),
+    Field("dlmp_loss", "$/kWh", "loss component", "R"),
+    Field("dlmp_congestion", "$/kWh", "congestion component", "R"),
+    Field("dlmp_voltage", "$/kWh", "voltage component", "R"),
+    Field("voltage_pu", "p.u.", "realised LinDistFlow voltage magnitude at the agent's bus", "> 0"),
+)
+
+
+def names(fields: tuple[Field, ...]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields)
+
+
+def field_table(fields: tuple[Field, ...]) -> str:
+    """Markdown table ``| index | name | unit | scaling | range |`` for docs and docstrings."""
+    rows = ["| index | name | unit | scaling | range |", "|---|---|---|---|---|"]
+    rows += [f"| {i} | `{f.name}` | {f.unit} | {f.scaling} | {f.range} |" for i, f in enumerate(fields)]
+    return "\n".join(rows)

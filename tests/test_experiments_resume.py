@@ -1,0 +1,140 @@
+"""Row checkpoints of the experiments: resume keeps the CSV columns, a changed config says what it
+discards, a corrupt file is named, every experiment (and the demo) accepts --resume."""
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+
+from experiments import collusion_probe as cp
+from experiments import demo
+from experiments import market_power as mp
+from experiments import mechanism_comparison as mc
+from experiments.checkpoints import CheckpointError, RowCheckpoint
+from p2penv import cli
+
+# competitive profile only: seconds, no training
+MP = replace(mp.QUICK, ns=(2,), seeds=(0, 1), methods=("competitive",))
+
+
+def test_resume_keeps_the_runs_csv_column_order(tmp_path):
+    mp.run(MP, tmp_path)
+    csv = tmp_path / "market_power_runs.csv"
+    header = csv.read_text().splitlines()[0]
+    assert header.startswith("N,method,seed,price,comp_price,markup,")
+    res = mp.run(MP, tmp_path, resume=True)  # every row comes back from the checkpoint
+    assert res["meta"]["resumed_rows"] == 2
+    assert csv.read_text().splitlines()[0] == header
+    assert list(res["rows"][0])[:4] == ["N", "method", "seed", "price"]
+
+
+def test_changed_config_says_it_discards_the_checkpoint_rows(tmp_path, capsys):
+    mp.run(MP, tmp_path)
+    capsys.readouterr()
+    res = mp.run(replace(MP, seeds=(0,)), tmp_path, resume=True)
+    assert res["meta"]["resumed_rows"] == 0
+    ck = tmp_path / "market_power_checkpoint.json"
+    assert capsys.readouterr().err == (f"market_power: {ck} was made with a different config (differs in seeds); "
+                                       "discarded its 2 row(s), starting over\n")
+    assert len(json.loads(ck.read_text())["rows"]) == 1  # rewritten for the new config
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"config": {"ns": [2]}, "rows": [{"N": 2, ', "corrupt checkpoint (Expecting property name enclosed in "
+                                                  "double quotes: line 1 column 43 (char 42))"),
+    ('[1, 2]', 'not a row checkpoint (expected {"config": {...}, "rows": [{...}, ...]})'),
+])
+def test_corrupt_checkpoint_names_the_file_and_the_way_out(tmp_path, capsys, text, problem):
+    ck = tmp_path / "market_power_checkpoint.json"
+    ck.write_text(text)
+    msg = f"{ck}: {problem}; delete it, or run without --resume to start over"
+    with pytest.raises(CheckpointError) as e:
+        mp.run(MP, tmp_path, resume=True)
+    assert str(e.value) == msg
+    # the command line: one line on stderr, status 2
+    with pytest.raises(SystemExit) as e:
+        mp.main(["--quick", "--ns", "2", "--out", str(tmp_path), "--resume"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {msg}")
+    assert ck.read_text() == text  # left alone for the user to inspect
+    # without --resume the file is simply replaced
+    assert len(mp.run(MP, tmp_path)["rows"]) == 2
+    assert len(json.loads(ck.read_text())["rows"]) == 2
+
+
+def test_row_checkpoint_records_its_config_before_the_first_row(tmp_path):
+    RowCheckpoint(tmp_path, "x", dict(a=(1, 2)))
+    assert json.loads((tmp_path / "x_checkpoint.json").read_text()) == {"config": {"a": [1, 2]}, "rows": []}
+    ck = RowCheckpoint(tmp_path, "x", dict(a=(1, 2)), resume=True)
+    assert ck.matched and ck.reused == 0
+
+
+def _cut(src, dst, name, keep):
+    """Copy ``src`` to ``dst`` keeping the first ``keep`` checkpointed rows (an interrupted run)."""
+    shutil.copytree(src, dst)
+    p = dst / f"{name}_checkpoint.json"
+    saved = json.loads(p.read_text())
+    n = len(saved["rows"])
+    saved["rows"] = saved["rows"][:keep]
+    p.write_text(json.dumps(saved))
+    return n
+
+
+def test_mechanism_comparison_resumes(tmp_path, monkeypatch):
+    from agents.qlearning import QLearners
+
+    cfg = replace(mc.QUICK, mechanisms=("uniform",), profiles=("truthful", "qlearning"), seeds=(0, 1), q_steps=300)
+    full = mc.run(cfg, tmp_path / "full")
+    assert _cut(tmp_path / "full", tmp_path / "cut", "mechanism_comparison", 3) == 4
+    res = mc.run(cfg, tmp_path / "cut", resume=True)  # retrains Q-learning for the missing row
+    assert res["meta"]["resumed_rows"] == 3
+    assert res["rows"] == full["rows"]
+
+    def no_training(self, *a, **k):
+        raise AssertionError("Q-learning retrained although all its rows were checkpointed")
+
+    monkeypatch.setattr(QLearners, "train", no_training)
+    again = mc.run(cfg, tmp_path / "cut", resume=True)
+    assert again["meta"]["resumed_rows"] == 4 and again["rows"] == full["rows"]
+
+
+def test_collusion_probe_resumes_without_retraining(tmp_path, monkeypatch):
+    from agents.qlearning import QLearners
+
+    cfg = replace(cp.QUICK, q_steps=500)
+    full = cp.run(cfg, tmp_path / "full")
+    assert _cut(tmp_path / "full", tmp_path / "cut", "collusion_probe", 1) == 2
+
+    def no_step(self):
+        raise AssertionError("Q-learning stepped although its final checkpoint was there")
+
+    monkeypatch.setattr(QLearners, "step", no_step)
+    res = cp.run(cfg, tmp_path / "cut", resume=True)
+    assert res["meta"]["resumed_rows"] == 1
+    assert res["rows"] == full["rows"]
+    for a, b in zip(res["meta"]["traces"], full["meta"]["traces"]):
+        assert a["prices"].tolist() == b["prices"].tolist() and a["profits"].tolist() == b["profits"].tolist()
+
+
+@pytest.mark.parametrize("mod", [mc, cp])
+def test_mechanism_comparison_and_collusion_probe_accept_resume(monkeypatch, tmp_path, mod):
+    calls = []
+    monkeypatch.setattr(mod, "run", lambda cfg, out, resume=False: calls.append((out, resume)))
+    mod.main(["--quick", "--out", str(tmp_path), "--resume"])
+    assert calls == [(str(tmp_path), True)]
+
+
+def test_demo_honours_out_quick_and_resume(monkeypatch, tmp_path, capsys):
+    calls = []
+
+    def fake_run(cfg, out, resume=False):
+        calls.append((cfg, out, resume))
+        return dict(meta=dict(wall_s=1.0))
+
+    monkeypatch.setattr(mp, "run", fake_run)
+    demo.main(["--quick", "--out", str(tmp_path), "--resume"])
+    assert cli.main(["experiment", "demo", "--quick", "--out", str(tmp_path / "x"), "--resume"]) == 0
+    demo.main([])
+    assert calls == [(mp.QUICK, str(tmp_path), True), (mp.QUICK, str(tmp_path / "x"), True),
+                     (mp.DEMO, "results/demo", False)]
+    assert f"figures and tables in {tmp_path}/ (1 s)" in capsys.readouterr().out
