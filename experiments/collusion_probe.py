@@ -182,8 +182,8 @@ def plot(traces, cfg, pi_n, pi_m, res, path):
     return save_figure(fig, path)
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog: str | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/collusion_probe")
     ap.add_argument("--q-steps", type=int)

@@ -18,8 +18,8 @@ from experiments import market_power
 from .checkpoints import CheckpointError
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog: str | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny budget (seconds)")
     ap.add_argument("--out", default="results/demo")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")

@@ -151,8 +151,8 @@ def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog: str | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny budget (seconds)")
     ap.add_argument("--out", default="results/market_power")
     ap.add_argument("--seeds", type=int, nargs="*")

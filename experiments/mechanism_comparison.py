@@ -134,8 +134,8 @@ def plot(summary, cfg, path):
     return save_figure(fig, path)
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None, prog: str | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/mechanism_comparison")
     ap.add_argument("--seeds", type=int, nargs="*")

@@ -304,7 +304,7 @@ def cmd_experiment(a, extra: list[str]) -> int:
     mod = importlib.import_module(f"experiments.{a.name}")
     argv = list(extra) + (["--quick"] if a.quick else []) + (["--out", a.out] if a.out else []) \
         + (["--resume"] if a.resume else [])
-    mod.main(argv)
+    mod.main(argv, prog=f"p2penv experiment {a.name}")
     return 0
 
 

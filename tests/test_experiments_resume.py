@@ -56,6 +56,10 @@ def test_corrupt_checkpoint_names_the_file_and_the_way_out(tmp_path, capsys, tex
         mp.main(["--quick", "--ns", "2", "--out", str(tmp_path), "--resume"])
     assert e.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {msg}")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["experiment", "market_power", "--quick", "--ns", "2", "--out", str(tmp_path), "--resume"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == f"p2penv experiment market_power: error: {msg}\n"
     assert ck.read_text() == text  # left alone for the user to inspect
     # without --resume the file is simply replaced
     assert len(mp.run(MP, tmp_path)["rows"]) == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+import numpy as np
+
 from ..market.mechanisms import MECHANISMS
 from ..market.settlement import UNMATCHED_MODES
 from .generator import HouseholdMix
@@ -32,10 +34,17 @@ class MarketConfig:
 
     def __post_init__(self) -> None:
         err = []
-        if self.n_prosumers < 2:
-            err.append(f"n_prosumers: need at least 2 agents for a market, got {self.n_prosumers}")
-        if self.max_cycles < 1:
-            err.append(f"max_cycles: must be >= 1, got {self.max_cycles}")
+        if not _is_int(self.n_prosumers) or self.n_prosumers < 2:
+            err.append(f"n_prosumers: need an integer >= 2 agents for a market, got {self.n_prosumers!r}")
+        if not _is_int(self.max_cycles) or self.max_cycles < 1:
+            err.append(f"max_cycles: must be an integer >= 1, got {self.max_cycles!r}")
+        for name in ("dt_h", "start_hour", "price_floor", "price_cap", "retail_tariff", "feed_in_tariff", "k",
+                     "obs_kw_scale"):
+            v = getattr(self, name)
+            if not _is_real(v) or not np.isfinite(v):
+                err.append(f"{name}: must be a finite number, got {v!r}")
+        if err:  # the comparisons below need finite numbers
+            raise ValueError("MarketConfig: " + "; ".join(err))
         if not self.dt_h > 0:
             err.append(f"dt_h: must be > 0 hours, got {self.dt_h}")
         if not self.price_floor < self.price_cap:
@@ -62,3 +71,11 @@ class MarketConfig:
         if bad:
             raise ValueError(f"{cls.__name__}: unknown option(s) {bad}; known {sorted(known)}")
         return cls(**kwargs)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)

@@ -124,10 +124,14 @@ class DlmpConfig(MarketConfig):
             raise ValueError(f"DlmpConfig: scenario: unknown {self.scenario!r}; known {sorted(SCENARIOS)}")
         feeder = sc.build_feeder()
         buses = self.agent_buses
+        if self.n_prosumers is not None and (not isinstance(self.n_prosumers, (int, np.integer))
+                                             or self.n_prosumers < 2):
+            raise ValueError(f"DlmpConfig: n_prosumers: need an integer >= 2 agents (or None: one per load bus), "
+                             f"got {self.n_prosumers!r}")
         if buses is None:
             lb = load_buses(feeder)
             n = len(lb) if self.n_prosumers is None else int(self.n_prosumers)
-            buses = tuple(int(lb[i % len(lb)]) for i in range(max(n, 0)))
+            buses = tuple(int(lb[i % len(lb)]) for i in range(n))
         else:
             buses = tuple(int(b) for b in buses)
             bad = [b for b in buses if not (0 <= b < feeder.n_bus) or b == feeder.root]
@@ -143,8 +147,14 @@ class DlmpConfig(MarketConfig):
             err.append(f"wholesale_price: must be finite, got {lam}")
         if not (self.load_scale is None or (np.isfinite(self.load_scale) and self.load_scale >= 0)):
             err.append(f"load_scale: must be finite and >= 0, got {self.load_scale}")
-        if not self.penalty > 0:
-            err.append(f"penalty: must be > 0 $/kWh, got {self.penalty}")
+        if not (np.isfinite(self.penalty) and self.penalty > 0):
+            err.append(f"penalty: must be finite and > 0 $/kWh, got {self.penalty}")
+        # the DLMP LP sets the prices: the auction's mechanism parameters do not apply
+        defaults = MarketConfig()
+        for name in ("mechanism", "k", "rule"):
+            if getattr(self, name) != getattr(defaults, name):
+                err.append(f"{name}: does not apply to dlmp_v0 (every order settles at its bus DLMP), "
+                           f"got {getattr(self, name)!r}")
         if not (self.import_limit_kw >= 0 and self.export_limit_kw >= 0):
             err.append("import_limit_kw/export_limit_kw: must be >= 0 kW")
         if self.loss_linearisation not in LOSS_LINEARISATIONS:
