@@ -14,6 +14,7 @@ about dicts or agents' names beyond the list of them.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Callable
 
@@ -43,9 +44,7 @@ def make_rules(cfg: MarketConfig, clear: Callable[..., Clearing] | None = None) 
         fn = get_mechanism(cfg.mechanism)
         declared = inspect.signature(fn).parameters
         params = {k: v for k, v in (("k", cfg.k), ("rule", cfg.rule)) if k in declared}
-
-        def clear(prices, quantities, sides, _fn=fn, _params=params):
-            return _fn(prices, quantities, sides, **_params)
+        clear = functools.partial(fn, **params)  # a partial of a module function pickles; a closure would not
 
     return MarketRules(cfg.price_floor, cfg.price_cap, cfg.retail_tariff, cfg.feed_in_tariff, cfg.unmatched, clear)
 

@@ -208,14 +208,31 @@ class DlmpMarket:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        for k in ("_h", "_in_lp"):
-            state.pop(k, None)
+        state.pop("_h")
         state["_loads_key"] = None  # identity of the caller's arrays does not survive a copy
+        if self._loaded:  # the warm basis travels with the copy, so both continue identically
+            b = self._h.getBasis()
+            state["_basis"] = ([int(x) for x in b.col_status], [int(x) for x in b.row_status]) if b.valid else None
         return state
 
     def __setstate__(self, state: dict) -> None:
+        basis = state.pop("_basis", None)
+        loaded = state["_loaded"]
         self.__dict__.update(state)
         self._new_solver()
+        if loaded:
+            # rebuild the model exactly as HiGHS held it (its lazily updated balance row included)
+            n2 = 2 * self.n_orders
+            held = self._A[0, :n2].copy()
+            self._A[0, :n2] = self._in_lp
+            self._load()
+            self._A[0, :n2] = held
+            if basis is not None:
+                b = highspy.HighsBasis()
+                b.col_status = [highspy.HighsBasisStatus(x) for x in basis[0]]
+                b.row_status = [highspy.HighsBasisStatus(x) for x in basis[1]]
+                b.valid = True
+                self._h.setBasis(b)
 
     # -- model updates -------------------------------------------------------------------------
     def set_loss_model(self, loss_model: LossModel) -> None:

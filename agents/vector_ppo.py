@@ -1,0 +1,564 @@
+"""PPO / MAPPO in plain torch on the batched vector env (``auction_v0.vector_env``, ``dlmp_v0.vector_env``).
+
+Everything is an array with the step axis, env axis and agent axis first: rollout buffers are
+preallocated tensors ``(n_steps, E, N, ...)``, one network call acts for all ``E x N`` agent slots,
+and there are no per-agent dicts or per-agent Python loops.
+
+* ``mode="shared"``: one actor and one critic for every agent (parameter sharing); ``agent_id=True``
+  adds the agent one-hot to the actor's (and local critic's) input.
+* ``mode="independent"``: per-agent parameters, stored as batched weights ``(N, in, out)`` and applied
+  with ``torch.baddbmm``, so all N agents act and update in one pass.
+* ``critic="local"``: V(own observation). ``critic="central"`` (MAPPO): V(global state ``vec.state()``
+  concatenated with the agent one-hot).
+
+The one-hot inputs are never materialised: a one-hot block of a first layer is a per-agent bias row
+(``GroupMLP.emb``), mathematically the same as concatenating the one-hot to the input.
+
+Policy: Gaussian with a state-independent log-std; actions are sampled unbounded, the unclipped action
+is stored for the log-probability and the clipped one (``[-1, 1]``) goes to the env. Episodes of the
+vector env end by truncation (fixed length, all markets together): at the ending step the value target
+bootstraps from V(final obs) (``infos["final_obs"]``/``infos["final_state"]``), since truncation is not
+termination; GAE does not run across the episode boundary. Advantages are normalised per minibatch.
+
+Outputs in ``out_dir``: ``model.pt`` (network and optimizer state dicts, config, step counter, rng
+state; written atomically every ``checkpoint_every`` agent-steps and at the end), ``progress.csv``
+(one row per update) and, with ``tensorboard=True``, scalars under ``tb/``. ``resume=True`` continues
+from ``model.pt``; the envs restart from a fresh episode seeded ``seed + num_timesteps``, so a resumed
+run is deterministic but not bit-identical to an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import atomic_save_with, atomic_write_text
+
+MODES = ("shared", "independent")
+CRITICS = ("local", "central")
+_LOG_2PI = math.log(2.0 * math.pi)
+PROGRESS_FIELDS = ("agent_steps", "updates", "episode_return", "clearing_price", "welfare", "policy_loss",
+                   "value_loss", "entropy", "approx_kl", "clip_frac", "std", "wall_s", "env_s", "forward_s",
+                   "update_s")
+
+
+@dataclass(frozen=True)
+class VectorPPOConfig:
+    """Budget and hyper-parameters. Steps are agent-steps (one agent slot of one market, one env step)."""
+
+    total_steps: int = 1_000_000  # agent-steps to train for (rounded up to whole rollouts)
+    num_envs: int = 256  # markets stepped together (E)
+    n_steps: int = 24  # env steps per rollout (24 = one default episode); a rollout is n_steps*E*N samples
+    epochs: int = 4  # passes over each rollout
+    minibatch_size: int = 8192  # samples (agent-steps) per minibatch, at least this many unless the rollout is smaller
+    learning_rate: float = 3e-4  # Adam
+    gamma: float = 0.99  # discount per env step
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2  # PPO ratio clip
+    ent_coef: float = 0.0  # entropy bonus weight
+    vf_coef: float = 0.5  # value loss weight
+    max_grad_norm: float = 0.5  # global gradient-norm clip over all parameters
+    reward_scale: float = 1.0  # rewards ($) are multiplied by this before learning (logs stay in $)
+    net_arch: tuple[int, ...] = (64, 64)  # hidden sizes of the policy and of the value network (tanh)
+    log_std_init: float = 0.0  # initial log standard deviation of the Gaussian policy
+    mode: str = "shared"  # "shared" (one network for all agents) or "independent" (per-agent weights)
+    critic: str = "local"  # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO)
+    agent_id: bool = False  # shared mode: add the agent one-hot to the actor / local critic input
+    seed: int = 0
+    torch_threads: int | None = None  # torch.set_num_threads (None: leave as is, i.e. all cores)
+    checkpoint_every: int = 0  # agent-steps between model.pt checkpoints (0: only at the end)
+    tensorboard: bool = False  # scalars under out_dir/tb
+    progress: bool = False  # tqdm bar over agent-steps
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        if self.critic not in CRITICS:
+            raise ValueError(f"critic: expected one of {CRITICS}, got {self.critic!r}")
+        for name in ("total_steps", "num_envs", "n_steps", "epochs", "minibatch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.net_arch or any(h < 1 for h in self.net_arch):
+            raise ValueError(f"net_arch: need one or more positive sizes, got {self.net_arch}")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"gamma, gae_lambda: must lie in [0, 1], got {self.gamma}, {self.gae_lambda}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(f"torch_threads: must be >= 1 or None, got {self.torch_threads}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VectorPPOConfig":
+        bad = sorted(set(d) - set(cls.__dataclass_fields__))
+        if bad:
+            raise ValueError(f"VectorPPOConfig: unknown option(s) {bad}; known {sorted(cls.__dataclass_fields__)}")
+        d = dict(d)
+        if "net_arch" in d:
+            d["net_arch"] = tuple(d["net_arch"])
+        return cls(**d)
+
+
+# -- networks ---------------------------------------------------------------------------------------
+class GroupMLP(nn.Module):
+    """MLP with G groups of weights ``(G, in, out)`` (G = 1: shared, G = N: one per agent), tanh hidden.
+
+    ``forward(x)``: ``x`` is ``(N, B, in)`` (agent-major, one input per agent) or ``(1, B, in)`` (one
+    input common to all agents, e.g. the global state); returns ``(N, B, out)``. With ``one_hot`` the
+    first layer also takes the agent one-hot; its weight rows are kept as a per-agent bias ``emb (N, H)``.
+    """
+
+    def __init__(self, groups: int, n_agents: int, in_dim: int, hidden: tuple[int, ...], out_dim: int,
+                 out_gain: float, one_hot: bool, generator: torch.Generator):
+        super().__init__()
+        self.groups, self.n_agents = groups, n_agents
+        sizes = [in_dim, *hidden, out_dim]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        extra = n_agents if one_hot else 0
+        emb = None
+        for k, (i, o) in enumerate(zip(sizes[:-1], sizes[1:])):
+            gain = out_gain if k == len(sizes) - 2 else math.sqrt(2.0)
+            w = torch.empty(groups, i + (extra if k == 0 else 0), o)
+            for g in range(groups):  # SB3-style orthogonal init, per group
+                t = torch.empty(o, w.shape[1])
+                nn.init.orthogonal_(t, gain=gain, generator=generator)
+                w[g] = t.T
+            if k == 0 and extra:
+                emb = w[0, i:].clone()  # (N, H): the one-hot rows
+                w = w[:, :i]
+            self.weights.append(nn.Parameter(w.contiguous()))
+            self.biases.append(nn.Parameter(torch.zeros(groups, 1, o)))
+        self.emb = nn.Parameter(emb) if emb is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g, n = self.groups, self.n_agents
+        nx, b, d = x.shape
+        w, bias = self.weights[0], self.biases[0]
+        if g == 1:
+            h = torch.baddbmm(bias, x.reshape(1, nx * b, d), w).view(nx, b, -1)
+        else:
+            h = torch.baddbmm(bias, x.expand(g, b, d) if nx == 1 else x, w)
+        if self.emb is not None:
+            h = h + self.emb.unsqueeze(1)
+        elif h.shape[0] != n:
+            h = h.expand(n, b, h.shape[2])
+        h = torch.tanh(h)
+        last = len(self.weights) - 1
+        h = h.reshape(g, (n // g) * b, h.shape[2])
+        for k in range(1, last + 1):
+            h = torch.baddbmm(self.biases[k], h, self.weights[k])
+            if k < last:
+                h = torch.tanh(h)
+        return h.view(n, b, -1)
+
+
+class ActorCritic(nn.Module):
+    """Gaussian actor (mean net + state-independent log-std) and critic for N agents; see module doc."""
+
+    def __init__(self, n_agents: int, obs_dim: int, state_dim: int, act_dim: int, cfg: VectorPPOConfig,
+                 generator: torch.Generator):
+        super().__init__()
+        g = n_agents if cfg.mode == "independent" else 1
+        one_hot = cfg.agent_id and g == 1
+        self.n_agents, self.obs_dim, self.state_dim, self.act_dim = n_agents, obs_dim, state_dim, act_dim
+        self.central = cfg.critic == "central"
+        self.actor = GroupMLP(g, n_agents, obs_dim, cfg.net_arch, act_dim, 0.01, one_hot, generator)
+        self.log_std = nn.Parameter(torch.full((g, 1, act_dim), float(cfg.log_std_init)))
+        if self.central:  # V(state, one-hot); per-agent weights carry the identity in independent mode
+            self.critic = GroupMLP(g, n_agents, state_dim, cfg.net_arch, 1, 1.0, g == 1, generator)
+        else:
+            self.critic = GroupMLP(g, n_agents, obs_dim, cfg.net_arch, 1, 1.0, one_hot, generator)
+
+    def value(self, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """``obs (N, B, F)``, ``state (B, S)`` -> ``(N, B)``."""
+        x = state.unsqueeze(0) if self.central else obs
+        return self.critic(x)[..., 0]
+
+    def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Sum over action dims of the Gaussian log density; shapes ``(N, B, A)`` -> ``(N, B)``."""
+        z = (actions - mean) * torch.exp(-self.log_std)
+        return (-0.5 * z * z - self.log_std).sum(-1) - 0.5 * _LOG_2PI * self.act_dim
+
+    def entropy(self) -> torch.Tensor:
+        """Mean entropy per agent (nats)."""
+        return (self.log_std.sum((1, 2)) + 0.5 * (1.0 + _LOG_2PI) * self.act_dim).mean()
+
+
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, last_values: torch.Tensor, dones: torch.Tensor,
+                final_values: torch.Tensor, terminations: torch.Tensor, gamma: float,
+                lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(lambda) over the leading step axis; returns ``(advantages, returns)``.
+
+    ``rewards``, ``values`` (V(s_t)), ``dones`` (the episode ended at step t), ``final_values``
+    (V(final obs of the episode) at ending steps) and ``terminations``: ``(T, ...)``; ``last_values``:
+    V(obs after the last step), ``(...)``. The next-state value of step t is ``values[t + 1]`` (or
+    ``last_values``), at an ending step ``final_values[t]`` after a truncation and 0 after a
+    termination; the advantage recursion stops at every ending step (SAME_STEP autoreset: the obs
+    after it already belongs to the next episode).
+    """
+    T = rewards.shape[0]
+    nxt = torch.cat([values[1:], last_values.unsqueeze(0)], 0)
+    nxt = torch.where(dones, final_values, nxt) * (~terminations)
+    deltas = rewards + gamma * nxt - values
+    carry = (~dones).to(values.dtype) * (gamma * lam)
+    adv = torch.empty_like(values)
+    a = torch.zeros_like(last_values)
+    for t in range(T - 1, -1, -1):
+        a = deltas[t] + carry[t] * a
+        adv[t] = a
+    return adv, adv + values
+
+
+# -- policy for evaluation --------------------------------------------------------------------------
+class VectorPolicy:
+    """A trained vector-PPO policy: ``act(obs (E, N, F) or (N, F))`` -> actions in [-1, 1];
+    ``joint()`` is a joint policy for the single PettingZoo env (``agents.rollout``)."""
+
+    def __init__(self, model: ActorCritic, agent_names: list[str], config: VectorPPOConfig):
+        self.model, self.agent_names, self.config = model.eval(), list(agent_names), config
+
+    def act(self, obs, deterministic: bool = True, generator: torch.Generator | None = None) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        single = x.dim() == 2
+        if single:
+            x = x.unsqueeze(0)
+        with torch.no_grad():
+            mean = self.model.actor(x.transpose(0, 1))
+            if not deterministic:
+                std = self.model.log_std.exp()
+                mean = mean + std * torch.randn(mean.shape, generator=generator)
+            a = mean.clamp_(-1.0, 1.0).transpose(0, 1).numpy()
+        return a[0] if single else a
+
+    def joint(self) -> "JointVectorPolicy":
+        return JointVectorPolicy(self)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VectorPolicy":
+        """From ``model.pt`` (or a folder holding it)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.pt"
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        cfg = VectorPPOConfig.from_dict(ck["config"])
+        m = ck["meta"]
+        model = ActorCritic(m["n_agents"], m["obs_dim"], m["state_dim"], m["act_dim"], cfg, torch.Generator())
+        model.load_state_dict(ck["model"])
+        return cls(model, m["agent_names"], cfg)
+
+
+class JointVectorPolicy:
+    """Adapter: ``policy(env, obs: dict) -> actions: dict`` for the single env (one market, E = 1)."""
+
+    def __init__(self, policy: VectorPolicy):
+        self.policy = policy
+        self._zeros = None
+
+    def __call__(self, env, obs: dict) -> dict:
+        names = self.policy.agent_names
+        rows = []
+        for a in names:
+            if a in obs:
+                rows.append(np.asarray(obs[a], dtype=np.float32))
+            else:  # agent gone (not in the fixed-length markets); its action is not returned
+                rows.append(np.zeros_like(next(iter(obs.values())), dtype=np.float32))
+        acts = self.policy.act(np.stack(rows))
+        return {a: acts[i] for i, a in enumerate(names) if a in obs}
+
+
+# -- training ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainResult:
+    """As ``agents.sb3_shared.TrainResult`` plus the time split of this call (seconds): ``env_s`` env
+    stepping, ``forward_s`` policy forward in the rollouts (incl. buffer writes), ``update_s`` GAE +
+    PPO epochs; ``last`` the last progress row."""
+
+    policy: Any
+    num_timesteps: int
+    wall_s: float
+    out_dir: Path | None
+    steps_per_s: float = field(default=float("nan"))
+    env_s: float = 0.0
+    forward_s: float = 0.0
+    update_s: float = 0.0
+    updates: int = 0
+    last: dict = field(default_factory=dict)
+
+
+def _read_progress(path: Path, upto: int) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["agent_steps"]) <= upto]
+
+
+def _csv_text(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, PROGRESS_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _fmt(row: dict) -> dict:
+    return {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+
+
+class _Trainer:
+    def __init__(self, env_fn, cfg: VectorPPOConfig, out: Path | None, resume: bool):
+        self.cfg, self.out = cfg, out
+        if cfg.torch_threads is not None:
+            torch.set_num_threads(cfg.torch_threads)
+        ck = None
+        if resume and out is not None and (out / "model.pt").exists():
+            ck = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+        self.done = int(ck["num_timesteps"]) if ck else 0
+        self.updates = int(ck["updates"]) if ck else 0
+        self.vec = vec = env_fn(cfg.num_envs, cfg.seed)
+        self.E = vec.num_envs
+        self.names = list(vec.possible_agents)
+        self.N = len(self.names)
+        self.F = int(vec.single_observation_space.shape[0])
+        self.A = int(vec.single_action_space.shape[0])
+        obs, _ = vec.reset(seed=cfg.seed + self.done)
+        self.obs = obs
+        self.S = int(vec.state().shape[1]) if cfg.critic == "central" else 0
+        self.meta = dict(n_agents=self.N, obs_dim=self.F, state_dim=self.S, act_dim=self.A, agent_names=self.names,
+                         env=type(vec).__name__)
+        if ck is not None:
+            m = ck["meta"]
+            if (m["n_agents"], m["obs_dim"], m["act_dim"]) != (self.N, self.F, self.A):
+                raise ValueError(f"resume: model.pt was trained on {m['n_agents']} agents, obs size {m['obs_dim']}; "
+                                 f"this env has {self.N} agents, obs size {self.F}")
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.model = ActorCritic(self.N, self.F, self.S, self.A, cfg, self.gen)
+        self.params = list(self.model.parameters())
+        try:
+            self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, fused=True)
+        except (RuntimeError, TypeError):
+            self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, foreach=True)
+        if ck is not None:
+            self.model.load_state_dict(ck["model"])
+            self.opt.load_state_dict(ck["optimizer"])
+            self.gen.set_state(ck["rng"])
+        T, E, N, F, A = cfg.n_steps, self.E, self.N, self.F, self.A
+        f32 = torch.float32
+        self.b_obs = torch.zeros(T, E, N, F, dtype=f32)
+        self.b_state = torch.zeros(T, E, self.S, dtype=f32) if self.S else None
+        self.b_act = torch.zeros(T, E, N, A, dtype=f32)
+        self.b_logp = torch.zeros(T, E, N, dtype=f32)
+        self.b_val = torch.zeros(T, E, N, dtype=f32)
+        self.b_rew = torch.zeros(T, E, N, dtype=f32)
+        self.b_done = torch.zeros(T, E, N, dtype=torch.bool)
+        self.b_term = torch.zeros(T, E, N, dtype=torch.bool)
+        self.b_final = torch.zeros(T, E, N, dtype=f32)
+        self.price = np.zeros((T, E))
+        self.welfare = np.zeros((T, E))
+        self.ep_ret = np.zeros((E, N))
+        self.env_s = self.fwd_s = self.upd_s = 0.0
+
+    # rollout ---------------------------------------------------------------------------------------
+    def _state_t(self):
+        return torch.from_numpy(np.ascontiguousarray(self.vec.state(), dtype=np.float32)) if self.S else None
+
+    def rollout(self) -> tuple[float, float, float]:
+        cfg, vec, m = self.cfg, self.vec, self.model
+        pc = time.perf_counter
+        ret_sum, ret_n = 0.0, 0
+        obs = self.obs
+        with torch.no_grad():
+            std = m.log_std.exp()  # (G, 1, A)
+            c = (m.log_std.sum(-1) + 0.5 * _LOG_2PI * self.A)  # (G, 1)
+            for t in range(cfg.n_steps):
+                t0 = pc()
+                ob = torch.from_numpy(obs)
+                self.b_obs[t].copy_(ob)
+                x = ob.transpose(0, 1)
+                st = self._state_t()
+                if st is not None:
+                    self.b_state[t].copy_(st)
+                mean = m.actor(x)  # (N, E, A)
+                noise = torch.randn(mean.shape, generator=self.gen)
+                act = mean + std * noise
+                self.b_act[t].copy_(act.transpose(0, 1))
+                self.b_logp[t].copy_((-0.5 * (noise * noise).sum(-1) - c).transpose(0, 1))
+                self.b_val[t].copy_(m.value(x, st).transpose(0, 1))
+                a_env = self.b_act[t].clamp(-1.0, 1.0).numpy()
+                t1 = pc()
+                obs, rew, term, trunc, infos = vec.step(a_env)
+                t2 = pc()
+                self.b_rew[t].copy_(torch.from_numpy(rew))
+                done = term | trunc
+                self.b_done[t].copy_(torch.from_numpy(done))
+                self.b_term[t].copy_(torch.from_numpy(term))
+                mk = infos.get("market")
+                if mk is not None:
+                    self.price[t] = mk["clearing_price"]
+                    self.welfare[t] = mk["welfare"]
+                self.ep_ret += rew
+                if "final_obs" in infos:
+                    fo = torch.from_numpy(np.ascontiguousarray(infos["final_obs"], dtype=np.float32))
+                    fs = (torch.from_numpy(np.ascontiguousarray(infos["final_state"], dtype=np.float32))
+                          if self.S else None)
+                    self.b_final[t].copy_(m.value(fo.transpose(0, 1), fs).transpose(0, 1))
+                if done.any():
+                    ret_sum += float(self.ep_ret[done].sum())
+                    ret_n += int(done.sum())
+                    self.ep_ret[done] = 0.0
+                t3 = pc()
+                self.env_s += t2 - t1
+                self.fwd_s += (t1 - t0) + (t3 - t2)
+            t0 = pc()
+            ob = torch.from_numpy(obs)
+            self.last_val = m.value(ob.transpose(0, 1), self._state_t()).transpose(0, 1).clone()
+            self.fwd_s += pc() - t0
+        self.obs = obs
+        with np.errstate(all="ignore"):
+            price = float(np.nanmean(self.price)) if np.isfinite(self.price).any() else float("nan")
+        return (ret_sum / ret_n if ret_n else float("nan")), price, float(np.mean(self.welfare))
+
+    # update ----------------------------------------------------------------------------------------
+    def update(self) -> dict:
+        cfg, m = self.cfg, self.model
+        T, E, N = cfg.n_steps, self.E, self.N
+        R = T * E
+        rew = self.b_rew * cfg.reward_scale if cfg.reward_scale != 1.0 else self.b_rew
+        with torch.no_grad():
+            adv, ret = compute_gae(rew, self.b_val, self.last_val, self.b_done, self.b_final, self.b_term,
+                                   cfg.gamma, cfg.gae_lambda)
+
+        def agent_major(b):  # (T, E, N, ...) -> (N, T*E, ...) contiguous
+            return b.reshape(R, N, *b.shape[3:]).transpose(0, 1).contiguous()
+
+        obs, act, logp0, adv, ret = (agent_major(b) for b in (self.b_obs, self.b_act, self.b_logp, adv, ret))
+        state = self.b_state.reshape(R, self.S) if self.S else None
+        rows_mb = min(R, -(-cfg.minibatch_size // N))  # rows (env steps) per minibatch, all agents each
+        n_mb = max(1, R // rows_mb)
+        clip, vf, ent_c = cfg.clip_range, cfg.vf_coef, cfg.ent_coef
+        stats = torch.zeros(6)
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(R, generator=self.gen)
+            for idx in torch.tensor_split(perm, n_mb):
+                o = obs.index_select(1, idx)
+                a_mb = adv.index_select(1, idx)
+                a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
+                mean = m.actor(o)
+                lp = m.log_prob(mean, act.index_select(1, idx))
+                log_ratio = lp - logp0.index_select(1, idx)
+                ratio = torch.exp(log_ratio)
+                pg = -torch.min(ratio * a_mb, ratio.clamp(1.0 - clip, 1.0 + clip) * a_mb).mean()
+                v = m.value(o, state.index_select(0, idx) if state is not None else None)
+                v_loss = (ret.index_select(1, idx) - v).pow(2).mean()
+                ent = m.entropy()
+                loss = pg + vf * v_loss - ent_c * ent
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
+                self.opt.step()
+                with torch.no_grad():
+                    stats += torch.stack([pg, v_loss, ent, ((ratio - 1) - log_ratio).mean(),
+                                          ((ratio - 1).abs() > clip).float().mean(), loss])
+        s = (stats / (cfg.epochs * n_mb)).tolist()
+        return dict(policy_loss=s[0], value_loss=s[1], entropy=s[2], approx_kl=s[3], clip_frac=s[4], loss=s[5],
+                    std=float(m.log_std.detach().exp().mean()))
+
+    # checkpoint ------------------------------------------------------------------------------------
+    def save(self, finished: bool = False) -> None:
+        ck = dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), config=asdict(self.cfg),
+                  num_timesteps=self.done, updates=self.updates, rng=self.gen.get_state(), meta=self.meta,
+                  finished=finished)
+        atomic_save_with(self.out / "model.pt", lambda f: torch.save(ck, f))
+
+
+def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig, out_dir: str | Path | None = None,
+                     resume: bool = False) -> TrainResult:
+    """Train on ``env_fn(num_envs, seed)`` (a vector env) for ``config.total_steps`` agent-steps; see module doc."""
+    cfg = config
+    out = Path(out_dir) if out_dir is not None else None
+    tr = _Trainer(env_fn, cfg, out, resume)
+    per_update = cfg.n_steps * tr.E * tr.N
+    n_updates = max(0, -(-(cfg.total_steps - tr.done) // per_update))
+    start = tr.done
+    rows: list[dict] = []
+    csv_path = out / "progress.csv" if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        rows = _read_progress(csv_path, tr.done) if resume else []
+        atomic_write_text(csv_path, _csv_text(rows))
+    writer = None
+    if out is not None and cfg.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"))
+    bar = None
+    if cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=start + n_updates * per_update, initial=start, unit="step", unit_scale=True,
+                   dynamic_ncols=True)
+    last_ck = tr.done
+    last: dict = {}
+    t_start = time.perf_counter()
+    try:
+        for _ in range(n_updates):
+            ep_ret, price, welfare = tr.rollout()
+            t0 = time.perf_counter()
+            st = tr.update()
+            tr.upd_s += time.perf_counter() - t0
+            tr.done += per_update
+            tr.updates += 1
+            last = dict(agent_steps=tr.done, updates=tr.updates, episode_return=ep_ret, clearing_price=price,
+                        welfare=welfare, **{k: st[k] for k in PROGRESS_FIELDS[5:11]},
+                        wall_s=time.perf_counter() - t_start, env_s=tr.env_s, forward_s=tr.fwd_s, update_s=tr.upd_s)
+            last["loss"] = st["loss"]
+            row = _fmt({k: last[k] for k in PROGRESS_FIELDS})
+            rows.append(row)
+            if csv_path is not None:
+                with open(csv_path, "a", newline="") as f:
+                    csv.DictWriter(f, PROGRESS_FIELDS, lineterminator="\n").writerow(row)
+            if writer is not None:
+                for k in PROGRESS_FIELDS[2:11]:
+                    writer.add_scalar(f"vector_ppo/{k}", last[k], tr.done)
+                writer.add_scalar("time/steps_per_s", (tr.done - start) / max(last["wall_s"], 1e-9), tr.done)
+            if bar is not None:
+                bar.update(per_update)
+            if out is not None and cfg.checkpoint_every and tr.done - last_ck >= cfg.checkpoint_every:
+                tr.save()
+                atomic_write_text(csv_path, _csv_text(rows))
+                last_ck = tr.done
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    wall = time.perf_counter() - t_start
+    if out is not None:
+        tr.save(finished=True)
+        atomic_write_text(csv_path, _csv_text(rows))
+    pol = VectorPolicy(tr.model, tr.names, cfg)
+    n = tr.done - start
+    return TrainResult(pol, tr.done, wall, out, n / wall if wall > 0 and n else float("nan"), tr.env_s, tr.fwd_s,
+                       tr.upd_s, tr.updates, last)
+
+
+def vector_env_fn(module: str = "auction_v0", **kwargs) -> Callable[[int, int], Any]:
+    """``env_fn(num_envs, seed)`` for ``train_vector_ppo``: ``p2penv.<module>.vector_env(num_envs, **kwargs)``
+    (the trainer resets it with its seed)."""
+    import importlib
+
+    mod = importlib.import_module(f"p2penv.{module}")
+    kw = dict(kwargs)
+
+    def make(num_envs: int, seed: int):
+        kw.setdefault("seed", seed)
+        return mod.vector_env(num_envs, **kw)
+
+    return make
