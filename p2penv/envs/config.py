@@ -8,7 +8,7 @@ import numpy as np
 
 from ..market.mechanisms import MECHANISMS
 from ..market.settlement import UNMATCHED_MODES
-from .generator import HouseholdMix
+from ..scenarios.households import HouseholdMix
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
     feasibility (DER limits) -> orders -> clearing (mechanism) -> settlement (payments, backstop)
 
-The environments call ``run_step`` once per step; the diagnostics call the *same* function with a
-leading batch of modified joint actions (``actions`` of shape ``(..., N, 2)``) to evaluate
-deviations, so the market is never re-implemented.
+Each stage is one compiled kernel over a batch: ``orders_kernel`` here, the mechanism's clearing,
+``settlement.settle_order``. ``run_step`` chains them for any leading batch of joint actions
+(``(..., N, 2)``; the diagnostics evaluate thousands of deviations in one call); the environments'
+core (``p2penv.envs.auction_core``) calls the same kernels for E markets, with the settlement fused
+into its state update. So the market is implemented once.
 
 Action of agent i: ``(u_price, u_dispatch)`` in [-1, 1]^2, mapped affinely to
 ``price = floor + (u_price + 1)/2 (cap - floor)`` ($/kWh) and

@@ -1,0 +1,84 @@
+"""Named network settings of ``dlmp_v0``: a feeder, its fixed (inelastic) load and tightened limits.
+
+A *scenario* names a feeder, how much of its base load stays on the feeder as fixed load, the
+wholesale price at the substation and any tightened limits. The tightened limits of the built-in
+scenarios are chosen so that the fixed loads alone are feasible with a few kW of headroom, so the
+prosumers' own trades make the limit bind (derivation next to each entry; checked in
+``tests/test_dlmp_env.py``). A new scenario is one ``register_scenario`` call.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..network.cases import FEEDERS
+from ..network.feeder import Feeder
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named network setting for ``dlmp_v0``.
+
+    feeder:          key of ``p2penv.network.FEEDERS``.
+    load_scale:      fixed loads = load_scale x the case's base loads (kW and kvar), every step.
+    wholesale_price: lambda_0, $/kWh the substation imports and exports at.
+    line_limits_kva: ((line index, rating kVA), ...) ratings set on top of the case's.
+    v_min_pu:        if set, lower voltage limit (p.u.) at every bus (the root is held at v_root).
+    v_max_pu:        if set, upper voltage limit (p.u.) at every bus.
+    description:     one line for docs and ``render``.
+    """
+
+    feeder: str
+    load_scale: float = 1.0
+    wholesale_price: float = 0.10
+    line_limits_kva: tuple[tuple[int, float], ...] = ()
+    v_min_pu: float | None = None
+    v_max_pu: float | None = None
+    description: str = ""
+
+    def build_feeder(self) -> Feeder:
+        """The case's feeder with this scenario's limits applied (base loads unchanged)."""
+        f = FEEDERS[self.feeder]()
+        lim = f.line_limit_kva.copy()
+        for line, kva in self.line_limits_kva:
+            if not 0 <= line < f.n_line:
+                raise ValueError(f"line_limits_kva: line {line} outside [0, {f.n_line}) of feeder {self.feeder!r}")
+            lim[line] = kva
+        vmin = f.v_min.copy() if self.v_min_pu is None else np.full(f.n_bus, float(self.v_min_pu))
+        vmax = f.v_max.copy() if self.v_max_pu is None else np.full(f.n_bus, float(self.v_max_pu))
+        return dataclasses.replace(f, line_limit_kva=lim, v_min=vmin, v_max=vmax)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "ieee33-base": Scenario(
+        "ieee33", description="Baran-Wu 33-bus, full base load, limits 0.90/1.10 p.u., unrated lines: "
+                              "prices separate by losses only"),
+    # Line 5 (bus 5 -> 6) carries 1075 kW + 510 kvar of fixed load (LinDistFlow); a 1193 kVA rating
+    # leaves sqrt(1193^2 - 510^2) - 1075 = 3.5 kW for the 12 prosumers at buses 6..17.
+    "ieee33-congested": Scenario(
+        "ieee33", line_limits_kva=((5, 1193.0),),
+        description="33-bus with line 5->6 rated 1193 kVA: 3.5 kW headroom above the fixed load"),
+    # The fixed load puts bus 17 at 0.91593 p.u. (LinDistFlow); dV/dP there is 7.5e-5 p.u./kW, so
+    # v_min = 0.9156 leaves about 4.4 kW of extra load at bus 17 before the limit binds.
+    "ieee33-undervoltage": Scenario(
+        "ieee33", v_min_pu=0.9156,
+        description="33-bus with v_min = 0.9156 p.u.: about 4 kW of headroom at the end bus 17"),
+    "teaching4": Scenario("teaching4", description="4-bus hand-check feeder, limits 0.95/1.05 p.u."),
+}
+
+
+def register_scenario(name: str, scenario: Scenario) -> None:
+    """Add a scenario to the registry (ValueError if the name is taken or the feeder unknown)."""
+    if name in SCENARIOS:
+        raise ValueError(f"scenario: name {name!r} is already registered")
+    if scenario.feeder not in FEEDERS:
+        raise ValueError(f"scenario.feeder: unknown {scenario.feeder!r}; known {sorted(FEEDERS)}")
+    SCENARIOS[name] = scenario
+
+
+def load_buses(feeder: Feeder) -> np.ndarray:
+    """Non-root buses with a nonzero base load, ascending (the default agent sites)."""
+    nr = feeder.non_root
+    return nr[(feeder.p_load_kw[nr] != 0) | (feeder.q_load_kvar[nr] != 0)]
