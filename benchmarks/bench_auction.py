@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks.timing import dict_only_steps_per_second, median_rate
 from p2penv import auction_v0
-from p2penv.envs.auction_env import INFO_FIELDS, OBS_FIELDS
+from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
 from p2penv.market.mechanisms import pay_as_bid, uniform
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "auction.json")
@@ -66,7 +66,7 @@ def main() -> dict:
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "numpy": np.__version__},
         "env_steps_per_s": {str(n): env_steps_per_second(n) for n in (10, 100)},
-        "dict_only_steps_per_s": {str(n): dict_only_steps_per_second(n, len(OBS_FIELDS), len(INFO_FIELDS) + 1)
+        "dict_only_steps_per_s": {str(n): dict_only_steps_per_second(n, len(OBS_NAMES), len(INFO_NAMES) + 1)
                                   for n in (10, 100)},
         "uniform_clear_us": {str(n): clear_us(n, uniform.clear) for n in (10, 100, 1000, 10_000)},
         "pay_as_bid_clear_us": {str(n): clear_us(n, pay_as_bid.clear) for n in (10, 100, 1000, 10_000)},

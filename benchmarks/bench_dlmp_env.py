@@ -1,6 +1,6 @@
 """Speed of dlmp_v0 stepping (33 buses, 32 agents); writes benchmarks/results/dlmp_env.json.
 
-Run from the repo root: ``python -m benchmarks.bench_dlmp_env [--steps 3000]``.
+Run from the repo root: ``python -m benchmarks.bench_dlmp_env [--steps 3000] [--quick]``.
 Measures env steps/s (random actions in [-1, 1], episodes of 24 steps, reset() without a seed between
 episodes so the HiGHS basis stays warm) for the three ieee33 scenarios, the same with the LP solved by
 ``scipy.optimize.linprog`` (``lp_solver="linprog"``, cold by construction), the clearing hook alone
@@ -19,7 +19,8 @@ import scipy
 
 from benchmarks.timing import dict_only_steps_per_second, median_rate, median_us
 from p2penv import dlmp_v0
-from p2penv.envs.dlmp_env import INFO_FIELDS_DLMP, OBS_FIELDS_DLMP
+from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
+from p2penv.envs.dlmp_core import DLMP_INFO_NAMES, DLMP_OBS_NAMES
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "dlmp_env.json")
 
@@ -48,15 +49,18 @@ def clear_hook_us(n: int = 1000) -> float:
     env.reset(seed=0)
     rng = np.random.default_rng(1)
     books = [actions_to_orders(rng.uniform(-1, 1, (32, 2)), env.ctx, env.rules) for _ in range(n)]
-    env._clear(books[0][0], books[0][2], books[0][3])
-    return median_us(lambda b: env._clear(b[0], b[2], b[3]), books)
+    clear = env.rules.clear  # the core's batched DLMP clearing, (E=1, N) books
+    books = [(b[0][None], b[2][None], b[3][None]) for b in books]
+    clear(*books[0])
+    return median_us(lambda b: clear(*b), books)
 
 
-def main() -> dict:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3000)
-    args = ap.parse_args()
-    n = args.steps
+    ap.add_argument("--quick", action="store_true", help="300 steps per block (smoke run)")
+    args = ap.parse_args(argv)
+    n = 300 if args.quick else args.steps
     out = {
         "case": "dlmp_v0, ieee33 (33 buses), 32 agents (one per load bus), random actions, 24-step episodes",
         "env_steps_per_s": {
@@ -66,15 +70,17 @@ def main() -> dict:
         "env_steps_per_s_loss_fixed": env_steps_per_second(n, loss_linearisation="fixed"),
         "env_steps_per_s_linprog": env_steps_per_second(max(200, n // 10), repeats=3, lp_solver="linprog"),
         "clear_hook_median_us": clear_hook_us(),
-        "dict_only_steps_per_s": dict_only_steps_per_second(32, len(OBS_FIELDS_DLMP), len(INFO_FIELDS_DLMP) + 3),
+        "dict_only_steps_per_s": dict_only_steps_per_second(32, len(OBS_NAMES) + len(DLMP_OBS_NAMES),
+                                                            len(INFO_NAMES) + len(DLMP_INFO_NAMES) + 3),
         "target_steps_per_s": 2000,
         "versions": {"highspy": highspy.Highs().version(), "scipy": scipy.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_avg_1min_at_start": os.getloadavg()[0]},
     }
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as fh:
+    path = OUT.replace(".json", "_quick.json") if args.quick else OUT  # a smoke run keeps the full numbers
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
         json.dump(out, fh, indent=2)
     print(json.dumps(out, indent=2))
     return out

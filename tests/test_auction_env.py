@@ -178,3 +178,12 @@ def test_observation_fields_decode_to_the_physical_state():
     mc_lo = (2 * f.cost_a * ctx.lo_kw + f.cost_b) / f.eta  # $/kWh at the grid, mapped [0, 0.4] -> [-1, 1]
     np.testing.assert_allclose(o[:, col["mc_lo"]], np.clip(2 * mc_lo / 0.4 - 1, -1, 1), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(o[:, col["last_price"]], 2 * env.last_price / 0.4 - 1, rtol=1e-5)
+
+
+def test_fields_doc_is_generated_from_the_field_lists():
+    from pathlib import Path
+
+    from p2penv.envs.fields import fields_doc
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "fields.md"
+    assert doc.read_text() == fields_doc(), "regenerate: python -m p2penv.envs.fields > docs/fields.md"

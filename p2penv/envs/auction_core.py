@@ -187,7 +187,7 @@ class AuctionCore:
             "bid_price": out.bid_price,
             "dispatch_kw": st.dispatch_kw,
             "net_kwh": st.net_kwh,
-            "side": out.sides,
+            "side": out.sides.astype(np.float64),  # info fields are floats
             "order_kwh": out.order_kwh,
             "matched_kwh": c.matched,
             "unit_price": c.unit_price,

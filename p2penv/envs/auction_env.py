@@ -227,7 +227,7 @@ class AuctionEnv(ParallelEnv):
     def _infos(self, out: StepOutcome, ctx: StepContext) -> dict:
         cols = self.core.info_columns(out, ctx)
         names = tuple(cols)
-        rows = np.stack([cols[k][0] for k in names], axis=1).tolist()
+        rows = zip(*[cols[k][0].tolist() for k in names])
         market = self._market_info(out)
         return {a: {**dict(zip(names, row)), "market": market} for a, row in zip(self.agents, rows)}
 

@@ -81,8 +81,41 @@ def names(fields: tuple[Field, ...]) -> tuple[str, ...]:
     return tuple(f.name for f in fields)
 
 
-def field_table(fields: tuple[Field, ...]) -> str:
+def field_table(fields: tuple[Field, ...], start: int = 0) -> str:
     """Markdown table ``| index | name | unit | scaling | range |`` for docs and docstrings."""
     rows = ["| index | name | unit | scaling | range |", "|---|---|---|---|---|"]
-    rows += [f"| {i} | `{f.name}` | {f.unit} | {f.scaling} | {f.range} |" for i, f in enumerate(fields)]
+    rows += [f"| {i} | `{f.name}` | {f.unit} | {f.scaling} | {f.range} |" for i, f in enumerate(fields, start)]
     return "\n".join(rows)
+
+
+def fields_doc() -> str:
+    """The text of ``docs/fields.md`` (regenerate with ``python -m p2penv.envs.fields > docs/fields.md``)."""
+    parts = [
+        "# Observation and info fields",
+        "",
+        "Generated from `p2penv/envs/fields.py` (`python -m p2penv.envs.fields > docs/fields.md`); a test "
+        "checks that this file matches the code. Observations are float32 and clipped to [-1, 1]; the "
+        "vector envs use the same columns on the last axis of `(E, N, F)`.",
+        "",
+        "## auction_v0 observation (F = %d)" % len(OBS_FIELDS),
+        "",
+        field_table(OBS_FIELDS),
+        "",
+        "## dlmp_v0 observation (F = %d): the auction_v0 fields, then" % (len(OBS_FIELDS) + len(DLMP_OBS_FIELDS)),
+        "",
+        field_table(DLMP_OBS_FIELDS, start=len(OBS_FIELDS)),
+        "",
+        "## Per-agent infos (floats; single env: `infos[agent][name]`, vector env: `infos[name]` of shape (E, N))",
+        "",
+        field_table(INFO_FIELDS),
+        "",
+        "## dlmp_v0 adds",
+        "",
+        field_table(DLMP_INFO_FIELDS),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(fields_doc(), end="")
