@@ -139,25 +139,45 @@ class GroupMLP(nn.Module):
         self.emb = nn.Parameter(emb) if emb is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # tanh(z) = 2 sigmoid(2z) - 1: torch's sigmoid is ~4x faster than its tanh on CPU. Each layer
+        # computes 2z directly (baddbmm's alpha/beta) and the affine "2s - 1" is folded into the next
+        # layer: (2s - 1) W + b = 2 s W + (b - 1'W). Same function of the same parameters as a tanh MLP.
         g, n = self.groups, self.n_agents
         nx, b, d = x.shape
         w, bias = self.weights[0], self.biases[0]
-        if g == 1:
-            h = torch.baddbmm(bias, x.reshape(1, nx * b, d), w).view(nx, b, -1)
+        if self.emb is not None:  # one-hot rows: per-agent bias, broadcast over a common input
+            u = torch.bmm(x.reshape(1, nx * b, d), w).view(nx, b, -1)  # g == 1
+            z2 = torch.add((bias + self.emb.unsqueeze(1)) * 2.0, u, alpha=2.0)
+        elif g == 1:
+            z2 = torch.baddbmm(bias, x.reshape(1, nx * b, d), w, beta=2.0, alpha=2.0).view(nx, b, -1)
+            if nx != n:
+                z2 = z2.expand(n, b, z2.shape[2])
         else:
-            h = torch.baddbmm(bias, x.expand(g, b, d) if nx == 1 else x, w)
-        if self.emb is not None:
-            h = h + self.emb.unsqueeze(1)
-        elif h.shape[0] != n:
-            h = h.expand(n, b, h.shape[2])
-        h = torch.tanh(h)
+            z2 = torch.baddbmm(bias, x.expand(g, b, d) if nx == 1 else x, w, beta=2.0, alpha=2.0)
+        s = torch.sigmoid(z2.reshape(g, (n // g) * b, z2.shape[2]))
         last = len(self.weights) - 1
-        h = h.reshape(g, (n // g) * b, h.shape[2])
         for k in range(1, last + 1):
-            h = torch.baddbmm(self.biases[k], h, self.weights[k])
+            w = self.weights[k]
+            bk = self.biases[k] - w.sum(1, keepdim=True)
             if k < last:
-                h = torch.tanh(h)
-        return h.view(n, b, -1)
+                s = torch.sigmoid(torch.baddbmm(bk, s, w, beta=2.0, alpha=4.0))
+            else:
+                s = torch.baddbmm(bk, s, w, alpha=2.0)
+        return s.view(n, b, -1)
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same network written plainly (one-hot concatenated, torch.tanh); for tests."""
+        n = self.n_agents
+        x = x.expand(n, *x.shape[1:]) if x.shape[0] == 1 else x
+        h = x
+        for k, (w, bias) in enumerate(zip(self.weights, self.biases)):
+            w = w.expand(n, *w.shape[1:]) if self.groups == 1 else w
+            z = torch.bmm(h, w) + bias
+            if k == 0 and self.emb is not None:
+                onehot = torch.eye(n).unsqueeze(1).expand(n, x.shape[1], n)
+                z = z + torch.bmm(onehot, self.emb.unsqueeze(0).expand(n, *self.emb.shape))
+            h = torch.tanh(z) if k < len(self.weights) - 1 else z
+        return h
 
 
 class ActorCritic(nn.Module):

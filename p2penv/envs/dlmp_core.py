@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..market.mechanisms.types import Clearing
 from ..market.pipeline import StepContext, StepOutcome
 from ..network.ac_check import AcAudit
 from ..network.dlmp import DlmpMarket
@@ -29,7 +30,7 @@ V_OBS_HALF_SPAN = 0.2  # p.u.: state() maps V in [1 - 0.2, 1 + 0.2] to [-1, 1]
 
 
 @dataclass(frozen=True)
-class DlmpBatchClearing:
+class DlmpBatchClearing(Clearing):
     """The DLMP clearing of E markets in the pipeline's ``Clearing`` layout, plus the LP results.
 
     matched, unit_price, sides: (E, N) kWh, $/kWh (the DLMP at the agent's bus), +1/-1/0.
@@ -41,14 +42,7 @@ class DlmpBatchClearing:
     lp:               (E,) object array of ``DlmpClearing``.
     """
 
-    matched: np.ndarray
-    unit_price: np.ndarray
-    clearing_price: np.ndarray
-    volume: np.ndarray
-    operator_surplus: np.ndarray
-    welfare: np.ndarray
-    sides: np.ndarray
-    lp: np.ndarray
+    lp: np.ndarray = None
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -121,9 +115,10 @@ class DlmpCore(AuctionCore):
         self.lps = lps
         self.last_loss_models = [m.loss_model for m in self.markets]  # what this step was cleared with
         return DlmpBatchClearing(
-            np.stack([lp.matched for lp in lps]), np.stack([lp.unit_price for lp in lps]),
-            np.array([lp.energy[root] for lp in lps]), np.array([lp.matched.sum() for lp in lps]),
-            np.array([lp.operator_surplus for lp in lps]), np.array([lp.welfare for lp in lps]), sides, lps)
+            matched=np.stack([lp.matched for lp in lps]), unit_price=np.stack([lp.unit_price for lp in lps]),
+            clearing_price=np.array([lp.energy[root] for lp in lps]), volume=np.array([lp.matched.sum() for lp in lps]),
+            operator_surplus=np.array([lp.operator_surplus for lp in lps]),
+            welfare=np.array([lp.welfare for lp in lps]), sides=sides, lp=lps)
 
     def _on_step(self, out: StepOutcome) -> None:
         """Realise the network at the physical net positions; DLMP observations; next loss models."""

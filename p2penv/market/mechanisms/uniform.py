@@ -15,6 +15,12 @@ RULES = ("marginal_pair", "walrasian")
 
 def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pair") -> Clearing:
     """Clear ``(..., n)`` order books at a uniform price; see module docstring."""
+    return clear_double_auction(prices, quantities, sides, k=k, rule=rule, pay_as_bid=False)
+
+
+def clear_double_auction(prices, quantities, sides, *, k: float, rule: str, pay_as_bid: bool) -> Clearing:
+    """The efficient allocation priced uniformly (``pay_as_bid=False``) or at each order's own limit
+    price; ``clearing_price`` is the uniform price ``lo + k (hi - lo)`` in both cases."""
     if not 0.0 <= k <= 1.0:
         raise ValueError(f"k: must lie in [0, 1], got {k}")
     if rule not in RULES:
@@ -24,6 +30,5 @@ def clear(prices, quantities, sides, *, k: float = 0.5, rule: str = "marginal_pa
     if p.ndim != 2:
         n = p.shape[-1]
         p, q, s = p.reshape(-1, n), q.reshape(-1, n), s.reshape(-1, n)
-    out = clear_double_auction_kernel(p, q, s, float(k),
-                                      rule == "walrasian", False)
+    out = clear_double_auction_kernel(p, q, s, float(k), rule == "walrasian", pay_as_bid)
     return clearing_from_kernel(out, sides_in)
