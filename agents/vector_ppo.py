@@ -140,29 +140,31 @@ class GroupMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # tanh(z) = 2 sigmoid(2z) - 1: torch's sigmoid is ~4x faster than its tanh on CPU. Each layer
-        # computes 2z directly (baddbmm's alpha/beta) and the affine "2s - 1" is folded into the next
-        # layer: (2s - 1) W + b = 2 s W + (b - 1'W). Same function of the same parameters as a tanh MLP.
+        # computes 2z directly and the affine "2s - 1" is folded into the next layer:
+        # (2s - 1) W + b = s (2W) + (b - 1'W). Same function of the same parameters as a tanh MLP. The
+        # scale factors go on the small weights, not on baddbmm's alpha/beta (whose backward would add
+        # passes over the big activations).
         g, n = self.groups, self.n_agents
         nx, b, d = x.shape
         w, bias = self.weights[0], self.biases[0]
         if self.emb is not None:  # one-hot rows: per-agent bias, broadcast over a common input
-            u = torch.bmm(x.reshape(1, nx * b, d), w).view(nx, b, -1)  # g == 1
-            z2 = torch.add((bias + self.emb.unsqueeze(1)) * 2.0, u, alpha=2.0)
+            u = torch.bmm(x.reshape(1, nx * b, d), w * 2.0).view(nx, b, -1)  # g == 1
+            z2 = torch.add((bias + self.emb.unsqueeze(1)) * 2.0, u)
         elif g == 1:
-            z2 = torch.baddbmm(bias, x.reshape(1, nx * b, d), w, beta=2.0, alpha=2.0).view(nx, b, -1)
+            z2 = torch.baddbmm(bias * 2.0, x.reshape(1, nx * b, d), w * 2.0).view(nx, b, -1)
             if nx != n:
                 z2 = z2.expand(n, b, z2.shape[2])
         else:
-            z2 = torch.baddbmm(bias, x.expand(g, b, d) if nx == 1 else x, w, beta=2.0, alpha=2.0)
+            z2 = torch.baddbmm(bias * 2.0, x.expand(g, b, d) if nx == 1 else x, w * 2.0)
         s = torch.sigmoid(z2.reshape(g, (n // g) * b, z2.shape[2]))
         last = len(self.weights) - 1
         for k in range(1, last + 1):
             w = self.weights[k]
             bk = self.biases[k] - w.sum(1, keepdim=True)
             if k < last:
-                s = torch.sigmoid(torch.baddbmm(bk, s, w, beta=2.0, alpha=4.0))
+                s = torch.sigmoid(torch.baddbmm(bk * 2.0, s, w * 4.0))
             else:
-                s = torch.baddbmm(bk, s, w, alpha=2.0)
+                s = torch.baddbmm(bk, s, w * 2.0)
         return s.view(n, b, -1)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,11 +26,14 @@ from ..market.pipeline import MarketRules, StepContext, StepOutcome, orders_kern
 from ..market.prosumer import Fleet
 from ..market.settlement import Settlement
 from .config import MarketConfig
+from ..market.storage import next_soc, storage_interval
 from .core_kernels import feasible_kernel, observe_kernel, settle_markets_kernel
-from .fields import INFO_FIELDS, OBS_FIELDS, names
+from .fields import INFO_FIELDS, OBS_FIELDS, STORAGE_INFO_FIELDS, STORAGE_OBS_FIELDS, names
 
 OBS_NAMES = names(OBS_FIELDS)
 INFO_NAMES = names(INFO_FIELDS)
+STORAGE_OBS_NAMES = names(STORAGE_OBS_FIELDS)
+STORAGE_INFO_NAMES = names(STORAGE_INFO_FIELDS)
 MARKET_NAMES = ("clearing_price", "volume_kwh", "welfare", "operator_surplus")
 
 
@@ -64,6 +67,9 @@ class AuctionCore:
         self.n_agents = config.n_prosumers
         self.max_cycles = config.max_cycles
         self.rules = make_rules(config, clear)
+        # Batteries add a third action component (storage) for every agent; see market.storage.
+        self.has_storage = bool(getattr(config.generator, "has_storage", False))
+        self.action_dim = 3 if self.has_storage else 2
         self._price_span = config.price_cap - config.price_floor
         self.seed(config.seed)
         self.fleet: Fleet | None = None
@@ -96,9 +102,16 @@ class AuctionCore:
             fleet = Fleet.stack([gen(n, horizon, cfg.dt_h, cfg.start_hour, r) for r in self._rngs])
         if fleet.n != n or fleet.horizon != horizon or fleet.num_envs != self.num_envs:
             raise ValueError("generator: returned a fleet whose size or horizon does not match the config")
+        fleet.validate()  # a generator is any callable: its fleet is checked here, naming agent and field
+        if (fleet.storage is not None) != self.has_storage:
+            raise ValueError(f"generator: has_storage={self.has_storage} but the fleet it returned "
+                             f"{'has' if fleet.storage is not None else 'has no'} storage parameters")
         self.fleet = fleet
         self.t = 0
         self.p_prev = fleet.p0_kw.copy()
+        self.storage = fleet.storage
+        self.soc = None if fleet.storage is None else np.array(fleet.storage.soc0_kwh, dtype=np.float64)
+        self._no_battery = np.zeros(fleet.ramp_kw.shape)
         span = self._price_span
         self._mc_slope = 2.0 * (2.0 * fleet.cost_a * cfg.dt_h / fleet.eta) / span
         self._mc_offset = 2.0 * (fleet.cost_b / fleet.eta - cfg.price_floor) / span - 1.0
@@ -114,23 +127,36 @@ class AuctionCore:
 
     def _context(self, t: int, lo, hi, viol) -> StepContext:
         """Context of step t (arrays (E, N)); the feasible interval depends on p_{t-1}."""
-        f = self.fleet
+        f, dt = self.fleet, self.config.dt_h
+        if self.storage is None:
+            return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a,
+                               f.cost_b, dt, self._shed_value)
+        cmax, dmax = storage_interval(self.soc, self.storage, dt)
         return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
-                           self.config.dt_h, self._shed_value)
+                           dt, self._shed_value, cmax, dmax, self.storage.degradation_cost)
 
     def step(self, actions: np.ndarray) -> StepOutcome:
         """Clear and settle every market for validated float64 actions ``(E, N, 2)``."""
         ctx, rules, cfg = self.ctx, self.rules, self.config
-        price, dispatch, qty, sides, excess = orders_kernel(actions, ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw,
-                                                            ctx.dt_h, rules.price_floor, rules.price_cap)
+        zero = self._no_battery
+        cmax = zero if ctx.charge_max_kw is None else ctx.charge_max_kw
+        dmax = zero if ctx.discharge_max_kw is None else ctx.discharge_max_kw
+        price, dispatch, qty, sides, excess, battery = orders_kernel(
+            actions, ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw, cmax, dmax, ctx.dt_h, rules.price_floor,
+            rules.price_cap)
         clr = rules.clear(price, qty, sides)
         st, self.last_price = settle_markets_kernel(
-            dispatch, qty, sides, clr.matched, clr.unit_price, ctx.lo_kw, ctx.demand_kw, ctx.eta, ctx.cost_a,
-            ctx.cost_b, ctx.shed_value, ctx.dt_h, rules.retail_tariff, rules.feed_in_tariff,
-            rules.unmatched == "curtail", clr.clearing_price, self.last_price)
-        out = StepOutcome(price, dispatch, qty, sides, excess, clr, Settlement(*st))
+            dispatch, qty, sides, clr.matched, clr.unit_price, battery, ctx.lo_kw, ctx.demand_kw, ctx.eta, ctx.cost_a,
+            ctx.cost_b, ctx.shed_value, zero if ctx.degradation_cost is None else ctx.degradation_cost, ctx.dt_h,
+            rules.retail_tariff, rules.feed_in_tariff, rules.unmatched == "curtail", clr.clearing_price,
+            self.last_price)
+        out = StepOutcome(price, dispatch, qty, sides, excess, clr, Settlement(*st),
+                          None if self.storage is None else battery)
         self.last_volume = clr.volume
         self.p_prev = st[0]
+        if self.storage is not None:
+            self.soc = next_soc(self.soc, battery, self.storage, cfg.dt_h)
+            self._storage_action = np.clip(actions[..., 2], -1.0, 1.0)
         self.last_outcome, self.last_ctx = out, ctx
         self.t += 1
         if not self.done:
@@ -153,6 +179,23 @@ class AuctionCore:
         return 2.0 * (p - self.config.price_floor) / self._price_span - 1.0
 
     def _observe(self) -> np.ndarray:
+        obs = self._observe_market()
+        if self.storage is None:
+            return obs
+        return np.concatenate([obs, self._observe_storage()], axis=2)
+
+    def _observe_storage(self) -> np.ndarray:
+        """(E, N, 3) ``STORAGE_OBS_FIELDS``: SOC as a fraction of capacity, the battery interval."""
+        st, ctx, s = self.storage, self.ctx, 1.0 / self.config.obs_kw_scale
+        cap = st.capacity_kwh
+        cols = {
+            "soc": np.where(cap > 0, 2.0 * self.soc / np.where(cap > 0, cap, 1.0) - 1.0, -1.0),
+            "charge_max": ctx.charge_max_kw * s,
+            "discharge_max": ctx.discharge_max_kw * s,
+        }
+        return np.clip(np.stack([cols[k] for k in STORAGE_OBS_NAMES], axis=-1), -1.0, 1.0).astype(np.float32)
+
+    def _observe_market(self) -> np.ndarray:
         cfg, ctx = self.config, self.ctx
         s = 1.0 / cfg.obs_kw_scale
         ang = 2.0 * np.pi * ((cfg.start_hour + cfg.dt_h * self.t) % 24.0) / 24.0
@@ -174,7 +217,7 @@ class AuctionCore:
     @property
     def observe_dim(self) -> int:
         """Observation length F of one agent."""
-        return len(OBS_NAMES)
+        return len(OBS_NAMES) + (len(STORAGE_OBS_NAMES) if self.has_storage else 0)
 
     @property
     def state_dim(self) -> int:
@@ -202,6 +245,20 @@ class AuctionCore:
             "ramp_violation_kw": ctx.ramp_violation_kw,
             "clip_price": out.clip_excess[..., 0],
             "clip_dispatch": out.clip_excess[..., 1],
+            **(self._storage_columns(out) if self.storage is not None else {}),
+        }
+
+    def _storage_columns(self, out: StepOutcome) -> dict[str, np.ndarray]:
+        st, b = self.storage, out.battery_kw
+        return {
+            "soc_kwh": self.soc,
+            "soc_min_kwh": st.soc_min_kwh,
+            "soc_max_kwh": st.soc_max_kwh,
+            "charge_kw": np.maximum(b, 0.0),
+            "discharge_kw": np.maximum(-b, 0.0),
+            "clip_storage": out.clip_excess[..., 2],
+            # an agent without a battery has a storage component too (one action shape for the batch)
+            "storage_ignored": np.where(st.capacity_kwh > 0, 0.0, np.abs(self._storage_action)),
         }
 
     @staticmethod

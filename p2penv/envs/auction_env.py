@@ -94,7 +94,7 @@ class AuctionEnv(ParallelEnv):
         self.max_cycles = cfg.max_cycles
         obs_dim = core.observe_dim
         self._obs_spaces = {a: spaces.Box(-1.0, 1.0, (obs_dim,), np.float32) for a in self.possible_agents}
-        self._act_spaces = {a: spaces.Box(-1.0, 1.0, (2,), np.float32) for a in self.possible_agents}
+        self._act_spaces = {a: spaces.Box(-1.0, 1.0, (core.action_dim,), np.float32) for a in self.possible_agents}
         self.state_space = spaces.Box(-1.0, 1.0, (core.state_dim,), np.float32)
 
     # -- PettingZoo API ---------------------------------------------------------------------
@@ -115,7 +115,7 @@ class AuctionEnv(ParallelEnv):
         self._require_reset("step()")
         if not self.agents:
             raise RuntimeError("step() called on a finished episode; call reset() to start a new one")
-        arr = validate_actions(actions, self.agents)
+        arr = validate_actions(actions, self.agents, (self.core.action_dim,))
         gap = self._nash_gap(arr) if self.config.nash_gap_in_infos else None
         ctx = self.core.ctx
         out = self.core.step(arr[None])

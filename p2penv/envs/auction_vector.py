@@ -72,9 +72,9 @@ class AuctionVectorEnv:
         self.max_cycles = cfg.max_cycles
         e, n, obs_dim = self.num_envs, cfg.n_prosumers, core.observe_dim
         self.single_observation_space = spaces.Box(-1.0, 1.0, (obs_dim,), np.float32)
-        self.single_action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.single_action_space = spaces.Box(-1.0, 1.0, (core.action_dim,), np.float32)
         self.observation_space = spaces.Box(-1.0, 1.0, (e, n, obs_dim), np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, (e, n, 2), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (e, n, core.action_dim), np.float32)
         self.single_state_space = spaces.Box(-1.0, 1.0, (core.state_dim,), np.float32)
         self.state_space = spaces.Box(-1.0, 1.0, (e, core.state_dim), np.float32)
         self._pending_reset = False
@@ -100,7 +100,7 @@ class AuctionVectorEnv:
             self._pending_reset = False
             false = np.zeros((e, n), dtype=bool)
             return self._observe(), np.zeros((e, n)), false, false.copy(), {}
-        arr = validate_action_batch(actions, self.possible_agents, e)
+        arr = validate_action_batch(actions, self.possible_agents, e, core.action_dim)
         ctx = core.ctx
         out = core.step(arr)
         infos = self._infos(out, ctx)

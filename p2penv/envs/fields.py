@@ -38,6 +38,12 @@ OBS_FIELDS: tuple[Field, ...] = (
                                                 "a flexible load's value of lost load)"),
 )
 
+STORAGE_OBS_FIELDS: tuple[Field, ...] = (  # appended when the scenario has batteries
+    Field("soc", "kWh", "2 SOC / capacity - 1 (-1 without a battery)"),
+    Field("charge_max", "kW", KW_SCALING + ": battery charging power allowed this step"),
+    Field("discharge_max", "kW", KW_SCALING + ": battery discharging power allowed this step"),
+)
+
 DLMP_OBS_FIELDS: tuple[Field, ...] = (
     Field("dlmp", "$/kWh", PRICE_SCALING + ": own bus DLMP of the last step"),
     Field("dlmp_energy", "$/kWh", PRICE_SCALING + ": its energy component"),
@@ -65,6 +71,16 @@ INFO_FIELDS: tuple[Field, ...] = (
     Field("ramp_violation_kw", "kW", "> 0 only when availability fell below the ramp floor", ">= 0"),
     Field("clip_price", "-", "how far action[0] lay outside [-1, 1] (it was clipped)", ">= 0"),
     Field("clip_dispatch", "-", "how far action[1] lay outside [-1, 1]", ">= 0"),
+)
+
+STORAGE_INFO_FIELDS: tuple[Field, ...] = (  # present when the scenario has batteries
+    Field("soc_kwh", "kWh", "battery state of charge after the step", "[soc_min_kwh, soc_max_kwh]"),
+    Field("soc_min_kwh", "kWh", "lower SOC bound", ">= 0"),
+    Field("soc_max_kwh", "kWh", "upper SOC bound", "<= capacity"),
+    Field("charge_kw", "kW", "battery charging power of the step", "[0, charge_max]"),
+    Field("discharge_kw", "kW", "battery discharging power of the step", "[0, discharge_max]"),
+    Field("clip_storage", "-", "how far action[2] lay outside [-1, 1]", ">= 0"),
+    Field("storage_ignored", "-", "|action[2]| of an agent without a battery (ignored)", ">= 0"),
 )
 
 DLMP_INFO_FIELDS: tuple[Field, ...] = (
@@ -101,13 +117,21 @@ def fields_doc() -> str:
         "",
         field_table(OBS_FIELDS),
         "",
-        "## dlmp_v0 observation (F = %d): the auction_v0 fields, then" % (len(OBS_FIELDS) + len(DLMP_OBS_FIELDS)),
+        "## dlmp_v0 observation (F = %d without batteries): the auction_v0 fields, then"
+        % (len(OBS_FIELDS) + len(DLMP_OBS_FIELDS)),
         "",
         field_table(DLMP_OBS_FIELDS, start=len(OBS_FIELDS)),
         "",
         "## Per-agent infos (floats; single env: `infos[agent][name]`, vector env: `infos[name]` of shape (E, N))",
         "",
         field_table(INFO_FIELDS),
+        "",
+        "## With batteries (scenarios whose generator has storage): observation fields appended after the "
+        "auction_v0 ones (before dlmp_v0's), and infos",
+        "",
+        field_table(STORAGE_OBS_FIELDS, start=len(OBS_FIELDS)),
+        "",
+        field_table(STORAGE_INFO_FIELDS),
         "",
         "## dlmp_v0 adds",
         "",

@@ -43,6 +43,9 @@ class StepContext:
     cost_b: np.ndarray  # $/kWh
     dt_h: float
     shed_value: np.ndarray | None = None  # $/kWh value of lost load of flexible loads (None: none)
+    charge_max_kw: np.ndarray | None = None  # battery interval this step (None: no batteries)
+    discharge_max_kw: np.ndarray | None = None
+    degradation_cost: np.ndarray | None = None  # $/kWh of battery throughput
 
     @staticmethod
     def build(demand_kw, p_max_kw, p_prev_kw, ramp_kw, eta, cost_a, cost_b, dt_h, shed_value=None) -> "StepContext":
@@ -76,9 +79,10 @@ class StepOutcome:
     dispatch_kw: np.ndarray  # chosen dispatch before any curtailment
     order_kwh: np.ndarray
     sides: np.ndarray  # +1 sell, -1 buy, 0 idle
-    clip_excess: np.ndarray  # (..., N, 2) how far each action component lay outside [-1, 1]
+    clip_excess: np.ndarray  # (..., N, K) how far each action component lay outside [-1, 1]
     clearing: Clearing
     settlement: Settlement
+    battery_kw: np.ndarray | None = None  # (..., N) battery power, > 0 charging (None: no storage)
 
     def market(self, i: int) -> "StepOutcome":
         """Market ``i`` of an outcome of E markets (per-agent ``(N,)``, per-market scalars)."""
@@ -101,29 +105,38 @@ def take_market(record, i: int):
 def actions_to_orders(actions: np.ndarray, ctx: StepContext, rules: MarketRules):
     """Map (..., N, 2) actions in [-1, 1] to bid price, dispatch, order volume, side and clip excess."""
     a, c = _as_batches(actions, ctx)
-    out = orders_kernel(a, c[0], c[1], c[2], c[3], float(ctx.dt_h), float(rules.price_floor), float(rules.price_cap))
+    out = orders_kernel(a, *c, float(ctx.dt_h), float(rules.price_floor), float(rules.price_cap))
     shape = np.shape(actions)[:-1]
     return tuple(x.reshape(shape + x.shape[2:]) for x in out)
 
 
 def _as_batches(actions: np.ndarray, ctx: StepContext):
-    """Actions as (B, N, 2) and the context arrays lo, hi, eta, demand as (Bc, N), Bc in {1, B}."""
+    """Actions as (B, N, K) and the context arrays lo, hi, eta, demand, charge_max, discharge_max as
+    (Bc, N), Bc in {1, B}."""
     a = np.ascontiguousarray(actions, dtype=np.float64)
-    n = a.shape[-2]
-    a = a.reshape(-1, n, 2)
-    return a, agent_batches((ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw), n, a.shape[0])
+    n, k = a.shape[-2:]
+    a = a.reshape(-1, n, k)
+    zero = np.zeros(n)
+    cmax = zero if ctx.charge_max_kw is None else ctx.charge_max_kw
+    dmax = zero if ctx.discharge_max_kw is None else ctx.discharge_max_kw
+    return a, agent_batches((ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw, cmax, dmax), n, a.shape[0])
 
 
 @numba.njit(cache=True, nogil=True)
-def orders_kernel(actions, lo, hi, eta, demand, dt_h, floor, cap):
-    """(B, N, 2) actions -> price, dispatch, |net| kWh, side (int8), clip excess (B, N, 2)."""
-    b_n, n, _ = actions.shape
+def orders_kernel(actions, lo, hi, eta, demand, charge_max, discharge_max, dt_h, floor, cap):
+    """(B, N, K) actions -> price, dispatch, |net| kWh, side (int8), clip excess (B, N, K), battery kW.
+
+    K = 2 (price, dispatch) or 3 (+ storage: u in [-1, 0] discharges |u| x discharge_max, u in
+    [0, 1] charges u x charge_max; 0 is idle). Net position ``q = eta p - d - b`` (b > 0 charging).
+    """
+    b_n, n, k = actions.shape
     shared = lo.shape[0] == 1
     price = np.empty((b_n, n))
     dispatch = np.empty((b_n, n))
     qty = np.empty((b_n, n))
     sides = np.empty((b_n, n), np.int8)
-    excess = np.empty((b_n, n, 2))
+    excess = np.empty((b_n, n, k))
+    battery = np.zeros((b_n, n))
     for b in range(b_n):
         c = 0 if shared else b
         for i in range(n):
@@ -134,10 +147,16 @@ def orders_kernel(actions, lo, hi, eta, demand, dt_h, floor, cap):
             price[b, i] = floor + 0.5 * (u0 + 1.0) * (cap - floor)
             p = lo[c, i] + 0.5 * (u1 + 1.0) * (hi[c, i] - lo[c, i])
             dispatch[b, i] = p
-            net = (eta[c, i] * p - demand[c, i]) * dt_h
+            bat = 0.0
+            if k == 3:
+                u2 = min(max(actions[b, i, 2], -1.0), 1.0)
+                excess[b, i, 2] = abs(actions[b, i, 2] - u2)
+                bat = u2 * charge_max[c, i] if u2 >= 0.0 else u2 * discharge_max[c, i]
+                battery[b, i] = bat
+            net = (eta[c, i] * p - demand[c, i] - bat) * dt_h
             sides[b, i] = 1 if net > 0.0 else (-1 if net < 0.0 else 0)
             qty[b, i] = abs(net)
-    return price, dispatch, qty, sides, excess
+    return price, dispatch, qty, sides, excess, battery
 
 
 def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepOutcome:
@@ -146,7 +165,7 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
     The context arrays are (N,) for one market (shared by every joint action of the batch) or
     (E, N) for E markets, one joint action each (``actions`` (E, N, 2)).
     """
-    price, dispatch, qty, sides, excess = actions_to_orders(actions, ctx, rules)
+    price, dispatch, qty, sides, excess, battery = actions_to_orders(actions, ctx, rules)
     clr = rules.clear(price, qty, sides)
     st = settle(
         dispatch_kw=dispatch,
@@ -164,11 +183,13 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
         feed_in_tariff=rules.feed_in_tariff,
         unmatched=rules.unmatched,
         shed_value=ctx.shed_value,
+        battery_kw=battery,
+        degradation_cost=ctx.degradation_cost,
     )
-    return StepOutcome(price, dispatch, qty, sides, excess, clr, st)
+    return StepOutcome(price, dispatch, qty, sides, excess, clr, st, battery)
 
 
-ACTION_FIELDS = ("price", "dispatch")
+ACTION_FIELDS = ("price", "dispatch", "storage")
 
 
 def validate_actions(actions: dict, agents: list[str], shape: tuple[int, ...] = (2,)) -> np.ndarray:
@@ -201,14 +222,14 @@ def validate_actions(actions: dict, agents: list[str], shape: tuple[int, ...] = 
     return arr
 
 
-def validate_action_batch(actions, agents: list[str], num_envs: int) -> np.ndarray:
-    """(E, N, 2) array of joint actions -> float64 array; ValueError names env, agent and field."""
+def validate_action_batch(actions, agents: list[str], num_envs: int, action_dim: int = 2) -> np.ndarray:
+    """(E, N, K) array of joint actions -> float64 array; ValueError names env, agent and field."""
     arr = np.asarray(actions)
-    shape = (num_envs, len(agents), 2)
+    shape = (num_envs, len(agents), action_dim)
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"actions: expected real numbers, got dtype {arr.dtype} (shape {shape} expected)")
     if arr.shape != shape:
-        raise ValueError(f"actions: expected shape (num_envs, agents, 2) = {shape}, got {arr.shape}")
+        raise ValueError(f"actions: expected shape (num_envs, agents, {action_dim}) = {shape}, got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
     if not np.isfinite(arr.sum()):
         e, i, j = np.argwhere(~np.isfinite(arr))[0]

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .storage import Storage
+
 
 @dataclass(frozen=True)
 class Prosumer:
@@ -51,6 +53,7 @@ class Fleet:
     bus: np.ndarray  # (N,) int
     names: tuple[str, ...] = field(default=())
     shed_value: np.ndarray | None = None  # (N,) $/kWh value of lost load; None = inf (never shed)
+    storage: Storage | None = None  # batteries ((N,) arrays); None = no agent has one
 
     @property
     def shed_values(self) -> np.ndarray:
@@ -73,8 +76,9 @@ class Fleet:
     def env(self, i: int) -> "Fleet":
         """Market ``i`` of a batched fleet (views, no copies)."""
         sv = None if self.shed_value is None else self.shed_value[i]
+        st = None if self.storage is None else self.storage.env(i)
         return Fleet(self.demand_kw[i], self.p_max_kw[i], self.ramp_kw[i], self.eta[i], self.cost_a[i], self.cost_b[i],
-                     self.p0_kw[i], self.bus[i], self.names, sv)
+                     self.p0_kw[i], self.bus[i], self.names, sv, st)
 
     @staticmethod
     def stack(fleets: Sequence["Fleet"]) -> "Fleet":
@@ -84,7 +88,11 @@ class Fleet:
             raise ValueError("fleets: every market of a batch needs the same agents and horizon")
         arr = {name: np.stack([getattr(f, name) for f in fleets])
                for name in ("demand_kw", "p_max_kw", "ramp_kw", "eta", "cost_a", "cost_b", "p0_kw", "bus")}
-        return Fleet(**arr, names=f0.names, shed_value=np.stack([f.shed_values for f in fleets]))
+        has = [f.storage is not None for f in fleets]
+        if any(has) and not all(has):
+            raise ValueError("fleets: either every market of a batch has storage parameters or none")
+        st = Storage.stack([f.storage for f in fleets]) if all(has) else None
+        return Fleet(**arr, names=f0.names, shed_value=np.stack([f.shed_values for f in fleets]), storage=st)
 
     @staticmethod
     def from_prosumers(prosumers: Sequence[Prosumer], horizon: int) -> "Fleet":
@@ -131,6 +139,8 @@ class Fleet:
             ("p0_kw", np.isfinite(self.p0_kw) & (self.p0_kw >= 0)),
             ("shed_value", ~np.isnan(self.shed_values) & (self.shed_values >= 0)),
         ]
+        if self.storage is not None:
+            self.storage.validate(self.names)
         for fname, ok in checks:
             ok = np.reshape(ok, (-1, n)).all(axis=0)
             if not np.all(ok):

@@ -31,7 +31,7 @@ class Settlement:
     backstop_export_kwh: np.ndarray  # sold to the utility at feed-in
     curtailed_kwh: np.ndarray  # unmatched sell volume removed by lowering dispatch
     shed_kwh: np.ndarray  # unmatched demand of flexible loads not served (lost value shed_value)
-    cost: np.ndarray  # C(E) of the realised dispatch
+    cost: np.ndarray  # C(E) of the realised dispatch plus battery degradation
     reward: np.ndarray  # profit of the step
 
 
@@ -52,6 +52,8 @@ def settle(
     feed_in_tariff: float,
     unmatched: str = "backstop",
     shed_value: np.ndarray | None = None,
+    battery_kw: np.ndarray | None = None,
+    degradation_cost: np.ndarray | None = None,
 ) -> Settlement:
     """Settle ``(..., N)`` orders (one per agent) of one step or a batch of steps.
 
@@ -68,19 +70,21 @@ def settle(
         return np.ascontiguousarray(x, dtype=dtype).reshape(-1, n)
 
     sv = np.full(n, np.inf) if shed_value is None else shed_value
+    deg = np.zeros(n) if degradation_cost is None else degradation_cost
+    bat = np.zeros(shape) if battery_kw is None else battery_kw
     b = int(np.prod(shape[:-1], dtype=np.int64))
     agents = agent_batches([np.broadcast_to(x, (n,)) if np.ndim(x) == 0 else x
-                            for x in (floor_kw, demand_kw, eta, cost_a, cost_b, sv)], n, b)
+                            for x in (floor_kw, demand_kw, eta, cost_a, cost_b, sv, deg)], n, b)
     out = settle_kernel(
         orders(dispatch_kw), orders(order_kwh), orders(sides, np.int8), orders(matched_kwh), orders(unit_price),
-        *agents, float(dt_h), float(retail_tariff), float(feed_in_tariff), unmatched == "curtail",
+        orders(bat), *agents, float(dt_h), float(retail_tariff), float(feed_in_tariff), unmatched == "curtail",
     )
     return Settlement(*(a.reshape(shape) for a in out))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def settle_order(p, order, side, matched, unit, floor, demand, eta, cost_a, cost_b, shed_value, dt_h, retail, feed_in,
-                 curtail, out, b, i):
+def settle_order(p, order, side, matched, unit, battery, floor, demand, eta, cost_a, cost_b, shed_value, degradation,
+                 dt_h, retail, feed_in, curtail, out, b, i):
     """Settle one agent's order; writes the nine ``Settlement`` fields to ``out[:, b, i]``."""
     unm = order - matched
     sell = side > 0
@@ -102,9 +106,9 @@ def settle_order(p, order, side, matched, unit, floor, demand, eta, cost_a, cost
         lost = shed_value * shed
     cash = side * matched * unit
     energy = p * dt_h
-    cost = (cost_a * energy + cost_b) * energy
+    cost = (cost_a * energy + cost_b) * energy + degradation * abs(battery) * dt_h
     out[0, b, i] = p
-    out[1, b, i] = (eta * p - demand) * dt_h + shed
+    out[1, b, i] = (eta * p - demand - battery) * dt_h + shed
     out[2, b, i] = cash
     out[3, b, i] = unm_buy
     out[4, b, i] = unm_sell
@@ -115,8 +119,8 @@ def settle_order(p, order, side, matched, unit, floor, demand, eta, cost_a, cost
 
 
 @numba.njit(cache=True, nogil=True)
-def settle_kernel(dispatch, order, sides, matched, unit, floor, demand, eta, cost_a, cost_b, shed_value,
-                  dt_h, retail, feed_in, curtail):
+def settle_kernel(dispatch, order, sides, matched, unit, battery, floor, demand, eta, cost_a, cost_b, shed_value,
+                  degradation, dt_h, retail, feed_in, curtail):
     """Settlement of books ``(B, N)``; agent arrays ``(Bc, N)`` with Bc = 1 (shared) or B.
 
     Returns the nine ``Settlement`` arrays stacked ``(9, B, N)`` in field order.
@@ -127,7 +131,7 @@ def settle_kernel(dispatch, order, sides, matched, unit, floor, demand, eta, cos
     for b in range(b_n):
         c = 0 if shared else b
         for i in range(n):
-            settle_order(dispatch[b, i], order[b, i], sides[b, i], matched[b, i], unit[b, i], floor[c, i],
-                         demand[c, i], eta[c, i], cost_a[c, i], cost_b[c, i], shed_value[c, i], dt_h, retail,
-                         feed_in, curtail, out, b, i)
+            settle_order(dispatch[b, i], order[b, i], sides[b, i], matched[b, i], unit[b, i], battery[b, i],
+                         floor[c, i], demand[c, i], eta[c, i], cost_a[c, i], cost_b[c, i], shed_value[c, i],
+                         degradation[c, i], dt_h, retail, feed_in, curtail, out, b, i)
     return out

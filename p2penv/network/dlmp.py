@@ -40,9 +40,10 @@ from scipy.optimize import linprog
 
 from ..market.mechanisms.types import BUY, SELL, check_book
 from .feeder import Feeder
-from .lindistflow import LossModel, loss_model_at
+from .lindistflow import LossModel, linearise_losses, loss_model_at
 
 _INF = highspy.kHighsInf
+LOSS_ITERATION_TOL_KW = 1e-6  # successive LPs stop when no order column moves by more (kW)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +70,8 @@ class DlmpClearing:
     line_violation_kw: (n_line,) overload beyond the rating's active limit.
     voltage_violation_pu: (n_bus,) max(v_min - V, V - v_max, 0) on the LinDistFlow voltages.
     violated:         True when any penalised slack is active.
+    loss_iterations:  LP solves used (``clear(loss_iterations=n)``: 1 = losses linearised once; more =
+                      successive linear programming, re-linearised at each cleared point).
     """
 
     matched: np.ndarray
@@ -94,6 +97,7 @@ class DlmpClearing:
     line_violation_kw: np.ndarray
     voltage_violation_pu: np.ndarray
     violated: bool
+    loss_iterations: int = 1
 
     @property
     def cash(self) -> np.ndarray:
@@ -326,18 +330,37 @@ class DlmpMarket:
 
     # -- clearing -------------------------------------------------------------------------------
     def clear(self, prices, quantities, sides, wholesale_price: float, p_load_kw=None, q_load_kvar=None,
-              *, loss_model: LossModel | None = None, solver: str = "highs") -> DlmpClearing:
-        """Clear one step. ``solver``: 'highs' (warm-started highspy) or 'linprog' (scipy, cold)."""
+              *, loss_model: LossModel | None = None, solver: str = "highs", loss_iterations: int = 1) -> DlmpClearing:
+        """Clear one step. ``solver``: 'highs' (warm-started highspy) or 'linprog' (scipy, cold).
+
+        ``loss_iterations`` = n >= 1: successive linear programming on the losses. After each solve the
+        losses are re-linearised at the cleared LinDistFlow flows and voltages (``linearise_losses``)
+        and the LP re-solved (warm), at most n solves in all, stopping early once no order column moved
+        by more than ``LOSS_ITERATION_TOL_KW`` (1e-6 kW) since the previous solve: the last LP was then
+        linearised at its own dispatch. n = 1 is the single solve (losses at the given operating point).
+        The market keeps the last loss model (``self.loss_model``); the result reports the solves used.
+        """
+        if isinstance(loss_iterations, bool) or not isinstance(loss_iterations, (int, np.integer)) or loss_iterations < 1:
+            raise ValueError(f"loss_iterations: expected an integer >= 1, got {loss_iterations!r}")
+        if solver not in ("highs", "linprog"):
+            raise ValueError(f"solver: expected 'highs' or 'linprog', got {solver!r}")
         if loss_model is not None:
             self.set_loss_model(loss_model)
         p, q, s, d, dq, lam = self._prepare(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar)
-        if solver == "highs":
-            x, y = self._solve_highs()
-        elif solver == "linprog":
-            x, y = self._solve_linprog()
-        else:
-            raise ValueError(f"solver: expected 'highs' or 'linprog', got {solver!r}")
-        return self._result(x, y, p, s, d, dq, lam)
+        solve = self._solve_highs if solver == "highs" else self._solve_linprog
+        x, y = solve()
+        r = self._result(x, y, p, s, d, dq, lam)
+        n2 = 2 * self.n_orders
+        for it in range(2, int(loss_iterations) + 1):
+            self.set_loss_model(linearise_losses(self.feeder, r.line_flows_kw, r.line_flows_kvar, r.voltages))
+            lm = self.loss_model
+            self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
+            x_prev = x
+            x, y = solve()
+            r = self._result(x, y, p, s, d, dq, lam, loss_iterations=it)
+            if np.max(np.abs(x[:n2] - x_prev[:n2])) < LOSS_ITERATION_TOL_KW:
+                break
+        return r
 
     def _solve_highs(self):
         h = self._h
@@ -394,7 +417,7 @@ class DlmpMarket:
             y[i] += sg * m
         return res.x, y
 
-    def _result(self, x, y, p, s, d_fixed, dq, lam) -> DlmpClearing:
+    def _result(self, x, y, p, s, d_fixed, dq, lam, loss_iterations: int = 1) -> DlmpClearing:
         f, dt, n, nl = self.feeder, self.dt_h, self.n_orders, self.rated.size
         xb, xs = x[self.c_buy], x[self.c_sell]
         matched = (xb + xs) * dt
@@ -426,12 +449,13 @@ class DlmpMarket:
             line_flows_kvar=qf.copy(), loading=loading, operator_surplus=float(dt * (dlmp @ d - lam * p0)),
             welfare=float(dt * (p @ xb - p @ xs - lam * p0)), objective=float(self._cost @ x),
             unserved_kw=float(x[self.c_bal[0]] - x[self.c_bal[1]]), line_violation_kw=line_v,
-            voltage_violation_pu=vv, violated=slack_tot > 1e-6,
+            voltage_violation_pu=vv, violated=slack_tot > 1e-6, loss_iterations=loss_iterations,
         )
 
 
 def clear_dlmp(prices, quantities, sides, buses, feeder: Feeder, wholesale_price: float, p_load_kw=None,
-               q_load_kvar=None, *, solver: str = "highs", **market_kwargs) -> DlmpClearing:
+               q_load_kvar=None, *, solver: str = "highs", loss_iterations: int = 1, **market_kwargs) -> DlmpClearing:
     """One-shot DLMP clearing (builds a ``DlmpMarket``; use the class for repeated steps)."""
     m = DlmpMarket(feeder, buses, **market_kwargs)
-    return m.clear(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar, solver=solver)
+    return m.clear(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar, solver=solver,
+                   loss_iterations=loss_iterations)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..market.prosumer import Fleet
+from ..market.storage import Storage
 
-KINDS = ("pv_household", "dispatchable", "consumer", "flexible_load")
+KINDS = ("pv_household", "dispatchable", "consumer", "flexible_load", "pv_battery")
 
 
 def hours_of_day(horizon: int, dt_h: float, start_hour: float) -> np.ndarray:
@@ -47,11 +48,20 @@ class HouseholdMix:
     consumer:     demand 0.8-2.0 kW mean, no DER.
     flexible_load: like a consumer, but sheds demand it cannot buy in the market at a value of lost
                   load of 0.12-0.28 $/kWh (below retail): the price-elastic side of demand.
+    pv_battery:   a PV household with a battery of 5-13.5 kWh (a home battery's range), C/2 power
+                  both ways, 95 % one-way efficiencies (90 % round trip), SOC in [5 %, 95 %] of
+                  capacity starting uniformly inside, 0.02 $/kWh throughput degradation. Not in
+                  the default kinds; a mix that lists it has storage (``has_storage``) and every
+                  agent gets the 3-dim action (see ``p2penv.market.storage``).
     Noise: multiplicative lognormal demand noise (sigma 0.1) and one cloudiness factor per day.
     """
 
-    kinds: tuple[str, ...] = KINDS
+    kinds: tuple[str, ...] = KINDS[:4]
     demand_noise: float = 0.1
+
+    @property
+    def has_storage(self) -> bool:
+        return "pv_battery" in self.kinds
 
     def __call__(self, n: int, horizon: int, dt_h: float, start_hour: float, rng: np.random.Generator) -> Fleet:
         return self.batch(n, horizon, dt_h, start_hour, [rng]).env(0)
@@ -69,11 +79,14 @@ class HouseholdMix:
         kinds = np.array([self.kinds[i % len(self.kinds)] for i in range(n)])
         hours = hours_of_day(horizon, dt_h, start_hour)
         shape = residential_demand_shape(hours)[:, None]
-        draws = [(r.random((8, n)), r.standard_normal((horizon, n)), r.random()) for r in rngs]
+        # battery draws come after the others, so mixes without batteries keep their streams
+        draws = [(r.random((8, n)), r.standard_normal((horizon, n)), r.random(),
+                  r.random((2, n)) if self.has_storage else None) for r in rngs]
         u = np.stack([d[0] for d in draws], axis=1)  # (8, E, N): fixed layout => stable across code changes
         noise = np.exp(self.demand_noise * np.stack([d[1] for d in draws]))  # (E, T, N)
         cloud = 0.6 + 0.4 * np.array([d[2] for d in draws])[:, None, None]  # one cloudiness per day
-        pv, disp = kinds == "pv_household", kinds == "dispatchable"
+        bat = kinds == "pv_battery"
+        pv, disp = (kinds == "pv_household") | bat, kinds == "dispatchable"
         cons = (kinds == "consumer") | (kinds == "flexible_load")
         flex = kinds == "flexible_load"
 
@@ -92,6 +105,17 @@ class HouseholdMix:
         names = tuple(f"prosumer_{i}" for i in range(n))
         shed = np.where(flex, 0.12 + 0.16 * u[7], np.inf)
         bus = np.broadcast_to(np.arange(1, n + 1), ramp.shape).copy()
-        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, bus, names, shed)
+        storage = self._storage(bat, np.stack([d[3] for d in draws], axis=1)) if self.has_storage else None
+        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, bus, names, shed, storage)
         fleet.validate()
         return fleet
+
+    @staticmethod
+    def _storage(bat: np.ndarray, u: np.ndarray) -> Storage:
+        """Batteries of the ``pv_battery`` agents from draws ``u`` (2, E, N); others have none."""
+        cap = np.where(bat, 5.0 + 8.5 * u[0], 0.0)
+        power = 0.5 * cap
+        eta = np.ones_like(cap) * np.where(bat, 0.95, 1.0)
+        lo, hi = 0.05 * cap, 0.95 * cap
+        return Storage(cap, power, power.copy(), eta, eta.copy(), lo, hi, lo + u[1] * (hi - lo),
+                       np.where(bat, 0.02, 0.0) * np.ones_like(cap))

@@ -1,0 +1,135 @@
+"""Batteries: SOC dynamics, limits by construction, energy and budget balance, equivalence, errors."""
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2penv import auction_v0
+from p2penv.market.storage import Storage
+from p2penv.scenarios import HouseholdMix
+
+MIX = HouseholdMix(kinds=("pv_battery", "consumer", "dispatchable", "pv_battery", "flexible_load", "pv_household"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), mechanism=st.sampled_from(["uniform", "pay_as_bid"]),
+       unmatched=st.sampled_from(["backstop", "curtail"]))
+def test_soc_limits_energy_and_budget_balance(seed, mechanism, unmatched):
+    env = auction_v0.parallel_env(n_prosumers=6, generator=MIX, mechanism=mechanism, unmatched=unmatched,
+                                  max_cycles=12)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    stg = env.fleet.storage
+    soc = stg.soc0_kwh.copy()
+    dt = env.config.dt_h
+    while env.agents:
+        ctx = env.ctx
+        acts = {a: rng.uniform(-1.3, 1.3, 3) for a in env.agents}
+        _, rew, _, _, info = env.step(acts)
+        g = {k: np.array([info[a][k] for a in info]) for k in info["prosumer_0"] if k != "market"}
+        c, d = g["charge_kw"], g["discharge_kw"]
+        # limits hold by construction: power and SOC bounds, one direction at a time
+        assert np.all(c <= ctx.charge_max_kw + 1e-12) and np.all(d <= ctx.discharge_max_kw + 1e-12)
+        assert np.all(c * d == 0)
+        expected = soc + (stg.eta_charge * c - d / stg.eta_discharge) * dt
+        np.testing.assert_allclose(g["soc_kwh"], expected, atol=1e-9)
+        assert np.all(g["soc_kwh"] >= stg.soc_min_kwh - 1e-12) and np.all(g["soc_kwh"] <= stg.soc_max_kwh + 1e-12)
+        soc = g["soc_kwh"]
+        # agents without a battery never move energy through one; their storage action is reported
+        none = stg.capacity_kwh == 0
+        assert np.all(c[none] == 0) and np.all(d[none] == 0)
+        u = np.clip([acts[a][2] for a in info], -1, 1)
+        np.testing.assert_allclose(g["storage_ignored"][none], np.abs(u[none]))
+        # energy balance at each connection: DER out - demand - battery (+ shed demand) = market + backstop
+        net = (ctx.eta * g["dispatch_kw"] - ctx.demand_kw - (c - d)) * dt + g["shed_kwh"]
+        np.testing.assert_allclose(g["net_kwh"], net, atol=1e-9)
+        grid = g["side"] * g["matched_kwh"] + g["backstop_export_kwh"] - g["backstop_import_kwh"]
+        np.testing.assert_allclose(g["net_kwh"], grid, atol=1e-9)  # what the market and backstop moved
+        # the market balances and pays out what it takes in (strong budget balance for uniform)
+        sold = g["matched_kwh"][g["side"] > 0].sum()
+        bought = g["matched_kwh"][g["side"] < 0].sum()
+        assert abs(sold - bought) <= 1e-9 * (1 + sold)
+        m = info["prosumer_0"]["market"]
+        if mechanism == "uniform":
+            assert abs(m["operator_surplus"]) <= 1e-9 * (1 + abs(m["welfare"]))
+        else:
+            assert m["operator_surplus"] >= -1e-12
+        np.testing.assert_allclose(-g["market_cash"].sum(), m["operator_surplus"], atol=1e-9)
+        # degradation is part of the cost: 0.02 $/kWh of throughput for the mix's batteries
+        der = (ctx.cost_a * g["dispatch_kw"] * dt + ctx.cost_b) * g["dispatch_kw"] * dt
+        np.testing.assert_allclose(g["cost"], der + stg.degradation_cost * (c + d) * dt, atol=1e-12)
+
+
+def test_vector_env_with_storage_equals_single_env():
+    e, seed = 3, 7
+    vec = auction_v0.vector_env(e, n_prosumers=6, generator=MIX, max_cycles=5)
+    acts = np.random.default_rng(2).uniform(-1, 1, (10, e, 6, 3))
+    vec.reset(seed=seed)
+    rec = [vec.step(a) for a in acts]
+    for i in range(e):
+        env = auction_v0.parallel_env(n_prosumers=6, generator=MIX, max_cycles=5)
+        env.reset(seed=seed + i)
+        for k in range(10):
+            if not env.agents:
+                env.reset()
+            names = env.agents
+            _, rew, _, _, info = env.step({a: acts[k, i, j] for j, a in enumerate(names)})
+            np.testing.assert_array_equal([rew[a] for a in names], rec[k][1][i])
+            np.testing.assert_array_equal([info[a]["soc_kwh"] for a in names], rec[k][4]["soc_kwh"][i])
+
+
+def test_storage_observation_fields_decode():
+    env = auction_v0.parallel_env(n_prosumers=6, generator=MIX)
+    obs, _ = env.reset(seed=1)
+    stg, ctx = env.fleet.storage, env.ctx
+    o = np.stack([obs[a] for a in env.agents]).astype(np.float64)
+    assert o.shape == (6, 15)
+    bat = stg.capacity_kwh > 0
+    np.testing.assert_allclose(o[bat, 12], 2 * stg.soc0_kwh[bat] / stg.capacity_kwh[bat] - 1, atol=1e-6)
+    assert np.all(o[~bat, 12] == -1)
+    np.testing.assert_allclose(o[:, 13], np.minimum(ctx.charge_max_kw / 10, 1), atol=1e-6)
+    np.testing.assert_allclose(o[:, 14], np.minimum(ctx.discharge_max_kw / 10, 1), atol=1e-6)
+
+
+def test_default_mix_has_no_storage_and_keeps_its_two_dim_action():
+    env = auction_v0.parallel_env()
+    env.reset(seed=0)
+    assert env.action_space("prosumer_0").shape == (2,) and env.fleet.storage is None
+
+
+class _BadBattery:
+    """A generator whose first agent gets one battery parameter replaced."""
+
+    has_storage = True
+
+    def __init__(self, **bad):
+        self.bad = bad
+
+    def __call__(self, n, horizon, dt_h, start_hour, rng):
+        f = MIX(n, horizon, dt_h, start_hour, rng)
+        s = f.storage
+        changed = {k: np.where(np.arange(n) == 0, v, getattr(s, k)) for k, v in self.bad.items()}
+        return dataclasses.replace(f, storage=dataclasses.replace(s, **changed))
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (dict(capacity_kwh=-1.0), r"agent 'prosumer_0': storage capacity_kwh must be finite and >= 0 kWh, got -1.0"),
+    (dict(soc_max_kwh=99.0), r"agent 'prosumer_0': storage soc_max_kwh must be in \[soc_min_kwh, capacity_kwh\]"),
+    (dict(soc_min_kwh=-0.5), r"agent 'prosumer_0': storage soc_min_kwh must be in \[0, soc_max_kwh\]"),
+    (dict(soc0_kwh=1e6), r"agent 'prosumer_0': storage soc0_kwh must be in \[soc_min_kwh, soc_max_kwh\]"),
+    (dict(eta_charge=1.2), r"agent 'prosumer_0': storage eta_charge must be in \(0, 1\]"),
+    (dict(charge_kw=np.nan), r"agent 'prosumer_0': storage charge_kw must be finite"),
+])
+def test_bad_battery_parameters_name_agent_and_field(bad, msg):
+    env = auction_v0.parallel_env(n_prosumers=4, generator=_BadBattery(**bad))
+    with pytest.raises(ValueError, match=msg):
+        env.reset(seed=0)
+
+
+def test_storage_record_validation_names_env_in_a_batch():
+    s = Storage.none((2, 3))
+    s = dataclasses.replace(s, capacity_kwh=np.array([[0, 0, 0], [0, -2.0, 0]]))
+    with pytest.raises(ValueError, match=r"env 1, agent 'b': storage capacity_kwh"):
+        s.validate(("a", "b", "c"))
