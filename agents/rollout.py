@@ -48,7 +48,17 @@ class Assigned:
                 out.update({n: np.asarray(acts[k], dtype=np.float32) for k, n in enumerate(names)})
             else:
                 out.update({n: np.asarray(ag.act(obs[n]), dtype=np.float32) for n in names})
-        return out
+        return _pad_storage(env, out)
+
+
+def _pad_storage(env, actions: dict) -> dict:
+    """Agents written for the (price, dispatch) action leave a battery idle (storage component 0)
+    in scenarios whose action has the third, storage component."""
+    k = env.action_space(next(iter(actions))).shape[0] if actions else 2
+    if k == 2:
+        return actions
+    return {n: a if a.shape[0] == k else np.concatenate([a, np.zeros(k - a.shape[0], np.float32)])
+            for n, a in actions.items()}
 
 
 def assign(agents: Mapping[str, Any] | Any, default: Any = None) -> JointPolicy:

@@ -577,10 +577,8 @@ def vector_env_fn(module: str = "auction_v0", **kwargs) -> Callable[[int, int], 
     import importlib
 
     mod = importlib.import_module(f"p2penv.{module}")
-    kw = dict(kwargs)
 
     def make(num_envs: int, seed: int):
-        kw.setdefault("seed", seed)
-        return mod.vector_env(num_envs, **kw)
+        return mod.vector_env(num_envs, **{"seed": seed, **kwargs})
 
     return make

@@ -10,12 +10,11 @@ replays auction_v0 only.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+import p2penv
 
 from .checkpoints import CheckpointError, RowCheckpoint
 from .metrics import evaluate, summarise
@@ -26,23 +25,15 @@ METRICS = ("profit", "welfare", "nash_conv", "price")
 
 
 def scenario(name: str, seed: int):
-    """(env_fn, learners, n_sellers) of a versioned scenario name."""
-    if name == "auction_v0/sellers3-v0":
-        return seller_buyer_env_fn(3, 3, seed=seed), sellers(3), 3
-    if name == "auction_v0/household6-v0":
-        from p2penv import auction_v0
-
-        return (lambda: auction_v0.parallel_env(n_prosumers=6, seed=seed)), None, None
-    if name == "dlmp_v0/default-v0":
-        from p2penv import dlmp_v0  # type: ignore[attr-defined]
-
-        return (lambda: dlmp_v0.parallel_env(seed=seed)), None, None
-    raise ValueError(f"scenario: unknown {name!r}; known {available_scenarios()}")
+    """(env_fn, learners, n_sellers) of a registered scenario id (``p2penv.list_scenarios()``)."""
+    spec = p2penv.get_spec(name)
+    learners = None if spec.learners is None else list(spec.learners)
+    n_sellers = None if learners is None else len(learners)
+    return (lambda: p2penv.make(name, seed=seed)), learners, n_sellers
 
 
 def available_scenarios() -> tuple[str, ...]:
-    base = ("auction_v0/sellers3-v0", "auction_v0/household6-v0")
-    return base + (("dlmp_v0/default-v0",) if importlib.util.find_spec("p2penv.dlmp_v0") else ())
+    return tuple(p2penv.list_scenarios())
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ class DlmpConfig(MarketConfig):
                        point; default), "fixed" (at the fixed loads only, once) or "none" (lossless).
     audit_ac:          run a pandapower AC power flow on the realised injections every step (slow).
     lp_solver:         "highs" (warm-started highspy, default) or "linprog" (scipy, cold; benchmarks).
+    loss_iterations:   LP solves per step (``DlmpMarket.clear(loss_iterations=...)``): 1 (default) clears once
+                       with the losses linearised as ``loss_linearisation`` says; n > 1 re-linearises them at
+                       the cleared LinDistFlow point and re-solves, up to n solves (successive LP).
     """
 
     n_prosumers: int | None = None  # type: ignore[assignment]
@@ -45,6 +48,7 @@ class DlmpConfig(MarketConfig):
     loss_linearisation: str = "previous"
     audit_ac: bool = False
     lp_solver: str = "highs"
+    loss_iterations: int = 1
 
     def __post_init__(self) -> None:
         err = []
@@ -90,6 +94,9 @@ class DlmpConfig(MarketConfig):
             err.append(f"loss_linearisation: expected one of {LOSS_LINEARISATIONS}, got {self.loss_linearisation!r}")
         if self.lp_solver not in ("highs", "linprog"):
             err.append(f"lp_solver: expected 'highs' or 'linprog', got {self.lp_solver!r}")
+        if (isinstance(self.loss_iterations, bool) or not isinstance(self.loss_iterations, (int, np.integer))
+                or self.loss_iterations < 1):
+            err.append(f"loss_iterations: expected an integer >= 1, got {self.loss_iterations!r}")
         if self.nash_gap_in_infos:
             err.append("nash_gap_in_infos: not supported by dlmp_v0 (the DLMP LP clears one book at a time)")
         if err:

@@ -111,7 +111,7 @@ class DlmpCore(AuctionCore):
         lps = np.empty(self.num_envs, dtype=object)
         for e, m in enumerate(self.markets):
             lps[e] = m.clear(prices[e], quantities[e], sides[e], self.lam, self.p_fixed_kw, self.q_fixed_kvar,
-                             solver=cfg.lp_solver)
+                             solver=cfg.lp_solver, loss_iterations=cfg.loss_iterations)
         self.lps = lps
         self.last_loss_models = [m.loss_model for m in self.markets]  # what this step was cleared with
         return DlmpBatchClearing(

@@ -139,6 +139,7 @@ class Comparison:
     """DLMP ($/MWh) against AC-OPF lam_p ($/MWh) at every bus for one iteration budget."""
 
     case: str
+    loss_point: str            # ``clear(loss_point=...)``
     loss_iterations: int       # budget passed to ``clear``
     iterations_used: int
     dlmp: np.ndarray           # $/MWh
@@ -153,16 +154,17 @@ class Comparison:
     clearing: DlmpClearing
 
 
-def compare(case: AcCase, iterations=(1, 2, 3, 5), ac: AcOpfResult | None = None) -> list[Comparison]:
+def compare(case: AcCase, iterations=(1, 2, 3, 5), ac: AcOpfResult | None = None,
+            loss_point: str = "lindistflow") -> list[Comparison]:
     """Clear the case's book with each ``loss_iterations`` budget (fresh market each) and compare."""
     ac = run_acopf(case) if ac is None else ac
     out = []
     for n in iterations:
         m, book = to_market(case)
-        r = m.clear(**book, loss_iterations=n)
+        r = m.clear(**book, loss_iterations=n, loss_point=loss_point)
         dl = r.dlmp * 1000.0
         err = dl - ac.lam_p
         k = int(np.argmax(np.abs(err)))
-        out.append(Comparison(case.name, n, r.loss_iterations, dl, ac.lam_p, err, float(abs(err[k])), k,
+        out.append(Comparison(case.name, loss_point, n, r.loss_iterations, dl, ac.lam_p, err, float(abs(err[k])), k,
                               float(r.objective), ac.cost, r.matched.copy(), ac.der_kw, r))
     return out

@@ -40,10 +40,11 @@ from scipy.optimize import linprog
 
 from ..market.mechanisms.types import BUY, SELL, check_book
 from .feeder import Feeder
-from .lindistflow import LossModel, linearise_losses, loss_model_at
+from .lindistflow import LossModel, distflow, distflow_loss_model, linearise_losses, loss_model_at
 
 _INF = highspy.kHighsInf
 LOSS_ITERATION_TOL_KW = 1e-6  # successive LPs stop when no order column moves by more (kW)
+LOSS_POINTS = ("lindistflow", "distflow")
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,6 +200,7 @@ class DlmpMarket:
         self._rows_idx = np.arange(self.n_row, dtype=np.int32)
         self._col_lo_orders = np.maximum(self._col_lo[:2 * n + 1], -_INF)  # never changes
         self._loads_key = None
+        self._pf_off = None  # loss correction of the line flows (kW) after a loss_point="distflow" iteration
         self.set_loss_model(loss_model_at(feeder) if loss_model is None else loss_model)
         self._new_solver()
 
@@ -314,6 +316,7 @@ class DlmpMarket:
         self._row_hi[1 + nl:] = self._v_hi + c
         self._qf_all = f.path @ dq  # reactive flows and voltage terms are fixed with the loads
         self._vq_all = f.x_path @ dq
+        self._pf_off = None
         read_only = (p_load_kw is not None and q_load_kvar is not None and not p_load_kw.flags.writeable
                      and not q_load_kvar.flags.writeable)
         self._loads_key = (p_load_kw, q_load_kvar) if read_only else None
@@ -330,20 +333,32 @@ class DlmpMarket:
 
     # -- clearing -------------------------------------------------------------------------------
     def clear(self, prices, quantities, sides, wholesale_price: float, p_load_kw=None, q_load_kvar=None,
-              *, loss_model: LossModel | None = None, solver: str = "highs", loss_iterations: int = 1) -> DlmpClearing:
+              *, loss_model: LossModel | None = None, solver: str = "highs", loss_iterations: int = 1,
+              loss_point: str = "lindistflow") -> DlmpClearing:
         """Clear one step. ``solver``: 'highs' (warm-started highspy) or 'linprog' (scipy, cold).
 
         ``loss_iterations`` = n >= 1: successive linear programming on the losses. After each solve the
-        losses are re-linearised at the cleared LinDistFlow flows and voltages (``linearise_losses``)
-        and the LP re-solved (warm), at most n solves in all, stopping early once no order column moved
-        by more than ``LOSS_ITERATION_TOL_KW`` (1e-6 kW) since the previous solve: the last LP was then
-        linearised at its own dispatch. n = 1 is the single solve (losses at the given operating point).
+        losses are re-linearised at the cleared point and the LP re-solved (warm), at most n solves in
+        all, stopping early once no order column moved by more than ``LOSS_ITERATION_TOL_KW`` (1e-6 kW)
+        since the previous solve. n = 1 is the single solve with the given loss model (unchanged).
+        ``loss_point`` says what "the cleared point" is:
+
+        * ``"lindistflow"``: the LP's own LinDistFlow flows and voltages (``linearise_losses``); the
+          line and voltage rows stay lossless LinDistFlow;
+        * ``"distflow"``: the exact branch-flow (DistFlow = AC on a radial feeder) solution at the
+          cleared net loads: losses linearised exactly there (``distflow_loss_model``), and the line
+          and voltage rows shifted by the losses' effect at that point (flows carry the downstream
+          losses, voltages drop by them), so a converged LP meets its limits in AC. The shift moves
+          only row bounds; the sensitivities stay LinDistFlow's. It is undone by the next ``clear``.
+
         The market keeps the last loss model (``self.loss_model``); the result reports the solves used.
         """
         if isinstance(loss_iterations, bool) or not isinstance(loss_iterations, (int, np.integer)) or loss_iterations < 1:
             raise ValueError(f"loss_iterations: expected an integer >= 1, got {loss_iterations!r}")
         if solver not in ("highs", "linprog"):
             raise ValueError(f"solver: expected 'highs' or 'linprog', got {solver!r}")
+        if loss_point not in LOSS_POINTS:
+            raise ValueError(f"loss_point: expected one of {LOSS_POINTS}, got {loss_point!r}")
         if loss_model is not None:
             self.set_loss_model(loss_model)
         p, q, s, d, dq, lam = self._prepare(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar)
@@ -352,7 +367,12 @@ class DlmpMarket:
         r = self._result(x, y, p, s, d, dq, lam)
         n2 = 2 * self.n_orders
         for it in range(2, int(loss_iterations) + 1):
-            self.set_loss_model(linearise_losses(self.feeder, r.line_flows_kw, r.line_flows_kvar, r.voltages))
+            if loss_point == "lindistflow":
+                self.set_loss_model(linearise_losses(self.feeder, r.line_flows_kw, r.line_flows_kvar, r.voltages))
+            else:
+                st = distflow(self.feeder, r.net_load_kw, dq)
+                self.set_loss_model(distflow_loss_model(self.feeder, r.net_load_kw, dq, st))
+                self._shift_rows(d, dq, r.net_load_kw, st)
             lm = self.loss_model
             self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
             x_prev = x
@@ -361,6 +381,29 @@ class DlmpMarket:
             if np.max(np.abs(x[:n2] - x_prev[:n2])) < LOSS_ITERATION_TOL_KW:
                 break
         return r
+
+    def _shift_rows(self, d, dq, d_tot, st) -> None:
+        """Line and voltage rows (and the result's flows/voltages) with the DistFlow loss terms of the
+        point ``d_tot`` added as constants: P_l = path@d + dP_l, Q_l = path@dq + dQ_l, v = v_lin + dv."""
+        f, nl, half = self.feeder, self.rated.size, self.feeder.base_kva / 2.0
+        p_off = st.p_flow_kw - f.path @ d_tot
+        q_off = st.q_flow_kvar - f.path @ dq
+        v_lin = f.v_root**2 - 2.0 * (f.r_path @ d_tot + f.x_path @ dq) / f.base_kva
+        v_off = st.v**2 - v_lin
+        self._qf_all = f.path @ dq + q_off
+        self._vq_all = f.x_path @ dq - v_off * half
+        self._pf_off = p_off
+        if nl:
+            qf = self._qf_all[self.rated]
+            pf = self._path_r @ d + p_off[self.rated]
+            pmax = np.sqrt(np.maximum(f.line_limit_kva[self.rated] ** 2 - qf**2, 0.0))
+            self._row_lo[1:1 + nl] = -pmax - pf
+            self._row_hi[1:1 + nl] = pmax - pf
+        c = f.r_path[self.vrows] @ d + self._vq_all[self.vrows]
+        self._row_lo[1 + nl:] = self._v_lo + c
+        self._row_hi[1 + nl:] = self._v_hi + c
+        self._rows_dirty = True
+        self._loads_key = None  # the next clear recomputes the unshifted rows
 
     def _solve_highs(self):
         h = self._h
@@ -429,6 +472,8 @@ class DlmpMarket:
         voltage = y[1 + nl:] @ self._rpath_v
         dlmp = energy + loss + congestion + voltage
         pf, qf = f.path @ d, self._qf_all
+        if self._pf_off is not None:
+            pf = pf + self._pf_off
         v = np.sqrt(np.maximum(f.v_root**2 - 2.0 * (f.r_path @ d + self._vq_all) / f.base_kva, 0.0))
         loading = np.zeros(f.n_line)
         if nl:

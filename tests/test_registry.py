@@ -1,0 +1,71 @@
+"""The versioned scenario registry: every scenario builds, and its first steps are pinned."""
+import hashlib
+
+import numpy as np
+import pytest
+
+import p2penv
+from p2penv.registry import ScenarioSpec, register
+
+# sha256 prefix of the first observation, then 3 steps of observations and rewards under seeded
+# random actions (reset(seed=0), actions from default_rng(0)); rounded to 1e-6 (obs) and 1e-9 $
+# (rewards). A changed number here means the scenario changed: register a new version instead.
+PINNED = {
+    "auction_v0/household6-v0": "66849a8f39a57ae0",
+    "auction_v0/sellers3-v0": "4507637580bb7324",
+    "auction_v0/storage-community-v0": "2ba47611ebbbae04",
+    "auction_v0/storage-week-v0": "4176994b816e2814",
+    "dlmp_v0/congested-v0": "711e91cbb3d51ac9",
+    "dlmp_v0/default-v0": "00ce72ee774f813e",
+    "dlmp_v0/teaching4-v0": "a4c04a573c027c57",
+    "dlmp_v0/undervoltage-v0": "00ce72ee774f813e",
+}
+
+
+def fingerprint(env) -> str:
+    obs, _ = env.reset(seed=0)
+    k = env.action_space(env.agents[0]).shape[0]
+    rng = np.random.default_rng(0)
+    h = hashlib.sha256()
+    h.update(np.round(np.stack([obs[a] for a in env.agents]).astype(np.float64), 6).tobytes())
+    for _ in range(3):
+        acts = {a: rng.uniform(-1, 1, k) for a in env.agents}
+        obs, rew, *_ = env.step(acts)
+        h.update(np.round(np.stack([obs[a] for a in env.agents]).astype(np.float64), 6).tobytes())
+        h.update(np.round(np.array([rew[a] for a in env.agents]), 9).tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_every_scenario_is_pinned():
+    assert sorted(PINNED) == p2penv.list_scenarios()
+
+
+@pytest.mark.parametrize("scenario_id", sorted(PINNED))
+def test_scenario_first_steps_are_pinned(scenario_id):
+    assert fingerprint(p2penv.make(scenario_id)) == PINNED[scenario_id]
+
+
+@pytest.mark.parametrize("scenario_id", ["auction_v0/sellers3-v0", "auction_v0/storage-community-v0",
+                                         "dlmp_v0/teaching4-v0"])
+def test_make_vector_market_e_is_make_seeded_seed_plus_e(scenario_id):
+    vec = p2penv.make_vector(scenario_id, 3)
+    obs_v, _ = vec.reset(seed=4)
+    for e in range(3):
+        env = p2penv.make(scenario_id)
+        obs, _ = env.reset(seed=4 + e)
+        np.testing.assert_array_equal(np.stack([obs[a] for a in env.agents]), obs_v[e])
+
+
+def test_overrides_and_errors():
+    env = p2penv.make("auction_v0/household6-v0", max_cycles=5, mechanism="pay_as_bid")
+    assert env.max_cycles == 5 and env.config.mechanism == "pay_as_bid"
+    assert p2penv.get_spec("auction_v0/sellers3-v0").learners == ("prosumer_0", "prosumer_1", "prosumer_2")
+    assert set(p2penv.list_scenarios("dlmp_v0")) == {k for k in PINNED if k.startswith("dlmp_v0/")}
+    with pytest.raises(ValueError, match="unknown 'auction_v0/nope-v0'"):
+        p2penv.make("auction_v0/nope-v0")
+    with pytest.raises(ValueError, match="already registered; register a new version"):
+        register(p2penv.get_spec("auction_v0/sellers3-v0"))
+    with pytest.raises(ValueError, match="expected '<env>/<name>-v<N>'"):
+        ScenarioSpec("auction_v0/unversioned", "auction_v0", {}, "", "")
+    with pytest.raises(ValueError, match="unknown option"):
+        p2penv.make("auction_v0/household6-v0", n_agents=3)
