@@ -14,7 +14,8 @@ from p2penv import auction_v0  # noqa: E402
 from p2penv.market.prosumer import Fleet  # noqa: E402
 from p2penv.scenarios import profiles as P  # noqa: E402
 from p2penv.scenarios.community import ProfileCommunity, _community_shapes  # noqa: E402
-from p2penv.scenarios.tariffs import TouTariff, WholesaleModel, day_of_week, tou_retail_price, wholesale_price  # noqa: E402
+from p2penv.scenarios.tariffs import (TouTariff, WholesaleModel, day_of_week, tou_retail_price,  # noqa: E402
+                                      wholesale_price)
 
 CET = dt.timezone(dt.timedelta(hours=1))
 LAT, LON, ALT = 50.11, 8.68, 112.0  # Frankfurt am Main; solar noon ~12:25 CET in June

@@ -13,6 +13,10 @@ contain the maximiser (eps approximates the supremum of an open piece, to eps x 
 price candidate the dispatch enters through the order volume and the convex cost, and a dense grid
 plus bounded Brent refinement around the best cells solves that one-dimensional problem.
 
+With batteries (a 3-dim action) a deviation changes price and dispatch and holds the agent's
+battery power: SOC links the steps, so this is the *myopic* stage gap, not an equilibrium test of
+the dynamic game (whole-episode deviations would be needed for that).
+
 Every evaluation calls ``p2penv.market.pipeline.run_step`` on a batch of modified joint actions, so
 the diagnostics never re-implement clearing, settlement or rewards.
 
@@ -84,7 +88,7 @@ def best_response(
         u_disp = np.array([0.0])
     uu = np.stack(np.meshgrid(u_price, u_disp, indexing="ij"), axis=-1).reshape(-1, 2)
     batch = np.broadcast_to(joint, (uu.shape[0],) + joint.shape).copy()
-    batch[:, i, :] = uu
+    batch[:, i, :2] = uu  # with batteries the storage component is held (myopic gap)
     r = _rewards(batch, ctx, rules)[:, i].reshape(u_price.size, u_disp.size)
     # keep the current action as a candidate so a best response is never worse than staying put
     cur = float(_rewards(joint, ctx, rules)[i])
@@ -93,20 +97,27 @@ def best_response(
     for k in flat:
         j = int(np.argmax(r[k]))
         if r[k, j] > best_r:
-            best_a, best_r = np.array([u_price[k], u_disp[j]]), float(r[k, j])
+            best_a, best_r = _with(joint[i], u_price[k], u_disp[j]), float(r[k, j])
         if u_disp.size < 3:
             continue
         a_lo, a_hi = u_disp[max(j - 1, 0)], u_disp[min(j + 1, u_disp.size - 1)]
         trial = joint.copy()
 
         def neg(x, k=k):
-            trial[i] = (u_price[k], x)
+            trial[i, :2] = (u_price[k], x)
             return -float(_rewards(trial, ctx, rules)[i])
 
         res = minimize_scalar(neg, bounds=(a_lo, a_hi), method="bounded", options={"xatol": 1e-10})
         if -res.fun > best_r:
-            best_a, best_r = np.array([u_price[k], float(res.x)]), float(-res.fun)
+            best_a, best_r = _with(joint[i], u_price[k], float(res.x)), float(-res.fun)
     return best_a, best_r
+
+
+def _with(action: np.ndarray, u_price: float, u_dispatch: float) -> np.ndarray:
+    """``action`` with its (price, dispatch) replaced; a storage component is kept."""
+    a = np.clip(action, -1.0, 1.0)
+    a[:2] = (u_price, u_dispatch)
+    return a
 
 
 def action_grid(n_price: int = 21, n_dispatch: int = 11) -> np.ndarray:
@@ -125,8 +136,8 @@ def deviation_rewards(joint, ctx: StepContext, rules: MarketRules, grid: np.ndar
     n = joint.shape[0]
     pl = np.arange(n) if players is None else np.asarray(players, dtype=int)
     rows = np.arange(pl.size)
-    batch = np.broadcast_to(joint, (pl.size, grid.shape[0], n, 2)).copy()
-    batch[rows, :, pl, :] = grid[None, :, :]
+    batch = np.broadcast_to(joint, (pl.size, grid.shape[0]) + joint.shape).copy()
+    batch[rows, :, pl, :2] = grid[None, :, :]
     return run_step(batch, ctx, rules).settlement.reward[rows, :, pl]
 
 
@@ -167,7 +178,7 @@ def stage_nash_gap(
         r = dev[np.arange(pl.size), j]
         better = r > actual[pl]
         best_r[pl] = np.where(better, r, actual[pl])
-        best_a[pl[better]] = g[j[better]]
+        best_a[pl[better], :2] = g[j[better]]
     gains = np.maximum(best_r - actual, 0.0)
     return NashGap(actual, best_r, gains, float(gains.sum()), best_a, label)
 

@@ -237,7 +237,8 @@ def bdew_shape_kw(profile: str, times, dt_h: float | None = None) -> np.ndarray:
     if not dt > 0:
         raise ValueError(f"dt_h: must be > 0 hours, got {dt}")
     end = idx + pd.to_timedelta(dt, unit="h")
-    y0, y1 = int(idx.min().year), int((end.max() - pd.Timedelta(1, unit="ns")).year)  # an end at 1 Jan 00:00 needs no new year
+    # an end at exactly 1 January 00:00 needs no table of the new year
+    y0, y1 = int(idx.min().year), int((end.max() - pd.Timedelta(1, unit="ns")).year)
     cum = _bdew_cumulative(profile, y0, y1)
     origin = pd.Timestamp(year=y0, month=1, day=1)
     h0 = np.asarray((idx - origin) / pd.Timedelta(hours=1), dtype=float)
