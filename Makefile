@@ -12,11 +12,11 @@ $(BIN)/python:
 # torch first, pinned: on these machines 2.13.0 is a local CPU wheel; any other request pulls CUDA.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[train]"
+	$(BIN)/pip install --quiet -e ".[train,profiles]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[test,train]"
+	$(BIN)/pip install --quiet -e ".[test,train,profiles]"
 	touch $@
 
 demo: $(VENV)/.installed

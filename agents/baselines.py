@@ -106,9 +106,17 @@ def _truthful_batch(obs: np.ndarray, c: MarketConfig, markup: float, frac_cap: f
 def reservation_buy_price(ctx, config: MarketConfig) -> np.ndarray:
     """(N,) $/kWh the most each agent would pay for market energy: the retail tariff (its backstop)
     or, for a flexible load, its lower value of lost load."""
+    retail, _ = step_tariffs(ctx, config)
     if ctx.shed_value is None:
-        return np.full(ctx.demand_kw.shape, config.retail_tariff)
-    return np.minimum(ctx.shed_value, config.retail_tariff)
+        return np.full(ctx.demand_kw.shape, retail)
+    return np.minimum(ctx.shed_value, retail)
+
+
+def step_tariffs(ctx, config: MarketConfig) -> tuple[float, float]:
+    """(retail, feed-in) $/kWh of the step: the scenario's time-varying tariffs, else the config's."""
+    retail = config.retail_tariff if getattr(ctx, "retail_tariff", None) is None else ctx.retail_tariff
+    feed_in = config.feed_in_tariff if getattr(ctx, "feed_in_tariff", None) is None else ctx.feed_in_tariff
+    return retail, feed_in
 
 
 def competitive_joint_action(ctx, config: MarketConfig) -> tuple[np.ndarray, float]:
@@ -123,20 +131,21 @@ def competitive_joint_action(ctx, config: MarketConfig) -> tuple[np.ndarray, flo
     from p2penv.market.competitive import competitive_equilibrium
 
     dt = ctx.dt_h
+    retail, feed_in = step_tariffs(ctx, config)
     value = reservation_buy_price(ctx, config)
-    flex = value < config.retail_tariff  # flexible loads: demand curve steps at their lost value
+    flex = value < retail  # flexible loads: demand curve steps at their lost value
     out = competitive_equilibrium(
         ctx.cost_a, ctx.cost_b, ctx.lo_kw * dt, ctx.hi_kw * dt, ctx.eta,
         fixed_demand_kwh=float(ctx.demand_kw[~flex].sum() * dt),
         flex_kwh=ctx.demand_kw[flex] * dt, flex_value=value[flex],
-        retail_price=config.retail_tariff, feed_in_price=config.feed_in_tariff,
+        retail_price=retail, feed_in_price=feed_in,
     )
     p = out.energy_kwh / dt
     width = ctx.hi_kw - ctx.lo_kw
     u_disp = np.where(width > 0, 2.0 * (p - ctx.lo_kw) / np.where(width > 0, width, 1.0) - 1.0, -1.0)
     mc = (2.0 * ctx.cost_a * out.energy_kwh + ctx.cost_b) / ctx.eta
     selling = ctx.eta * p - ctx.demand_kw > 0
-    price = np.where(selling, np.maximum(mc, config.feed_in_tariff), value)
+    price = np.where(selling, np.maximum(mc, feed_in), value)
     span = config.price_cap - config.price_floor
     u_price = np.clip(2.0 * (price - config.price_floor) / span - 1.0, -1.0, 1.0)
     return np.stack([u_price, np.clip(u_disp, -1.0, 1.0)], axis=1).astype(np.float32), out.price

@@ -345,6 +345,9 @@ class _Trainer:
         self.done = int(ck["num_timesteps"]) if ck else 0
         self.updates = int(ck["updates"]) if ck else 0
         self.vec = vec = env_fn(cfg.num_envs, cfg.seed)
+        mode = getattr(vec, "autoreset_mode", None)
+        if mode is not None and getattr(mode, "value", mode) != "SameStep":
+            raise ValueError(f"vector env: autoreset_mode must be SAME_STEP (final obs in infos), got {mode}")
         self.E = vec.num_envs
         self.names = list(vec.possible_agents)
         self.N = len(self.names)
@@ -401,9 +404,8 @@ class _Trainer:
             c = (m.log_std.sum(-1) + 0.5 * _LOG_2PI * self.A)  # (G, 1)
             for t in range(cfg.n_steps):
                 t0 = pc()
-                ob = torch.from_numpy(obs)
-                self.b_obs[t].copy_(ob)
-                x = ob.transpose(0, 1)
+                self.b_obs[t].copy_(torch.from_numpy(obs))
+                x = self.b_obs[t].transpose(0, 1)  # (N, E, F) view, float32
                 st = self._state_t()
                 if st is not None:
                     self.b_state[t].copy_(st)
@@ -432,6 +434,9 @@ class _Trainer:
                           if self.S else None)
                     self.b_final[t].copy_(m.value(fo.transpose(0, 1), fs).transpose(0, 1))
                 if done.any():
+                    if "final_obs" not in infos:
+                        raise RuntimeError("vector env: an episode ended without infos['final_obs'] "
+                                           "(needs SAME_STEP autoreset)")
                     ret_sum += float(self.ep_ret[done].sum())
                     ret_n += int(done.sum())
                     self.ep_ret[done] = 0.0
@@ -439,7 +444,7 @@ class _Trainer:
                 self.env_s += t2 - t1
                 self.fwd_s += (t1 - t0) + (t3 - t2)
             t0 = pc()
-            ob = torch.from_numpy(obs)
+            ob = torch.from_numpy(np.asarray(obs, dtype=np.float32))
             self.last_val = m.value(ob.transpose(0, 1), self._state_t()).transpose(0, 1).clone()
             self.fwd_s += pc() - t0
         self.obs = obs

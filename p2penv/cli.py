@@ -1,6 +1,7 @@
 """Command line: ``p2penv train | evaluate | experiment NAME | bench``.
 
     p2penv train --algo ppo --mode shared --steps 20000 --seed 0 --out runs/ppo [--resume]
+    p2penv train --algo ppo --num-envs 256 [--critic central] --steps 2000000   # torch PPO on the vector env
     p2penv train --config run.json        # {"env": {...MarketConfig...}, "algo": ..., "train": {...}}
     p2penv evaluate runs/ppo --episodes 3
     p2penv experiment market_power --quick --out results/mp [--resume]
@@ -48,7 +49,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise UsageError(f"{path}: invalid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
 
 
-def _env_fn(env_opts: dict, sellers: int | None, seed: int):
+def _env_fn(env_opts: dict, sellers: int | None, seed: int, vector: bool = False):
     import importlib
 
     opts = dict(env_opts)
@@ -64,6 +65,8 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int):
 
         opts["generator"] = SellerBuyerMarket(sellers)
         opts.setdefault("n_prosumers", sellers + 3)
+    if vector:  # env_fn(num_envs, seed) of agents.vector_ppo
+        return lambda num_envs, seed: mod.vector_env(num_envs, **dict(opts, seed=seed))
     return lambda: mod.parallel_env(**opts)
 
 
@@ -100,7 +103,8 @@ def _load_spec(a) -> dict:
     if a.mechanism is not None:
         env["mechanism"] = a.mechanism
     train = dict(spec.get("train", {}))
-    for k, v in dict(total_steps=a.steps, checkpoint_every=a.checkpoint_every).items():
+    for k, v in dict(total_steps=a.steps, checkpoint_every=a.checkpoint_every, num_envs=getattr(a, "num_envs", None),
+                     critic=getattr(a, "critic", None)).items():
         if v is not None:
             train[k] = v
     if a.tensorboard:
@@ -141,6 +145,12 @@ def _trainer_config(spec: dict, where: str | Path):
             from agents.qlearning import QConfig
 
             return QConfig.from_dict(tr)
+        if "num_envs" in spec["train"]:  # torch PPO on the vector env (agents.vector_ppo)
+            if spec["algo"] != "ppo":
+                raise ValueError(f"num_envs: the vector-env trainer is PPO only, got algo {spec['algo']!r}")
+            from agents.vector_ppo import VectorPPOConfig
+
+            return VectorPPOConfig.from_dict(dict(spec["train"], mode=spec["mode"]))
         from agents.sb3_shared import SB3Config
 
         return SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
@@ -199,11 +209,17 @@ def cmd_train(a) -> int:
         res = q.train(out, resume=a.resume)
         print(f"qlearning: t={res.t} state={res.state_kind} converged={res.converged.tolist()} -> {out}")
         return 0
-    if spec["mode"] == "shared":
-        from agents.sb3_shared import train_shared as train
+    if "num_envs" in spec["train"]:  # every agent learns (sellers and buyers alike)
+        from agents.vector_ppo import train_vector_ppo
+
+        r = train_vector_ppo(_env_fn(spec["env"], spec["sellers"], spec["seed"], vector=True), cfg, out,
+                             resume=a.resume)
     else:
-        from agents.independent import train_independent as train
-    r = train(f, cfg, out, learners=learners, others=others, resume=a.resume)
+        if spec["mode"] == "shared":
+            from agents.sb3_shared import train_shared as train
+        else:
+            from agents.independent import train_independent as train
+        r = train(f, cfg, out, learners=learners, others=others, resume=a.resume)
     print(f"{spec['algo']}/{spec['mode']}: {r.num_timesteps} agent-steps, {r.steps_per_s:.0f} steps/s -> {out}")
     return 0
 
@@ -263,6 +279,16 @@ def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
         except Exception as e:  # noqa: BLE001
             raise UsageError(f"{ck}: cannot load ({type(e).__name__}: {e})") from None
         return q.policy(0), spec
+    if "num_envs" in spec["train"]:
+        from agents.vector_ppo import VectorPolicy
+
+        model = run_dir / "model.pt"
+        if not model.is_file():
+            raise UsageError(f"{model}: missing (written by p2penv train --num-envs)")
+        try:
+            return VectorPolicy.load(model).joint(), spec
+        except Exception as e:  # noqa: BLE001 - one line naming the file instead of a library traceback
+            raise UsageError(f"{model}: cannot load ({type(e).__name__}: {e})") from None
     if spec["mode"] == "independent":
         from agents.independent import IndependentPolicy
 
@@ -337,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-prosumers", type=int)
     t.add_argument("--mechanism")
     t.add_argument("--sellers", type=int, help="SellerBuyerMarket with this many learning sellers + 3 buyers")
+    t.add_argument("--num-envs", type=int, help="PPO on the batched vector env with this many markets "
+                   "(agents.vector_ppo; every agent learns)")
+    t.add_argument("--critic", choices=("local", "central"), help="with --num-envs: central = MAPPO critic on the "
+                   "global state")
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--tensorboard", action="store_true")
     t.add_argument("--progress", action="store_true")

@@ -8,6 +8,7 @@ accidental change fails a test instead of silently moving a published baseline. 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -81,7 +82,37 @@ def make_vector(scenario_id: str, num_envs: int, **overrides: Any):
     return _module(spec.env).vector_env(num_envs, **_options(spec, overrides))
 
 
+@dataclass(frozen=True)
+class ProfileGenerator:
+    """``p2penv.scenarios.community.ProfileCommunity(**options)``, built on first use, so the registry
+    imports without the ``profiles`` extra (pvlib, demandlib) and only these scenarios need it."""
+
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @functools.cached_property
+    def generator(self):
+        from .scenarios.community import ProfileCommunity  # ImportError names `pip install p2penv[profiles]`
+
+        return ProfileCommunity(**dict(self.options))
+
+    @property
+    def has_storage(self) -> bool:
+        return self.generator.has_storage
+
+    def __call__(self, *args):
+        return self.generator(*args)
+
+    def batch(self, *args):
+        return self.generator.batch(*args)
+
+    def prices(self, *args):
+        return self.generator.prices(*args)
+
+
 # -- the built-in scenarios (v0: the README's benchmark scenarios, storage, a week, the feeders) -----
+PROFILE_STORAGE_COMMUNITY = ProfileGenerator((("kinds", (
+    "pv_battery", "pv_household", "consumer", "pv_battery", "commercial", "flexible_load", "pv_battery", "pv_household",
+    "pv_battery", "consumer")),))
 STORAGE_COMMUNITY = HouseholdMix(kinds=("pv_battery", "pv_household", "consumer", "pv_battery", "pv_household",
                                         "flexible_load", "pv_battery", "consumer", "pv_battery", "dispatchable"))
 
@@ -111,6 +142,20 @@ for _spec in (
         "the storage community over a week at 1 h (168 steps; the same daily shapes, one cloudiness per "
         "episode, demand noise every hour)",
         "Do strategies that exploit SOC hold up over many daily cycles?"),
+    ScenarioSpec(
+        "auction_v0/profile-storage-community-v0", "auction_v0",
+        dict(n_prosumers=10, generator=PROFILE_STORAGE_COMMUNITY, max_cycles=24),
+        "10 agents near Frankfurt on a June Monday: PV from pvlib (clear sky x seeded clouds, 3-8 kWp), "
+        "BDEW H0/G0 loads from demandlib, 4 home batteries, a commercial load, a flexible load; "
+        "time-of-use retail tariff (0.18/0.26/0.38 $/kWh) and a wholesale-priced feed-in",
+        "Under real profiles and a time-of-use tariff, do batteries arbitrage the evening peak?",
+        extras=("profiles",)),
+    ScenarioSpec(
+        "auction_v0/profile-week-v0", "auction_v0",
+        dict(n_prosumers=10, generator=PROFILE_STORAGE_COMMUNITY, max_cycles=168),
+        "the profile storage community over a week at 1 h (Monday to Sunday: BDEW weekday/weekend loads, "
+        "daily cloudiness)", "Do learned storage strategies survive weekday/weekend and weather changes?",
+        extras=("profiles",)),
     ScenarioSpec("dlmp_v0/default-v0", "dlmp_v0", dict(scenario="ieee33-base", max_cycles=24),
                  "IEEE 33-bus feeder, full base load, 32 agents (one per load bus); prices separate by losses",
                  "How do loss-driven DLMP differences change bidding along the feeder?"),

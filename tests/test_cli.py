@@ -38,6 +38,23 @@ def test_independent_sac_cli(tmp_path):
     assert cli.main(["evaluate", str(out)]) == 0
 
 
+def test_vector_ppo_cli_train_resume_evaluate(tmp_path, capsys):
+    out = tmp_path / "vppo"
+    base = ["train", "--algo", "ppo", "--sellers", "2", "--num-envs", "4", "--critic", "central", "--out", str(out)]
+    assert cli.main(base + ["--steps", "480"]) == 0  # one rollout: 24 steps x 4 markets x 5 agents
+    spec = json.loads((out / "run.json").read_text())
+    assert spec["train"]["num_envs"] == 4 and spec["train"]["critic"] == "central"
+    assert cli.main(base + ["--steps", "960", "--resume"]) == 0
+    assert "ppo/shared: 960 agent-steps" in capsys.readouterr().out
+    assert (out / "progress.csv").read_text().count("\n") == 3  # header + 2 updates
+    assert cli.main(["evaluate", str(out)]) == 0
+    assert "nash_conv" in json.loads((out / "eval.json").read_text())
+    ind = tmp_path / "ind"
+    assert cli.main(["train", "--algo", "ppo", "--mode", "independent", "--n-prosumers", "3", "--num-envs", "2",
+                     "--steps", "144", "--out", str(ind)]) == 0
+    assert cli.main(["evaluate", str(ind)]) == 0
+
+
 def test_bad_config_key_is_named(tmp_path, capsys):
     conf = tmp_path / "bad.json"
     conf.write_text(json.dumps({"algorithm": "ppo"}))

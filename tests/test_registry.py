@@ -12,6 +12,8 @@ from p2penv.registry import ScenarioSpec, register
 # (rewards). A changed number here means the scenario changed: register a new version instead.
 PINNED = {
     "auction_v0/household6-v0": "66849a8f39a57ae0",
+    "auction_v0/profile-storage-community-v0": "2ba4cee4a9a67c61",
+    "auction_v0/profile-week-v0": "7ed93c868edf0d45",
     "auction_v0/sellers3-v0": "4507637580bb7324",
     "auction_v0/storage-community-v0": "2ba47611ebbbae04",
     "auction_v0/storage-week-v0": "4176994b816e2814",

@@ -147,3 +147,44 @@ def test_stage_gap_with_storage_is_myopic_and_holds_battery_power():
     assert gap.nash_conv >= 0 and np.all(gap.gains >= 0)
     grid_gap = env_nash_gap(env, acts, method="grid")
     assert np.all(grid_gap.best_actions[:, 2] == 0.5) and grid_gap.nash_conv <= gap.nash_conv + 1e-9
+
+
+def test_time_varying_tariffs_settle_each_step_at_its_price():
+    """A generator with ``prices()`` sets the backstop per step; dlmp_v0's substation follows wholesale."""
+    from p2penv import dlmp_v0
+    from p2penv.market.prices import PriceSeries
+
+    class TouMix(HouseholdMix):
+        def prices(self, horizon, dt_h, start_hour):
+            retail = np.where(np.arange(horizon) % 2 == 0, 0.20, 0.35)
+            return PriceSeries(retail, np.full(horizon, 0.04), np.linspace(0.05, 0.15, horizon))
+
+    env = auction_v0.parallel_env(n_prosumers=6, generator=TouMix(), max_cycles=6)
+    env.reset(seed=0)
+    t = 0
+    while env.agents:
+        ctx = env.ctx
+        assert ctx.retail_tariff == (0.20 if t % 2 == 0 else 0.35)
+        _, rew, _, _, info = env.step({a: np.zeros(2) for a in env.agents})
+        g = {k: np.array([info[a][k] for a in info]) for k in ("market_cash", "backstop_import_kwh",
+                                                               "backstop_export_kwh", "cost", "shed_kwh")}
+        lost = np.where(g["shed_kwh"] > 0, env.fleet.shed_values, 0.0) * g["shed_kwh"]
+        expect = g["market_cash"] + 0.04 * g["backstop_export_kwh"] - ctx.retail_tariff * g["backstop_import_kwh"]
+        np.testing.assert_allclose([rew[a] for a in info], expect - g["cost"] - lost, atol=1e-12)
+        t += 1
+    grid = dlmp_v0.parallel_env(scenario="teaching4", generator=TouMix(), max_cycles=3)
+    grid.reset(seed=0)
+    for t in range(3):
+        _, _, _, _, info = grid.step({a: np.zeros(2) for a in grid.agents})
+        assert info["prosumer_0"]["market"]["wholesale_price"] == pytest.approx(np.linspace(0.05, 0.15, 3)[t])
+
+
+def test_inconsistent_price_series_is_refused():
+    from p2penv.market.prices import PriceSeries
+
+    class Bad(HouseholdMix):
+        def prices(self, horizon, dt_h, start_hour):
+            return PriceSeries(np.full(horizon, 0.1), np.full(horizon, 0.2), np.full(horizon, 0.1))
+
+    with pytest.raises(ValueError, match=r"step 0: feed_in \(0.2\) must be <= retail \(0.1\)"):
+        auction_v0.parallel_env(generator=Bad()).reset(seed=0)

@@ -106,6 +106,9 @@ class AuctionCore:
         if (fleet.storage is not None) != self.has_storage:
             raise ValueError(f"generator: has_storage={self.has_storage} but the fleet it returned "
                              f"{'has' if fleet.storage is not None else 'has no'} storage parameters")
+        self.prices = gen.prices(horizon, cfg.dt_h, cfg.start_hour) if hasattr(gen, "prices") else None
+        if self.prices is not None:
+            self.prices.validate(horizon)
         self.fleet = fleet
         self.t = 0
         self.p_prev = fleet.p0_kw.copy()
@@ -128,12 +131,16 @@ class AuctionCore:
     def _context(self, t: int, lo, hi, viol) -> StepContext:
         """Context of step t (arrays (E, N)); the feasible interval depends on p_{t-1}."""
         f, dt = self.fleet, self.config.dt_h
+        retail = feed_in = None
+        if self.prices is not None:  # time-varying tariffs: the step's prices, and what buyers pay at most
+            retail, feed_in = float(self.prices.retail[t]), float(self.prices.feed_in[t])
+            self._buy_value_unit = self.price_to_unit(np.minimum(f.shed_values, retail))
         if self.storage is None:
             return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a,
-                               f.cost_b, dt, self._shed_value)
+                               f.cost_b, dt, self._shed_value, retail_tariff=retail, feed_in_tariff=feed_in)
         cmax, dmax = storage_interval(self.soc, self.storage, dt)
         return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
-                           dt, self._shed_value, cmax, dmax, self.storage.degradation_cost)
+                           dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in)
 
     def step(self, actions: np.ndarray) -> StepOutcome:
         """Clear and settle every market for validated float64 actions ``(E, N, 2)``."""
@@ -148,7 +155,9 @@ class AuctionCore:
         st, self.last_price = settle_markets_kernel(
             dispatch, qty, sides, clr.matched, clr.unit_price, battery, ctx.lo_kw, ctx.demand_kw, ctx.eta, ctx.cost_a,
             ctx.cost_b, ctx.shed_value, zero if ctx.degradation_cost is None else ctx.degradation_cost, ctx.dt_h,
-            rules.retail_tariff, rules.feed_in_tariff, rules.unmatched == "curtail", clr.clearing_price,
+            rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff,
+            rules.feed_in_tariff if ctx.feed_in_tariff is None else ctx.feed_in_tariff,
+            rules.unmatched == "curtail", clr.clearing_price,
             self.last_price)
         out = StepOutcome(price, dispatch, qty, sides, excess, clr, Settlement(*st),
                           None if self.storage is None else battery)

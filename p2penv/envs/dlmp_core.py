@@ -73,6 +73,10 @@ class DlmpCore(AuctionCore):
         self.networks: list[NetworkState] = []
         self.lps = None
 
+    def wholesale_price(self) -> float:
+        """lambda_0 of the current step ($/kWh): the scenario's series when tariffs vary, else the config's."""
+        return self.lam if self.prices is None else float(self.prices.wholesale[min(self.t, self.max_cycles - 1)])
+
     def _base_loss_model(self) -> LossModel:
         lossless = self.config.loss_linearisation == "none"
         return LossModel.lossless(self.feeder) if lossless else self.fixed_loss_model
@@ -98,7 +102,7 @@ class DlmpCore(AuctionCore):
             self.networks.append(self._realise(e, ctx.demand_kw[e] - f0.eta[e] * self.p_prev[e], base))
         self.lps = None
         self._next_loss_models()
-        lam = self.lam
+        lam = self.wholesale_price()
         rows = []
         for m in self.markets:  # before the first step: lambda_0 and its loss part at the reset point
             loss = lam * (m.loss_model.mlf - 1.0)
@@ -109,8 +113,9 @@ class DlmpCore(AuctionCore):
     def _clear(self, prices, quantities, sides) -> DlmpBatchClearing:
         cfg, root = self.config, self.feeder.root
         lps = np.empty(self.num_envs, dtype=object)
+        self.last_wholesale_price = lam = self.wholesale_price()
         for e, m in enumerate(self.markets):
-            lps[e] = m.clear(prices[e], quantities[e], sides[e], self.lam, self.p_fixed_kw, self.q_fixed_kvar,
+            lps[e] = m.clear(prices[e], quantities[e], sides[e], lam, self.p_fixed_kw, self.q_fixed_kvar,
                              solver=cfg.lp_solver, loss_iterations=cfg.loss_iterations)
         self.lps = lps
         self.last_loss_models = [m.loss_model for m in self.markets]  # what this step was cleared with
@@ -180,7 +185,7 @@ class DlmpCore(AuctionCore):
     def market_columns(self, out: StepOutcome) -> dict[str, np.ndarray]:
         cols = super().market_columns(out)
         lps = out.clearing.lp
-        cols["wholesale_price"] = np.full(len(lps), self.lam)
+        cols["wholesale_price"] = np.full(len(lps), self.last_wholesale_price)
         for k in ("substation_import_kw", "losses_kw", "unserved_kw"):
             cols[k] = np.array([getattr(lp, k) for lp in lps])
         cols["max_line_slack_kw"] = np.array([lp.line_violation_kw.max() for lp in lps])

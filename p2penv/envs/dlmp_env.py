@@ -139,7 +139,7 @@ class DlmpEnv(AuctionEnv):
         if lp is not None:
             dlmp = lp.dlmp
         else:  # before the first step: lambda_0 plus its loss part at the reset point
-            dlmp = self.core.lam * self.market.loss_model.mlf
+            dlmp = self.core.wholesale_price() * self.market.loss_model.mlf
         title = f"{self.metadata['name']} [{self.config.scenario}] step {self.t}"
         if self.render_mode == "rgb_array":
             if self._layout is None:

@@ -46,6 +46,8 @@ class StepContext:
     charge_max_kw: np.ndarray | None = None  # battery interval this step (None: no batteries)
     discharge_max_kw: np.ndarray | None = None
     degradation_cost: np.ndarray | None = None  # $/kWh of battery throughput
+    retail_tariff: float | None = None  # $/kWh of this step when tariffs vary (None: the rules')
+    feed_in_tariff: float | None = None
 
     @staticmethod
     def build(demand_kw, p_max_kw, p_prev_kw, ramp_kw, eta, cost_a, cost_b, dt_h, shed_value=None) -> "StepContext":
@@ -179,8 +181,8 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
         sides=sides,
         matched_kwh=clr.matched,
         unit_price=clr.unit_price,
-        retail_tariff=rules.retail_tariff,
-        feed_in_tariff=rules.feed_in_tariff,
+        retail_tariff=rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff,
+        feed_in_tariff=rules.feed_in_tariff if ctx.feed_in_tariff is None else ctx.feed_in_tariff,
         unmatched=rules.unmatched,
         shed_value=ctx.shed_value,
         battery_kw=battery,

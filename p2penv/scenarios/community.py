@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
+from ..market.prices import PriceSeries
+from .households import home_batteries
 import pandas as pd
 
 from ..market.prosumer import Fleet
@@ -25,7 +28,7 @@ from .profiles import (BDEW_PROFILES, CLEAR_SKY_MODELS, CLOUD_DAILY_A, CLOUD_DAI
                        PV_DERATE, bdew_shape_kw, cloud_factor, episode_days, pv_step_mean_kw_per_kwp)
 from .tariffs import TouTariff, WholesaleModel
 
-COMMUNITY_KINDS = ("pv_household", "consumer", "commercial", "flexible_load", "dispatchable")
+COMMUNITY_KINDS = ("pv_household", "consumer", "commercial", "flexible_load", "dispatchable", "pv_battery")
 DEFAULT_KINDS = ("pv_household", "consumer", "pv_household", "commercial", "pv_household", "flexible_load")
 
 
@@ -144,6 +147,17 @@ class ProfileCommunity:
         """
         return self.wholesale(self.civil_times(horizon, dt_h, start_hour, day), rng, float(dt_h))
 
+    @property
+    def has_storage(self) -> bool:
+        return "pv_battery" in self.kinds
+
+    def prices(self, horizon: int, dt_h: float, start_hour: float) -> PriceSeries:
+        """The environments' per-step tariffs: time-of-use retail for backstop imports, the
+        (noise-free) wholesale price for the substation and for backstop exports (capped at retail)."""
+        retail = self.retail_tariff(horizon, dt_h, start_hour)
+        wholesale = self.wholesale_price(horizon, dt_h, start_hour)
+        return PriceSeries(retail, np.minimum(wholesale, retail), wholesale)
+
     # ----------------------------------------------------------------------------- fleets
     def shapes(self, horizon: int, dt_h: float, start_hour: float) -> tuple[np.ndarray, np.ndarray]:
         """Cached read-only shapes for every window day: clear-sky PV ``(n_days, T, planes)`` kW/kWp
@@ -170,10 +184,13 @@ class ProfileCommunity:
             daily[e] = r.beta(self.cloud_daily_a, self.cloud_daily_b, days)
             r.standard_normal(out=eps[e])
             r.standard_normal(out=z[e])
+        # battery draws after all others, so communities without batteries keep their streams
+        u_bat = np.stack([r.random((2, n)) for r in rngs], axis=1) if self.has_storage else None
         u = u.transpose(1, 0, 2)  # (8, E, N)
         cloud = cloud_factor(daily, eps, dt_h, start_hour, sigma=self.cloud_sigma, tau_h=self.cloud_tau_h)  # (E, T)
 
-        pv, disp = kinds == "pv_household", kinds == "dispatchable"
+        bat = kinds == "pv_battery"  # a PV household with a home battery (households.home_batteries)
+        pv, disp = (kinds == "pv_household") | bat, kinds == "dispatchable"
         com, flex = kinds == "commercial", kinds == "flexible_load"
         h_lo, h_hi = self.household_kwh
         c_lo, c_hi = self.commercial_kwh
@@ -203,7 +220,8 @@ class ProfileCommunity:
         shed = np.where(flex, 0.12 + 0.16 * u[7], np.inf)
         bus = np.broadcast_to(np.arange(1, n + 1), ramp.shape).copy()
         fleet = Fleet(demand_kw=demand, p_max_kw=pmax, ramp_kw=ramp, eta=eta, cost_a=cost_a, cost_b=cost_b,
-                      p0_kw=p0, bus=bus, names=tuple(f"prosumer_{i}" for i in range(n)), shed_value=shed)
+                      p0_kw=p0, bus=bus, names=tuple(f"prosumer_{i}" for i in range(n)), shed_value=shed,
+                      storage=home_batteries(bat, u_bat) if self.has_storage else None)
         fleet.validate()
         return fleet
 
