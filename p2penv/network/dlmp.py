@@ -364,23 +364,33 @@ class DlmpMarket:
         p, q, s, d, dq, lam = self._prepare(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar)
         solve = self._solve_highs if solver == "highs" else self._solve_linprog
         x, y = solve()
-        r = self._result(x, y, p, s, d, dq, lam)
-        n2 = 2 * self.n_orders
-        for it in range(2, int(loss_iterations) + 1):
+        n2, it = 2 * self.n_orders, 1
+        while it < loss_iterations:
+            d_tot, pf, qf, v = self._point(x, d)
             if loss_point == "lindistflow":
-                self.set_loss_model(linearise_losses(self.feeder, r.line_flows_kw, r.line_flows_kvar, r.voltages))
+                self.set_loss_model(linearise_losses(self.feeder, pf, qf, v))
             else:
-                st = distflow(self.feeder, r.net_load_kw, dq)
-                self.set_loss_model(distflow_loss_model(self.feeder, r.net_load_kw, dq, st))
-                self._shift_rows(d, dq, r.net_load_kw, st)
+                st = distflow(self.feeder, d_tot, dq)
+                self.set_loss_model(distflow_loss_model(self.feeder, d_tot, dq, st))
+                self._shift_rows(d, dq, d_tot, st)
             lm = self.loss_model
             self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
             x_prev = x
             x, y = solve()
-            r = self._result(x, y, p, s, d, dq, lam, loss_iterations=it)
+            it += 1
             if np.max(np.abs(x[:n2] - x_prev[:n2])) < LOSS_ITERATION_TOL_KW:
                 break
-        return r
+        return self._result(x, y, p, s, d, dq, lam, loss_iterations=it)
+
+    def _point(self, x, d_fixed):
+        """Net loads, flows and voltages of a solution (as ``_result`` reports them)."""
+        f = self.feeder
+        d = d_fixed + np.bincount(self.buses, x[self.c_buy] - x[self.c_sell], minlength=f.n_bus)
+        pf = f.path @ d
+        if self._pf_off is not None:
+            pf = pf + self._pf_off
+        v = np.sqrt(np.maximum(f.v_root**2 - 2.0 * (f.r_path @ d + self._vq_all) / f.base_kva, 0.0))
+        return d, pf, self._qf_all, v
 
     def _shift_rows(self, d, dq, d_tot, st) -> None:
         """Line and voltage rows (and the result's flows/voltages) with the DistFlow loss terms of the

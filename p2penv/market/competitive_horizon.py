@@ -1,0 +1,194 @@
+"""Competitive benchmark over a whole episode: S1's welfare maximisation with storage and ramps.
+
+With batteries (and ramp limits) the steps are linked, so the per-step benchmark of
+``competitive.py`` is no longer the price-taking outcome. Over the horizon t = 0..T-1::
+
+    max  sum_t [ sum_k s_k f_tk - sum_i (a_i E_ti^2 + b_i E_ti) - sum_i g_i (c_ti + x_ti)
+                 - retail_t I_t + feed_in_t X_t ]
+    s.t. sum_i (eta_i E_ti - D_ti - c_ti + x_ti) + sum_k (D_tk - f_tk) ... see below
+
+with, per agent i: DER energy ``E_ti`` in [0, P_max,ti dt] and ramp ``|E_ti - E_t-1,i| <= R_i dt``
+(E_-1 = p0 dt); battery charge ``c`` and discharge ``x`` (kWh at the terminals) within the power
+limits, ``SOC_t+1 = SOC_t + eta_c c_t - x_t / eta_d`` inside [SOC_min, SOC_max] from SOC_0;
+a flexible load is served ``f_tk`` in [0, D_tk dt] and values it at ``s_k``; everyone else's demand
+is fixed. The community balance each step (kWh)::
+
+    sum_i eta_i E_ti + x_ti - c_ti - sum_i D^fixed_ti dt - sum_k f_tk + I_t - X_t = 0
+
+is priced by its multiplier ``lambda_t`` (the competitive price of step t), which lies in
+[feed_in_t, retail_t]. A convex QP (diagonal Hessian 2 a_i), solved by HiGHS. Because the battery
+only moves energy in time, each lambda_t is also what a price-taking battery sees: it charges in
+cheap steps and discharges in dear ones until the spread no longer pays for its losses and wear.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from .prosumer import Fleet
+from .storage import Storage
+
+
+@dataclass(frozen=True)
+class HorizonOutcome:
+    """Competitive schedule of one market over T steps: energies kWh (T, N), prices $/kWh (T,), money $."""
+
+    price: np.ndarray  # (T,) lambda_t
+    der_kwh: np.ndarray  # (T, N) DER energy E
+    charge_kwh: np.ndarray  # (T, N) at the battery terminals
+    discharge_kwh: np.ndarray  # (T, N)
+    soc_kwh: np.ndarray  # (T + 1, N), SOC_0 first
+    served_kwh: np.ndarray  # (T, N) flexible load served (0 for the others)
+    import_kwh: np.ndarray  # (T,)
+    export_kwh: np.ndarray  # (T,)
+    welfare: float  # $ over the horizon (the objective)
+
+
+def competitive_horizon(fleet: Fleet, dt_h: float, retail, feed_in) -> HorizonOutcome:
+    """Solve the episode's competitive benchmark for one market (``fleet`` arrays (T, N) / (N,)).
+
+    ``retail``, ``feed_in``: backstop tariffs, scalars or (T,) arrays ($/kWh).
+    """
+    if fleet.num_envs is not None:
+        raise ValueError("fleet: pass one market (fleet.env(e)), not a batch")
+    t_n, n = fleet.horizon, fleet.n
+    retail = np.broadcast_to(np.asarray(retail, dtype=float), (t_n,))
+    feed_in = np.broadcast_to(np.asarray(feed_in, dtype=float), (t_n,))
+    if np.any(feed_in > retail):
+        raise ValueError("tariffs: feed_in must be <= retail at every step")
+    st = fleet.storage if fleet.storage is not None else Storage.none((n,))
+    sv = fleet.shed_values
+    # A finite value of lost load makes the load a demand step (served at most D dt, valued at s);
+    # where s >= retail it is always served, exactly like a fixed load. Fixed demand's own value is a
+    # constant and is left out of the welfare.
+    flex = np.isfinite(sv)
+    dt = float(dt_h)
+
+    # Columns, each block (T, N) row-major: E, c, x, f, then SOC (T, N) for steps 1..T, then I, X (T,).
+    blocks = ("E", "c", "x", "f", "s")
+    off = {k: j * t_n * n for j, k in enumerate(blocks)}
+    o_i, o_x = 5 * t_n * n, 5 * t_n * n + t_n
+    n_col = o_x + t_n
+
+    def col(block: str, t, i):
+        return off[block] + np.asarray(t) * n + np.asarray(i)
+
+    tt, ii = np.meshgrid(np.arange(t_n), np.arange(n), indexing="ij")
+    tt, ii = tt.ravel(), ii.ravel()
+    cost = np.zeros(n_col)
+    lo = np.zeros(n_col)
+    hi = np.zeros(n_col)
+    hess = np.zeros(n_col)
+    e_hi = fleet.p_max_kw * dt
+    cost[col("E", tt, ii)] = fleet.cost_b[ii]
+    hess[col("E", tt, ii)] = 2.0 * fleet.cost_a[ii]
+    hi[col("E", tt, ii)] = e_hi.ravel()
+    for k, lim in (("c", st.charge_kw), ("x", st.discharge_kw)):
+        cost[col(k, tt, ii)] = st.degradation_cost[ii]
+        hi[col(k, tt, ii)] = (lim * dt)[ii]
+    # flexible loads: served f in [0, D dt] at value s (a negative cost); fixed loads are constants
+    d = fleet.demand_kw * dt
+    fl = flex[ii]
+    cost[col("f", tt, ii)] = np.where(fl, -np.where(np.isfinite(sv), sv, 0.0)[ii], 0.0)
+    hi[col("f", tt, ii)] = np.where(fl, d.ravel(), 0.0)
+    lo[col("s", tt, ii)] = st.soc_min_kwh[ii]
+    hi[col("s", tt, ii)] = st.soc_max_kwh[ii]
+    cost[o_i:o_i + t_n] = retail
+    cost[o_x:o_x + t_n] = -feed_in
+    hi[o_i:o_x + t_n] = np.inf
+
+    rows, cols, vals, rlo, rhi = [], [], [], [], []
+    r = 0
+    fixed = (d * ~flex[None, :]).sum(1)
+    for t in range(t_n):  # balance of step t
+        i = np.arange(n)
+        for k, coef in (("E", fleet.eta), ("x", np.ones(n)), ("c", -np.ones(n)), ("f", -np.ones(n))):
+            rows += [r] * n
+            cols += col(k, t, i).tolist()
+            vals += list(coef)
+        rows += [r, r]
+        cols += [o_i + t, o_x + t]
+        vals += [1.0, -1.0]
+        rlo.append(fixed[t])
+        rhi.append(fixed[t])
+        r += 1
+    for t in range(t_n):  # SOC dynamics: s_t+1 - s_t - eta_c c_t + x_t / eta_d = 0 (s_0 given)
+        for i in range(n):
+            rows += [r, r, r]
+            cols += [int(col("s", t, i)), int(col("c", t, i)), int(col("x", t, i))]
+            vals += [1.0, -st.eta_charge[i], 1.0 / st.eta_discharge[i]]
+            if t > 0:
+                rows.append(r)
+                cols.append(int(col("s", t - 1, i)))
+                vals.append(-1.0)
+                rlo.append(0.0)
+                rhi.append(0.0)
+            else:
+                rlo.append(st.soc0_kwh[i])
+                rhi.append(st.soc0_kwh[i])
+            r += 1
+    for t in range(t_n):  # ramps: |E_t - E_t-1| <= R dt  (E_-1 = p0 dt)
+        for i in range(n):
+            if not np.isfinite(fleet.ramp_kw[i]):
+                continue
+            rr = fleet.ramp_kw[i] * dt
+            rows.append(r)
+            cols.append(int(col("E", t, i)))
+            vals.append(1.0)
+            if t > 0:
+                rows.append(r)
+                cols.append(int(col("E", t - 1, i)))
+                vals.append(-1.0)
+                rlo.append(-rr)
+                rhi.append(rr)
+            else:
+                p0 = fleet.p0_kw[i] * dt
+                rlo.append(p0 - rr)
+                rhi.append(p0 + rr)
+            r += 1
+    a = sp.csc_matrix((vals, (rows, cols)), shape=(r, n_col))
+    inf = highspy.kHighsInf
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_col, r
+    lp.col_cost_ = cost
+    lp.col_lower_ = lo
+    lp.col_upper_ = np.where(np.isfinite(hi), hi, inf)
+    lp.row_lower_ = np.array(rlo)
+    lp.row_upper_ = np.array(rhi)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = a.indices.astype(np.int32)
+    lp.a_matrix_.value_ = a.data
+    from ..network.highs import new_highs
+
+    h = new_highs()
+    for opt in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+        h.setOptionValue(opt, 1e-10)  # prices are compared to $1e-9/kWh in the tests
+    # the QP solver's default 1e-7 regularisation shifts prices by ~1e-6 $/kWh; the Hessian on the
+    # DER columns is positive and the other columns make an LP, which needs none
+    h.setOptionValue("qp_regularization_value", 0.0)
+    h.passModel(lp)
+    q = np.flatnonzero(hess)
+    h.passHessian(n_col, q.size, highspy.HessianFormat.kTriangular, np.append(np.searchsorted(q, np.arange(n_col)),
+                                                                              q.size).astype(np.int32)[:n_col + 1],
+                  q.astype(np.int32), hess[q])
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise RuntimeError(f"competitive_horizon: HiGHS status {h.modelStatusToString(h.getModelStatus())}")
+    sol = h.getSolution()
+    x = np.asarray(sol.col_value)
+    y = np.asarray(sol.row_dual)
+
+    def block(k):
+        return x[off[k]:off[k] + t_n * n].reshape(t_n, n)
+
+    soc = np.vstack([st.soc0_kwh[None, :], block("s")])
+    # HiGHS's row dual is d(min cost)/d(row bound); the balance bound is the fixed demand, so the
+    # dual is the marginal cost of serving one more kWh: the competitive price.
+    price = y[:t_n]
+    welfare = -float(cost @ x + 0.5 * hess @ (x * x))
+    return HorizonOutcome(price, block("E"), block("c"), block("x"), soc, block("f"), x[o_i:o_i + t_n],
+                          x[o_x:o_x + t_n], welfare)

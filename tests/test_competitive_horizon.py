@@ -1,0 +1,73 @@
+"""The episode-level competitive benchmark (S1 over the horizon, with batteries and ramps)."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from p2penv.market.competitive import competitive_equilibrium
+from p2penv.market.competitive_horizon import competitive_horizon
+from p2penv.market.prosumer import Fleet
+from p2penv.market.storage import Storage
+from p2penv.scenarios import HouseholdMix
+
+
+def test_without_links_between_steps_it_is_the_per_step_equilibrium():
+    """No batteries and no binding ramps: the horizon problem separates into S1 per step."""
+    fleet = HouseholdMix()(6, 24, 1.0, 0.0, np.random.default_rng(3))
+    fleet = dataclasses.replace(fleet, ramp_kw=np.full(6, np.inf))
+    out = competitive_horizon(fleet, 1.0, 0.30, 0.05)
+    total = 0.0
+    for t in range(24):
+        flex = np.isfinite(fleet.shed_values)
+        eq = competitive_equilibrium(fleet.cost_a, fleet.cost_b, 0.0, fleet.p_max_kw[t], fleet.eta,
+                                     fixed_demand_kwh=float(fleet.demand_kw[t, ~flex].sum()),
+                                     flex_kwh=fleet.demand_kw[t, flex], flex_value=fleet.shed_values[flex],
+                                     retail_price=0.30, feed_in_price=0.05)
+        assert out.price[t] == pytest.approx(eq.price, abs=1e-6)
+        np.testing.assert_allclose(out.der_kwh[t], eq.energy_kwh, atol=1e-5)
+        total += eq.welfare
+    assert out.welfare == pytest.approx(total, abs=1e-6)
+
+
+def _one_battery(retail, eta=0.9, deg=0.01, cap=10.0, power=4.0):
+    t = len(retail)
+    z = np.zeros((t, 2))
+    st = Storage(np.array([cap, 0.0]), np.array([power, 0.0]), np.array([power, 0.0]), np.array([eta, 1.0]),
+                 np.array([eta, 1.0]), np.zeros(2), np.array([cap, 0.0]), np.zeros(2), np.array([deg, 0.0]))
+    demand = z.copy()
+    demand[:, 1] = 5.0  # a fixed 5 kW load next door
+    return Fleet(demand, z, np.full(2, np.inf), np.ones(2), np.full(2, 0.01), np.zeros(2), np.zeros(2),
+                 np.arange(1, 3), ("battery", "load"), None, st)
+
+
+def test_battery_arbitrage_matches_the_hand_calculation():
+    """Retail 0.10 then 0.30 $/kWh, feed-in 0: the battery charges 4 kWh (its power limit) from the grid
+    and discharges eta^2 * 4 = 3.24 kWh into the neighbour's load, saving 0.30 x 3.24 - 0.10 x 4
+    - 0.01 x (4 + 3.24) = 0.5 $; the price is the retail tariff at both steps."""
+    out = competitive_horizon(_one_battery([0.10, 0.30]), 1.0, np.array([0.10, 0.30]), 0.0)
+    assert out.charge_kwh[0, 0] == pytest.approx(4.0, abs=1e-6)
+    assert out.discharge_kwh[1, 0] == pytest.approx(3.24, abs=1e-6)
+    np.testing.assert_allclose(out.soc_kwh[:, 0], [0.0, 3.6, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out.price, [0.10, 0.30], atol=1e-9)
+    no_battery = -(0.10 + 0.30) * 5.0
+    assert out.welfare - no_battery == pytest.approx(0.30 * 3.24 - 0.10 * 4.0 - 0.01 * 7.24, abs=1e-6)
+
+
+def test_battery_stays_idle_when_the_spread_does_not_pay_for_losses():
+    """0.20 -> 0.24 $/kWh with 81 % round trip: 0.24 x 0.81 < 0.20, so arbitrage loses money."""
+    out = competitive_horizon(_one_battery([0.20, 0.24]), 1.0, np.array([0.20, 0.24]), 0.0)
+    assert np.all(out.charge_kwh < 1e-7) and np.all(out.discharge_kwh < 1e-7)
+
+
+def test_storage_community_schedule_is_feasible():
+    fleet = HouseholdMix(kinds=("pv_battery", "consumer", "dispatchable", "pv_battery", "flexible_load"))(
+        5, 24, 1.0, 0.0, np.random.default_rng(0))
+    out = competitive_horizon(fleet, 1.0, 0.30, 0.05)
+    st = fleet.storage
+    assert np.all(out.soc_kwh >= st.soc_min_kwh - 1e-7) and np.all(out.soc_kwh <= st.soc_max_kwh + 1e-7)
+    e = np.vstack([fleet.p0_kw[None], out.der_kwh])
+    assert np.all(np.abs(np.diff(e, axis=0)) <= fleet.ramp_kw + 1e-6)  # ramps over the whole horizon
+    assert np.all((out.price >= 0.05 - 1e-9) & (out.price <= 0.30 + 1e-9))
+    bal = (fleet.eta * out.der_kwh + out.discharge_kwh - out.charge_kwh).sum(1) + out.import_kwh - out.export_kwh
+    flex = np.isfinite(fleet.shed_values)
+    np.testing.assert_allclose(bal, fleet.demand_kw[:, ~flex].sum(1) + out.served_kwh[:, flex].sum(1), atol=1e-6)
