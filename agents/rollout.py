@@ -69,13 +69,45 @@ def assign(agents: Mapping[str, Any] | Any, default: Any = None) -> JointPolicy:
 
 
 class CompetitivePolicy:
-    """Privileged competitive benchmark (``agents.baselines.competitive_joint_action``) as a policy."""
+    """Privileged competitive benchmark as a policy: per step (``agents.baselines.competitive_joint_action``)
+    without batteries; with batteries the episode schedule of ``p2penv.market.competitive_horizon``
+    (computed at the first step of each episode), bidding true reservation values."""
+
+    def __init__(self):
+        self._schedule = None
+
+    def reset(self) -> None:
+        self._schedule = None
 
     def __call__(self, env, obs: dict) -> dict:
         from .baselines import competitive_joint_action
 
-        acts, _ = competitive_joint_action(env.ctx, env.config)
-        return {a: acts[i] for i, a in enumerate(env.agents)}
+        if env.fleet.storage is None:
+            acts, _ = competitive_joint_action(env.ctx, env.config)
+            return {a: acts[i] for i, a in enumerate(env.agents)}
+        return self._from_schedule(env)
+
+    def _from_schedule(self, env) -> dict:
+        from p2penv.market.competitive_horizon import competitive_horizon
+
+        from .baselines import competitive_joint_action
+
+        cfg, ctx, t = env.config, env.ctx, env.t
+        if self._schedule is None or t == 0:
+            prices = env.core.prices
+            retail = cfg.retail_tariff if prices is None else prices.retail
+            feed_in = cfg.feed_in_tariff if prices is None else prices.feed_in
+            self._schedule = competitive_horizon(env.fleet, cfg.dt_h, retail, feed_in)
+        s = self._schedule
+        acts, _ = competitive_joint_action(ctx, cfg)  # truthful prices at the step's interval
+        dt = cfg.dt_h
+        p = s.der_kwh[t] / dt
+        width = ctx.hi_kw - ctx.lo_kw
+        u_disp = np.where(width > 0, 2.0 * (p - ctx.lo_kw) / np.where(width > 0, width, 1.0) - 1.0, -1.0)
+        c, x = s.charge_kwh[t] / dt, s.discharge_kwh[t] / dt
+        u_bat = np.where(c > 0, c / np.maximum(ctx.charge_max_kw, 1e-12), -x / np.maximum(ctx.discharge_max_kw, 1e-12))
+        out = np.column_stack([acts[:, 0], np.clip(u_disp, -1, 1), np.clip(u_bat, -1, 1)]).astype(np.float32)
+        return {a: out[i] for i, a in enumerate(env.agents)}
 
 
 @dataclass(frozen=True)

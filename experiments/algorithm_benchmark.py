@@ -20,7 +20,7 @@ from .checkpoints import CheckpointError, RowCheckpoint
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 
-METHODS = ("random", "truthful", "ppo_shared", "ppo_independent", "qlearning")
+METHODS = ("random", "truthful", "competitive", "ppo_shared", "ppo_independent", "qlearning")
 METRICS = ("profit", "welfare", "nash_conv", "price")
 
 
@@ -33,13 +33,14 @@ def scenario(name: str, seed: int):
 
 
 def available_scenarios() -> tuple[str, ...]:
-    return tuple(p2penv.list_scenarios())
+    """The README's three benchmark scenarios (every registered one: ``experiments.scenario_baselines``)."""
+    return ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "dlmp_v0/default-v0")
 
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
     scenarios: tuple[str, ...] = ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "dlmp_v0/default-v0")
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = ("random", "truthful", "ppo_shared", "ppo_independent", "qlearning")
     seeds: tuple[int, ...] = (0, 1, 2)
     ppo_steps: int = 20_000
     q_steps: int = 40_000
@@ -69,6 +70,10 @@ def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
         return Assigned({a: RandomAgent(seed) for a in names}, default=truth)
     if method == "truthful":
         return Assigned(truth)
+    if method == "competitive":
+        from agents.rollout import CompetitivePolicy
+
+        return CompetitivePolicy()
     sb = SB3Config(total_steps=cfg.ppo_steps, seed=seed, n_steps=48)
     if method == "ppo_shared":
         r = train_shared(f, sb, learners=learners, others=truth)

@@ -71,3 +71,13 @@ def test_storage_community_schedule_is_feasible():
     bal = (fleet.eta * out.der_kwh + out.discharge_kwh - out.charge_kwh).sum(1) + out.import_kwh - out.export_kwh
     flex = np.isfinite(fleet.shed_values)
     np.testing.assert_allclose(bal, fleet.demand_kw[:, ~flex].sum(1) + out.served_kwh[:, flex].sum(1), atol=1e-6)
+
+
+def test_a_qp_solve_does_not_break_later_dlmp_solves():
+    """HiGHS's thread scheduler is global: every instance is built single-threaded (network.highs)."""
+    from p2penv import dlmp_v0
+
+    competitive_horizon(_one_battery([0.10, 0.30]), 1.0, np.array([0.10, 0.30]), 0.0)
+    env = dlmp_v0.parallel_env(scenario="teaching4")
+    env.reset(seed=0)
+    env.step({a: np.zeros(2) for a in env.agents})  # used to fail: HiGHS status "Not Set"

@@ -1,4 +1,4 @@
-"""A silent HiGHS instance: the constructor prints a licence banner on the C-level stdout, which
+"""A silent, single-threaded HiGHS instance: the constructor prints a licence banner on the C-level stdout, which
 would land in the middle of every demo table and CLI output, so it is sent to /dev/null."""
 from __future__ import annotations
 
@@ -21,4 +21,8 @@ def new_highs() -> highspy.Highs:
         os.close(saved)
         os.close(devnull)
     h.setOptionValue("output_flag", False)
+    # HiGHS's thread scheduler is process-global: the first run fixes its size, and any later
+    # instance asking for another size fails with status "Not Set". Every model here is small, so
+    # all instances use one thread.
+    h.setOptionValue("threads", 1)
     return h
