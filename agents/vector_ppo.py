@@ -24,7 +24,15 @@ Outputs in ``out_dir``: ``model.pt`` (network and optimizer state dicts, config,
 state; written atomically every ``checkpoint_every`` agent-steps and at the end), ``progress.csv``
 (one row per update) and, with ``tensorboard=True``, scalars under ``tb/``. ``resume=True`` continues
 from ``model.pt``; the envs restart from a fresh episode seeded ``seed + num_timesteps``, so a resumed
-run is deterministic but not bit-identical to an uninterrupted one.
+run is deterministic but not bit-identical to an uninterrupted one. ``progress.csv`` columns: agent-steps,
+updates, mean episode return per agent ($, episodes ended in the rollout), mean clearing price ($/kWh),
+mean welfare per market step ($), PPO statistics, and cumulative seconds of this call (wall, env
+stepping, rollout forward, update).
+
+Speed (2-core CPU, E = 256, N = 10, defaults, one rollout = 61,440 agent-steps): 110k-130k agent-steps/s
+end to end with both cores free, 85k-95k with ``torch_threads=1``; the PPO update is ~85 % of it, env
+stepping ~3 %. Torch's OpenMP threads on every core are fragile when another process holds a core
+(5-10x slower then): pass ``torch_threads=1`` on a shared machine.
 """
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ class AuctionCore:
                            dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in)
 
     def step(self, actions: np.ndarray) -> StepOutcome:
-        """Clear and settle every market for validated float64 actions ``(E, N, 2)``."""
+        """Clear and settle every market for validated float64 actions ``(E, N, action_dim)``."""
         ctx, rules, cfg = self.ctx, self.rules, self.config
         zero = self._no_battery
         cmax = zero if ctx.charge_max_kw is None else ctx.charge_max_kw
