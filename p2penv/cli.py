@@ -53,6 +53,21 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int, vector: bool = False
     import importlib
 
     opts = dict(env_opts)
+    scenario_id = opts.pop("scenario_id", None)
+    if scenario_id is not None:  # a registered, versioned scenario (p2penv.list_scenarios())
+        import p2penv
+
+        try:
+            spec = p2penv.get_spec(scenario_id)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if sellers:
+            raise UsageError("sellers: give either --scenario or --sellers")
+        opts.pop("name", None)
+        opts.setdefault("seed", seed)
+        if vector:
+            return lambda num_envs, seed: p2penv.make_vector(scenario_id, num_envs, **dict(opts, seed=seed))
+        return lambda: p2penv.make(scenario_id, **opts)
     name = opts.pop("name", "auction_v0")
     if name not in ENVS:
         raise UsageError(f"env: unknown {name!r}; known {ENVS}")
@@ -98,6 +113,8 @@ def _load_spec(a) -> dict:
     env = dict(spec.get("env", {}))
     if getattr(a, "env", None) is not None:
         env["name"] = a.env
+    if getattr(a, "scenario", None) is not None:
+        env["scenario_id"] = a.scenario
     if a.n_prosumers is not None:
         env["n_prosumers"] = a.n_prosumers
     if a.mechanism is not None:
@@ -355,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train learners (PPO/SAC shared or independent, Q-learning)")
     t.add_argument("--config", help="JSON file: {env, algo, mode, sellers, seed, train}")
+    t.add_argument("--scenario", metavar="ID", help="a registered scenario, e.g. auction_v0/storage-community-v0 "
+                   "(p2penv.list_scenarios())")
     t.add_argument("--env", choices=ENVS, help="environment (default auction_v0; also settable in --config env.name)")
     t.add_argument("--algo", choices=("ppo", "sac", "qlearning"))
     t.add_argument("--mode", choices=("shared", "independent"))

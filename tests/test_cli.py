@@ -55,6 +55,18 @@ def test_vector_ppo_cli_train_resume_evaluate(tmp_path, capsys):
     assert cli.main(["evaluate", str(ind)]) == 0
 
 
+def test_train_and_evaluate_a_registered_storage_scenario(tmp_path, capsys):
+    out = tmp_path / "storage"
+    assert cli.main(["train", "--scenario", "auction_v0/storage-community-v0", "--algo", "ppo", "--num-envs", "2",
+                     "--steps", "480", "--out", str(out)]) == 0
+    spec = json.loads((out / "run.json").read_text())
+    assert spec["env"]["scenario_id"] == "auction_v0/storage-community-v0"
+    assert cli.main(["evaluate", str(out)]) == 0
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--scenario", "auction_v0/nope-v0", "--out", str(tmp_path / "bad")])
+    assert e.value.code == 2 and "unknown 'auction_v0/nope-v0'" in capsys.readouterr().err
+
+
 def test_bad_config_key_is_named(tmp_path, capsys):
     conf = tmp_path / "bad.json"
     conf.write_text(json.dumps({"algorithm": "ppo"}))
