@@ -73,11 +73,9 @@ def test_storage_community_schedule_is_feasible():
     np.testing.assert_allclose(bal, fleet.demand_kw[:, ~flex].sum(1) + out.served_kwh[:, flex].sum(1), atol=1e-6)
 
 
-def test_a_qp_solve_does_not_break_later_dlmp_solves():
-    """HiGHS's thread scheduler is global: every instance is built single-threaded (network.highs)."""
-    from p2penv import dlmp_v0
+def test_every_highs_instance_is_single_threaded():
+    """HiGHS's thread scheduler is process-global: an instance asking for another thread count than
+    the first run used fails with status "Not Set" (it broke DLMP solves after a 2-thread QP)."""
+    from p2penv.network.highs import new_highs
 
-    competitive_horizon(_one_battery([0.10, 0.30]), 1.0, np.array([0.10, 0.30]), 0.0)
-    env = dlmp_v0.parallel_env(scenario="teaching4")
-    env.reset(seed=0)
-    env.step({a: np.zeros(2) for a in env.agents})  # used to fail: HiGHS status "Not Set"
+    assert new_highs().getOptionValue("threads")[1] == 1
