@@ -167,5 +167,24 @@ for _spec in (
                  "How do voltage limits price the feeder's far end?"),
     ScenarioSpec("dlmp_v0/teaching4-v0", "dlmp_v0", dict(scenario="teaching4", max_cycles=24),
                  "4-bus hand-check feeder, 2 agents", "A case small enough to check every DLMP by hand."),
+    # resilience (S11): docs/resilience.md
+    ScenarioSpec("dlmp_v0/outage-line7-v0", "dlmp_v0", dict(scenario="ieee33-outage-line7", max_cycles=24),
+                 "33-bus, line 7->8 out and tie 11-21 closed (buses 8..17 re-fed from the 18..21 lateral), "
+                 "full base load, 32 agents",
+                 "How does a reconfiguration after a line outage move DLMPs and who gains from it?"),
+    ScenarioSpec("dlmp_v0/island-v0", "dlmp_v0",
+                 dict(scenario="ieee33-island", import_limit_kw=0.0, export_limit_kw=0.0, penalty=10.0,
+                      unmatched="curtail", max_cycles=24),
+                 "33-bus islanded: substation import/export 0, 37 kW critical fixed load, 32 default households "
+                 "(PV, gensets, consumers, flexible loads); unserved load priced at 10 $/kWh (VoLL)",
+                 "Can an islanded community balance itself, and what do scarcity prices do to its sellers?"),
+    ScenarioSpec("dlmp_v0/voltage-stress-v0", "dlmp_v0",
+                 dict(scenario="ieee33-voltage-stress", generator=HouseholdMix(kinds=(
+                     "pv_household", "pv_household", "pv_household", "consumer")),
+                      agent_buses=tuple((17, 16, 15, 14, 13, 12, 32, 31, 30, 29, 28)[i % 11] for i in range(32)),
+                      unmatched="curtail", max_cycles=24),
+                 "33-bus without fixed load, 32 PV-heavy households at the two feeder ends, limits 0.999/1.001 "
+                 "p.u.: noon PV overvoltage (exports curtailed) and evening undervoltage",
+                 "How do voltage limits on both sides price PV at noon and load in the evening?"),
 ):
     register(_spec)

@@ -295,3 +295,15 @@ def test_render_shows_the_feeder():
     env2.reset(seed=0)
     img = env2.render()
     assert img.dtype == np.uint8 and img.ndim == 3 and img.std() > 0
+
+
+def test_realised_loss_model_equals_linearise_losses():
+    env = dlmp_v0.parallel_env(scenario="ieee33-congested")
+    env.reset(seed=1)
+    env.step({a: np.zeros(2) for a in env.agents})
+    net = env.network
+    fast = env.core.grid.loss_model(net)
+    ref = linearise_losses(env.feeder, net.flows_kw, net.flows_kvar, net.voltages)
+    np.testing.assert_allclose(fast.g, ref.g, rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(fast.h, ref.h, rtol=1e-13, atol=1e-16)
+    assert fast.const_kw == pytest.approx(ref.const_kw, rel=1e-13) and fast.at_kw == pytest.approx(ref.at_kw, rel=1e-13)

@@ -67,7 +67,7 @@ def test_market_power_resumes_an_interrupted_run(tmp_path):
 def test_algorithm_benchmark_quick(tmp_path):
     cfg = replace(ab.QUICK, seeds=(0,), ppo_steps=96, q_steps=300)
     r = ab.run(cfg, tmp_path)
-    assert {x["method"] for x in r["summary"]} == set(ab.METHODS)
+    assert {x["method"] for x in r["summary"]} == set(cfg.methods)
     assert (tmp_path / "algorithm_benchmark.png").exists()
     assert all(np.isfinite(x["profit"]) and x["nash_conv"] >= 0 for x in r["rows"])
 
@@ -111,3 +111,16 @@ def test_market_power_demo_budget_shape():
     comp = {x["N"]: x for x in r["summary"] if x["method"] == "competitive"}
     assert all(comp[n]["hhi"] == pytest.approx(1 / n) for n in mp.DEMO.ns)
     assert all(np.isfinite(x["markup_rel"]) and np.isfinite(x["nash_conv"]) for x in r["rows"])
+
+
+def test_scenario_baselines_quick_covers_storage_and_feeders(tmp_path):
+    from experiments import scenario_baselines as sb
+
+    cfg = replace(sb.QUICK, q_steps=200)
+    r = sb.run(cfg, tmp_path)
+    got = {(x["scenario"], x["method"]) for x in r["summary"]}
+    assert ("auction_v0/storage-community-v0", "competitive") in got
+    assert ("auction_v0/sellers3-v0", "qlearning") in got
+    assert ("auction_v0/storage-community-v0", "qlearning") not in got  # Q-learning is 2-dim only
+    assert ("dlmp_v0/teaching4-v0", "truthful") in got
+    assert all(np.isfinite(x["profit"]) and np.isfinite(x["welfare"]) for x in r["rows"])

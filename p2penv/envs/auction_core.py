@@ -15,6 +15,7 @@ about dicts or agents' names beyond the list of them.
 from __future__ import annotations
 
 import functools
+import math
 import inspect
 from typing import Callable
 
@@ -208,10 +209,9 @@ class AuctionCore:
         cfg, ctx = self.config, self.ctx
         s = 1.0 / cfg.obs_kw_scale
         ang = 2.0 * np.pi * ((cfg.start_hour + cfg.dt_h * self.t) % 24.0) / 24.0
-        return observe_kernel(ctx.demand_kw, ctx.p_max_kw, self.p_prev, ctx.lo_kw, ctx.hi_kw, np.sin(ang), np.cos(ang),
-                              self.price_to_unit(self.last_price),
-                              self.last_volume * (s / (self.n_agents * cfg.dt_h)), self._mc_slope, self._mc_offset,
-                              self._buy_value_unit, s)
+        return observe_kernel(ctx.demand_kw, ctx.p_max_kw, self.p_prev, ctx.lo_kw, ctx.hi_kw, math.sin(ang), math.cos(ang),
+                              self.last_price, self.last_volume, self._mc_slope, self._mc_offset, self._buy_value_unit,
+                              s, cfg.price_floor, self._price_span, s / (self.n_agents * cfg.dt_h))
 
     def observe(self) -> np.ndarray:
         """``(E, N, len(OBS_FIELDS))`` float32 of the current step (see ``fields.OBS_FIELDS``)."""

@@ -37,12 +37,18 @@ def _clip1(x):
 
 
 @numba.njit(cache=True, nogil=True)
-def observe_kernel(demand, p_max, p_prev, lo, hi, hour_sin, hour_cos, last_price_unit, last_volume_unit,
-                   mc_slope, mc_offset, buy_value, kw_scale):
-    """Observations ``(E, N, N_OBS)`` float32 of the current step (see ``fields.OBS_FIELDS``)."""
+def observe_kernel(demand, p_max, p_prev, lo, hi, hour_sin, hour_cos, last_price, last_volume, mc_slope, mc_offset,
+                   buy_value, kw_scale, price_floor, price_span, volume_scale):
+    """Observations ``(E, N, N_OBS)`` float32 of the current step (see ``fields.OBS_FIELDS``).
+
+    last_price ($/kWh) and last_volume (kWh) are per market ``(E,)``: prices map [floor, floor +
+    span] to [-1, 1], volumes are multiplied by ``volume_scale`` (1 / (N obs_kw_scale dt_h)).
+    """
     e_n, n = demand.shape
     obs = np.empty((e_n, n, N_OBS), np.float32)
     for e in range(e_n):
+        last_price_unit = 2.0 * (last_price[e] - price_floor) / price_span - 1.0
+        last_volume_unit = last_volume[e] * volume_scale
         for i in range(n):
             o = obs[e, i]
             o[O_DEMAND] = _clip1(demand[e, i] * kw_scale)
@@ -52,8 +58,8 @@ def observe_kernel(demand, p_max, p_prev, lo, hi, hour_sin, hour_cos, last_price
             o[O_FEASIBLE_HI] = _clip1(hi[e, i] * kw_scale)
             o[O_HOUR_SIN] = hour_sin
             o[O_HOUR_COS] = hour_cos
-            o[O_LAST_PRICE] = _clip1(last_price_unit[e])
-            o[O_LAST_VOLUME] = _clip1(last_volume_unit[e])
+            o[O_LAST_PRICE] = _clip1(last_price_unit)
+            o[O_LAST_VOLUME] = _clip1(last_volume_unit)
             # marginal cost (2 a E + b) / eta at both interval ends, already mapped like prices
             o[O_MC_LO] = _clip1(mc_slope[e, i] * lo[e, i] + mc_offset[e, i])
             o[O_MC_HI] = _clip1(mc_slope[e, i] * hi[e, i] + mc_offset[e, i])

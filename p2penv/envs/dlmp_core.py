@@ -145,8 +145,8 @@ class DlmpCore(AuctionCore):
 
     def _dlmp_obs(self, rows) -> np.ndarray:
         """(E, N, 5) DLMP columns at the agents' buses, mapped like prices (differences without offset)."""
-        b, lo, span = self.buses, self.config.price_floor, self._price_span
-        m = np.stack([np.stack([x[b] for x in r], axis=-1) for r in rows])  # (E, N, 5) $/kWh
+        lo, span = self.config.price_floor, self._price_span
+        m = np.array(rows)[:, :, self.buses].transpose(0, 2, 1)  # (E, 5 components, N) -> (E, N, 5) $/kWh
         i = {k: j for j, k in enumerate(DLMP_OBS_NAMES)}
         for k in ("dlmp", "dlmp_energy"):
             m[..., i[k]] = 2.0 * (m[..., i[k]] - lo) / span - 1.0

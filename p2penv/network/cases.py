@@ -3,9 +3,11 @@
 ``ieee33``: the Baran & Wu 33-bus radial feeder, 12.66 kV, base loads 3715 kW / 2300 kvar.
 Source: M. E. Baran and F. F. Wu, "Network reconfiguration in distribution systems for loss
 reduction and load balancing", IEEE Trans. Power Delivery 4(2):1401-1407, 1989 (line and load
-table). Buses are renumbered 0..32 (paper bus i = index i-1, substation = 0); the five normally
-open tie lines are omitted. Voltage limits 0.90/1.10 p.u. follow ``pandapower.networks.case33bw``;
-lines have no rating in the paper (unlimited here).
+table). Buses are renumbered 0..32 (paper bus i = index i-1, substation = 0). The five normally
+open tie lines (paper 8-21, 9-15, 12-22, 18-33, 25-29) are not part of the radial feeder; their
+data are in ``TIE_LINES["ieee33"]`` and ``reconfigure`` closes them in place of opened lines.
+Voltage limits 0.90/1.10 p.u. follow ``pandapower.networks.case33bw``; lines have no rating in
+the paper (unlimited here).
 
 ``teaching4``: a 4-bus feeder with round per-unit numbers for hand checks (11 kV, 1000 kVA base):
 0 -> 1 (r=0.01, x=0.02), 1 -> 2 (r=0.02, x=0.02), 1 -> 3 (r=0.03, x=0.01) p.u.;
@@ -13,7 +15,7 @@ loads 200 kW + 100 kvar at bus 2 and 100 kW + 50 kvar at bus 3.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -40,6 +42,15 @@ _IEEE33_LOADS = np.array([
 ], dtype=float)
 
 
+# The five normally open tie lines (from, to, r ohm, x ohm), paper order 33..37: paper buses 8-21,
+# 9-15, 12-22, 18-33, 25-29 (Baran & Wu 1989, Table 1; identical to the out-of-service lines 32..36
+# of pandapower's case33bw, cross-checked in tests/test_resilience_scenarios.py).
+_IEEE33_TIES = np.array([
+    (7, 20, 2.0, 2.0), (8, 14, 2.0, 2.0), (11, 21, 2.0, 2.0), (17, 32, 0.5, 0.5), (24, 28, 0.5, 0.5),
+])
+_IEEE33_TIES.setflags(write=False)
+
+
 def ieee33() -> Feeder:
     """Baran & Wu 33-bus feeder (12.66 kV, 1000 kVA base)."""
     ln = _IEEE33_LINES
@@ -60,6 +71,46 @@ def teaching4() -> Feeder:
 
 
 FEEDERS: dict[str, Callable[[], Feeder]] = {"ieee33": ieee33, "teaching4": teaching4}
+
+# Normally open tie lines per feeder: (k, 4) rows (from bus, to bus, r ohm, x ohm), read-only.
+TIE_LINES: dict[str, np.ndarray] = {"ieee33": _IEEE33_TIES}
+
+
+def reconfigure(feeder: Feeder, switching: Sequence[tuple[int, int]], ties_ohm) -> Feeder:
+    """The feeder with lines opened and tie lines closed: ``switching`` = ((line, tie), ...).
+
+    Each pair opens ``line`` and closes row ``tie`` of ``ties_ohm`` ((k, 4): from bus, to bus,
+    r ohm, x ohm, as ``TIE_LINES``) in the same slot, so every other line keeps its index (line
+    ratings and diagnostics by index stay valid). The closed tie is unrated (``inf`` kVA); loads,
+    voltage limits and bases are unchanged. ``Feeder`` re-orients the lines away from the root and
+    raises ValueError if the result is not radial and connected (e.g. a tie that closes a loop
+    while the opened line leaves buses without supply).
+    """
+    ties = np.asarray(ties_ohm, dtype=np.float64)
+    if ties.ndim != 2 or ties.shape[1] != 4:
+        raise ValueError(f"ties_ohm: expected (k, 4) rows (from, to, r ohm, x ohm), got shape {ties.shape}")
+    fb, tb = feeder.from_bus.copy(), feeder.to_bus.copy()
+    r, x = feeder.r_pu.copy(), feeder.x_pu.copy()
+    lim = feeder.line_limit_kva.copy()
+    z = feeder.z_base_ohm
+    lines = [int(l) for l, _ in switching]
+    tie_ids = [int(t) for _, t in switching]
+    if len(set(lines)) != len(lines) or len(set(tie_ids)) != len(tie_ids):
+        raise ValueError(f"switching: each line and each tie may be switched once, got {tuple(switching)}")
+    for line, tie in zip(lines, tie_ids):
+        if not 0 <= line < feeder.n_line:
+            raise ValueError(f"switching: line {line} outside [0, {feeder.n_line}) of feeder {feeder.name!r}")
+        if not 0 <= tie < len(ties):
+            raise ValueError(f"switching: tie {tie} outside [0, {len(ties)}) of feeder {feeder.name!r}")
+        a, b, r_ohm, x_ohm = ties[tie]
+        fb[line], tb[line], r[line], x[line], lim[line] = int(a), int(b), r_ohm / z, x_ohm / z, np.inf
+    name = feeder.name + "".join(f"-open{l}-close{t}" for l, t in zip(lines, tie_ids))
+    try:
+        return Feeder(feeder.n_bus, fb, tb, r, x, feeder.base_kv, feeder.base_kva, line_limit_kva=lim,
+                      v_min=feeder.v_min, v_max=feeder.v_max, root=feeder.root, v_root=feeder.v_root,
+                      p_load_kw=feeder.p_load_kw, q_load_kvar=feeder.q_load_kvar, name=name)
+    except ValueError as e:
+        raise ValueError(f"switching {tuple(switching)} of feeder {feeder.name!r}: {e}") from None
 
 
 def get_feeder(name: str) -> Feeder:

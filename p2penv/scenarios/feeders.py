@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..network.cases import FEEDERS
+from ..network.cases import FEEDERS, TIE_LINES, reconfigure
 from ..network.feeder import Feeder
 
 
@@ -28,6 +28,10 @@ class Scenario:
     v_min_pu:        if set, lower voltage limit (p.u.) at every bus (the root is held at v_root).
     v_max_pu:        if set, upper voltage limit (p.u.) at every bus.
     description:     one line for docs and ``render``.
+    switching:       ((line, tie), ...) topology change: open ``line`` and close tie ``tie`` of
+                     ``p2penv.network.cases.TIE_LINES[feeder]`` in its slot (``cases.reconfigure``;
+                     other line indices unchanged, ``line_limits_kva`` apply afterwards).
+                     Default (): the case's normal topology.
     """
 
     feeder: str
@@ -37,10 +41,16 @@ class Scenario:
     v_min_pu: float | None = None
     v_max_pu: float | None = None
     description: str = ""
+    switching: tuple[tuple[int, int], ...] = ()
 
     def build_feeder(self) -> Feeder:
-        """The case's feeder with this scenario's limits applied (base loads unchanged)."""
+        """The case's feeder, switched as ``switching`` says, with this scenario's limits applied
+        (base loads unchanged)."""
         f = FEEDERS[self.feeder]()
+        if self.switching:
+            if self.feeder not in TIE_LINES:
+                raise ValueError(f"switching: feeder {self.feeder!r} has no tie-line data; known {sorted(TIE_LINES)}")
+            f = reconfigure(f, self.switching, TIE_LINES[self.feeder])
         lim = f.line_limit_kva.copy()
         for line, kva in self.line_limits_kva:
             if not 0 <= line < f.n_line:
@@ -66,6 +76,26 @@ SCENARIOS: dict[str, Scenario] = {
         "ieee33", v_min_pu=0.9156,
         description="33-bus with v_min = 0.9156 p.u.: about 4 kW of headroom at the end bus 17"),
     "teaching4": Scenario("teaching4", description="4-bus hand-check feeder, limits 0.95/1.05 p.u."),
+    # -- resilience (S11; docs/resilience.md) --
+    # Line 7 (bus 7 -> 8) out: buses 8..17 lose supply; closing tie 2 (bus 11 - bus 21, 2 + j2 ohm)
+    # re-feeds them from the 18..21 lateral. LinDistFlow at the full base load: v_min 0.9316 p.u. at
+    # bus 32 (base topology 0.9159 at bus 17), inside 0.90/1.10. The other tie that reconnects them,
+    # 17 - 32, would leave bus 8 at 0.8623 p.u.
+    "ieee33-outage-line7": Scenario(
+        "ieee33", switching=((7, 2),),
+        description="33-bus, line 7->8 out, tie 11-21 closed: buses 8..17 re-fed through the 18..21 lateral"),
+    # Islanded: the env runs it with import/export limits 0 and a 10 $/kWh value of lost load. 1 % of
+    # the base load (37.15 kW + 23.0 kvar) stays as critical fixed load next to the 32 households.
+    "ieee33-island": Scenario(
+        "ieee33", load_scale=0.01,
+        description="33-bus with 1 % of the base load (37 kW) as critical fixed load, run islanded"),
+    # No fixed load: the agents' own flows set the voltages (1.0 p.u. when nobody trades). PV-heavy agents
+    # at the two feeder ends swing the end voltages by about +0.0017 p.u. at noon and -0.0018 p.u. in the
+    # evening under truthful bids; a +-0.1 % band makes both limits bind (scaled stand-in for an LV
+    # feeder's +-5 %, see docs/resilience.md).
+    "ieee33-voltage-stress": Scenario(
+        "ieee33", load_scale=0.0, v_min_pu=0.999, v_max_pu=1.001,
+        description="33-bus without fixed load, limits 0.999/1.001 p.u.: PV at noon and the evening peak bind"),
 }
 
 
@@ -75,6 +105,8 @@ def register_scenario(name: str, scenario: Scenario) -> None:
         raise ValueError(f"scenario: name {name!r} is already registered")
     if scenario.feeder not in FEEDERS:
         raise ValueError(f"scenario.feeder: unknown {scenario.feeder!r}; known {sorted(FEEDERS)}")
+    if scenario.switching:
+        scenario.build_feeder()  # ValueError if the switched feeder is not radial and connected
     SCENARIOS[name] = scenario
 
 

@@ -152,7 +152,7 @@ def _allocate_one(p, q, s, matched, sgn, stats):
             best_ask = ps[i]
     ms = np.zeros(n)
     if volume > 0:
-        tol = volume * _VOL_RTOL
+        tol = volume * _VOL_RTOL + 1e-300  # volumes below 1e-300 kWh are rounding, not orders
         kb = -1  # lowest accepted bid: the last bid whose demand-from-here still covers Q
         for i in range(n):
             if ss[i] < 0 and dem[i] >= volume - tol:
