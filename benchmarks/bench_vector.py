@@ -8,7 +8,9 @@ included, and the same through ``agents.sb3_vector.SB3VectorEnv`` (SB3 step API,
 (b) the single ``auction_v0`` env, 10 agents, PettingZoo dict API;
 (c) ``dlmp_v0`` single env on ieee33 (32 agents) for three scenarios, and its vector env, E=8;
 (d) SB3 PPO (MlpPolicy, n_steps=24, batch 8192, 4 epochs) through ``SB3VectorEnv`` (E=256, N=10), and
-through the older per-env adapter (``agents.sb3_shared.train_shared``) with a small budget.
+through the older per-env adapter (``agents.sb3_shared.train_shared``) with a small budget;
+(e) the torch vector PPO trainer (``agents.vector_ppo``) on the same task, 1 thread and all cores, with
+its time split, and its speed-up over both SB3 paths measured in this run.
 Medians of repeated blocks (``benchmarks.timing``), torch on one thread, no assertions.
 """
 from __future__ import annotations
@@ -29,10 +31,10 @@ OUT = os.path.join(os.path.dirname(__file__), "results", "vector.json")
 DLMP_SCENARIOS = ("ieee33-base", "ieee33-congested", "ieee33-undervoltage")
 
 
-def _vector_rate(vec, steps: int, repeats: int, n_acts: int = 16) -> float:
+def _vector_rate(vec, steps: int, repeats: int, n_acts: int = 16, action_dim: int = 2) -> float:
     """Agent-steps/s of ``vec.step`` on pre-generated random actions (autoreset included)."""
     e, n = vec.num_envs, len(vec.possible_agents)
-    acts = np.random.default_rng(0).uniform(-1, 1, (n_acts, e, n, 2))
+    acts = np.random.default_rng(0).uniform(-1, 1, (n_acts, e, n, action_dim))
     vec.reset(seed=0)
     state = {"i": 0}
 
@@ -76,7 +78,8 @@ def single_steps_per_second(make, steps: int, repeats: int) -> float:
     env = make()
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(64)]
+    acts = [{a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32) for a in env.possible_agents}
+            for _ in range(64)]
     state = {"i": 0}
 
     def run(k):
@@ -132,6 +135,18 @@ def ppo_shared(n_copies: int, n: int, rollouts: int) -> dict:
             "config": f"MlpPolicy (64, 64), n_steps=24, batch_size={batch}, n_epochs=4"}
 
 
+def ppo_torch_vector(e: int, n: int, updates: int, threads: int | None) -> dict:
+    """The vector PPO trainer (``agents.vector_ppo``, default 64x64 nets, 4 epochs, minibatches
+    >= 8,192): end-to-end agent-steps/s and the time split (env, policy forward, update)."""
+    from agents.vector_ppo import VectorPPOConfig, train_vector_ppo
+
+    cfg = VectorPPOConfig(total_steps=updates * 24 * e * n, num_envs=e, seed=0, torch_threads=threads)
+    res = train_vector_ppo(lambda num_envs, seed: auction_v0.vector_env(num_envs, n_prosumers=n, seed=seed), cfg)
+    return {"agent_steps_per_s": res.steps_per_s, "agent_steps": res.num_timesteps, "wall_s": res.wall_s,
+            "env_s": res.env_s, "forward_s": res.forward_s, "update_s": res.update_s, "E": e, "N": n,
+            "updates": updates, "torch_threads": threads or "all cores"}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="~20 s smoke run with small budgets")
@@ -162,9 +177,34 @@ def main(argv: list[str] | None = None) -> dict:
     out["dlmp_single_ieee33_agent_steps_per_s"] = {k: 32 * v for k, v in dl.items()}
     out["dlmp_vector_ieee33_base_E8_agent_steps_per_s"] = _vector_rate(
         dlmp_v0.vector_env(8, scenario="ieee33-base", seed=0), 24 if q else 120, reps)
+    # storage overhead: the storage community against the same 10 agents with plain PV instead of batteries
+    from p2penv.registry import STORAGE_COMMUNITY
+    from p2penv.scenarios import HouseholdMix
+
+    plain = HouseholdMix(kinds=tuple("pv_household" if k == "pv_battery" else k for k in STORAGE_COMMUNITY.kinds))
+    rates = {}
+    for name, gen in (("storage", STORAGE_COMMUNITY), ("no_storage", plain)):
+        rates[f"single_{name}_steps_per_s"] = single_steps_per_second(
+            lambda gen=gen: auction_v0.parallel_env(n_prosumers=10, generator=gen, seed=0), 500 if q else 3000, reps)
+        rates[f"vector_E256_{name}_agent_steps_per_s"] = _vector_rate(
+            auction_v0.vector_env(256, n_prosumers=10, generator=gen, seed=0), 24 if q else 96, reps,
+            action_dim=3 if name == "storage" else 2)
+    rates["single_step_time_overhead"] = rates["single_no_storage_steps_per_s"] / rates["single_storage_steps_per_s"] - 1
+    rates["vector_step_time_overhead"] = (rates["vector_E256_no_storage_agent_steps_per_s"]
+                                          / rates["vector_E256_storage_agent_steps_per_s"] - 1)
+    out["storage_overhead"] = rates
     e_ppo = 64 if q else 256
     out["ppo_sb3_vector_env"] = ppo_vector(e_ppo, 10, 1 if q else 3)
     out["ppo_sb3_shared_old_adapter"] = ppo_shared(2 if q else 8, 10, 1 if q else 3)
+    out["ppo_torch_vector_1thread"] = ppo_torch_vector(e_ppo, 10, 2 if q else 8, 1)
+    out["ppo_torch_vector_all_threads"] = ppo_torch_vector(e_ppo, 10, 2 if q else 8, None)
+    _set_threads()
+    best = max(out["ppo_torch_vector_1thread"]["agent_steps_per_s"],
+               out["ppo_torch_vector_all_threads"]["agent_steps_per_s"])
+    out["ppo_speedup_vs_sb3"] = {
+        "vs_sb3_vector_env": best / out["ppo_sb3_vector_env"]["agent_steps_per_s"],
+        "vs_sb3_old_adapter": best / out["ppo_sb3_shared_old_adapter"]["agent_steps_per_s"],
+    }
     out["machine"] = {"python": platform.python_version(), "numpy": np.__version__,
                       "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                       "torch_threads": threads, "load_avg_1min_at_start": load0}

@@ -57,6 +57,55 @@ def _applies(method: str, sid: str) -> bool:
     return spec.env == "auction_v0" and not getattr(gen, "has_storage", False) and not hasattr(gen, "prices")
 
 
+def scenario_cards() -> str:
+    """The text of ``docs/scenarios.md`` before its baseline table: one card per registered scenario."""
+    from p2penv.registry import SCENARIOS
+
+    lines = ["# Scenarios", "",
+    "Every scenario is `p2penv.make(id)` (the parallel PettingZoo env) or `p2penv.make_vector(id, E)` (E markets",
+    "as arrays); `p2penv.list_scenarios()` lists them. Ids are `<env>/<name>-v<N>`: a scenario's numbers never",
+    "change under its id (a test pins its first steps by hash, `tests/test_registry.py`); a change is a new",
+    "version. Options can be overridden (`p2penv.make(id, seed=3, mechanism=\"pay_as_bid\")`), which makes a",
+    "different experiment, not the benchmark.", "",
+    "Profiles and tariffs: the stylised scenarios use `p2penv.scenarios.HouseholdMix` (residential double-peak",
+    "demand, a clear-sky PV bell scaled by one seeded cloudiness per day, lognormal demand noise). The",
+    "`profile-*` scenarios use `p2penv.scenarios.community.ProfileCommunity`: PV from pvlib (solar position,",
+    "Ineichen clear sky, plane-of-array transposition, 0.86 derate, times a seeded Beta/AR(1) cloudiness), loads",
+    "from demandlib's BDEW standard load profiles (H0 dynamic for households, G0 for commerce, weekday and",
+    "season aware) with seeded noise, a time-of-use retail tariff (0.18 $/kWh 22-07 h, 0.26 shoulder, 0.38",
+    "17-21 h) and a wholesale price model (daily double peak, summer midday dip, seasonal cosine) that pays",
+    "exports; no downloads at run time (`pip install p2penv[profiles]`).", ""]
+    for sid in sorted(SCENARIOS):
+        s = SCENARIOS[sid]
+        cfg = dict(s.config)
+        gen = cfg.pop("generator", None)
+        env = p2penv.make(sid)
+        obs_dim = env.observation_space(env.possible_agents[0]).shape[0]
+        act_dim = env.action_space(env.possible_agents[0]).shape[0]
+        bat = getattr(gen, "has_storage", False)
+        lines += [f"## `{sid}`", "",
+                  f"* **question**: {s.question}",
+                  f"* **agents and DER**: {s.description}",
+                  f"* **env**: `{s.env}`, {len(env.possible_agents)} agents, {env.max_cycles} steps of "
+                  f"{env.config.dt_h:g} h, action {act_dim}-dim ({'price, dispatch, storage' if act_dim == 3 else 'price, dispatch'}), "
+                  f"observation {obs_dim} fields ([docs/fields.md](fields.md))",
+                  f"* **storage**: {'home batteries (see `p2penv.market.storage`)' if bat else 'none'}",
+                  f"* **tariffs**: {'time-of-use retail, wholesale feed-in' if hasattr(gen, 'prices') else f'retail {env.config.retail_tariff} $/kWh, feed-in {env.config.feed_in_tariff} $/kWh'}",
+                  f"* **learners in the benchmarks**: {', '.join(s.learners) if s.learners else 'every agent'}",
+                  f"* **options**: `{', '.join(f'{k}={v!r}' for k, v in cfg.items())}`" + (f"; extras: `{', '.join(s.extras)}`" if s.extras else ""),
+                  ""]
+    lines += ["## Baselines", "",
+    "Produced by one command, `python -m experiments.scenario_baselines --docs`, which also writes",
+    "`docs/results/scenario_baselines.json` (every row and the summary). Methods: random (uniform actions),",
+    "truthful (price-taking dispatch, bids at marginal cost or reservation value, batteries idle), competitive",
+    "(the privileged benchmark: S1 per step, or with batteries the episode schedule of",
+    "`p2penv.market.competitive_horizon`, played through the market), Q-learning (Calvano-style, where its",
+    "kernel applies: auction_v0 with 2-dim actions and constant tariffs). Learned PPO rows come from the",
+    "algorithm benchmark and `p2penv train --scenario ID`.", "",
+    "<!-- baselines:begin -->", "(run `python -m experiments.scenario_baselines --docs`)", "<!-- baselines:end -->", ""]
+    return "\n".join(lines)
+
+
 def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = False, docs: bool = False) -> dict:
     t0 = time.perf_counter()
     ck = RowCheckpoint(out_dir, "scenario_baselines", asdict(cfg), resume)
@@ -87,13 +136,18 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
         (DOCS / "results").mkdir(exist_ok=True)
         (DOCS / "results" / "scenario_baselines.json").write_text(
             json.dumps(dict(meta=meta, summary=summary, rows=ck.rows), indent=1, default=float) + "\n")
-        page = (DOCS / "scenarios.md").read_text()
+        page = scenario_cards()
         a, b = page.index(BEGIN) + len(BEGIN), page.index(END)
         note = (f"\n\nMean ± 95 % CI over seeds {list(cfg.seeds)} (`python -m experiments.scenario_baselines "
-                f"--docs`, {meta['wall_s']:.0f} s). profit: $/episode per learner (per agent where all learn); "
-                "welfare: gains from trade $/episode against every buyer importing at retail; price: mean "
-                "clearing price $/kWh (dlmp_v0: the substation's energy price).\n\n")
-        (DOCS / "scenarios.md").write_text(page[:a] + note + table + "\n\n" + page[b:])
+                "--docs`). profit: $/episode per learner (per agent where all learn); welfare: gains from trade "
+                "$/episode against every buyer importing at retail; price: mean clearing price $/kWh (dlmp_v0: "
+                "the substation's energy price).\n\n")
+        md = ["| scenario | method | profit | welfare | price |", "|---|---|---|---|---|"]
+        md += [f"| {r['scenario']} | {r['method']} | " + " | ".join(
+            f"{r[m]:.3f} ± {r[m + '_ci']:.3f}" if r[m + "_ci"] == r[m + "_ci"] else f"{r[m]:.3f}" for m in METRICS) + " |"
+            for r in summary]
+        table_md = "\n".join(md)
+        (DOCS / "scenarios.md").write_text(page[:a] + note + table_md + "\n\n" + page[b:])
     return dict(rows=ck.rows, summary=summary, meta=meta)
 
 
