@@ -27,8 +27,8 @@ from ..market.pipeline import MarketRules, StepContext, StepOutcome, orders_kern
 from ..market.prosumer import Fleet
 from ..market.settlement import Settlement
 from .config import MarketConfig
-from ..market.storage import next_soc, storage_interval
-from .core_kernels import feasible_kernel, observe_kernel, settle_markets_kernel
+from ..market.storage import STORAGE_FIELDS, Storage
+from .core_kernels import feasible_kernel, observe_kernel, settle_markets_kernel, storage_kernel, storage_obs_kernel
 from .fields import INFO_FIELDS, OBS_FIELDS, STORAGE_INFO_FIELDS, STORAGE_OBS_FIELDS, names
 
 OBS_NAMES = names(OBS_FIELDS)
@@ -115,7 +115,11 @@ class AuctionCore:
         self.p_prev = fleet.p0_kw.copy()
         self.storage = fleet.storage
         self.soc = None if fleet.storage is None else np.array(fleet.storage.soc0_kwh, dtype=np.float64)
+        self._last_battery = None
         self._no_battery = np.zeros(fleet.ramp_kw.shape)
+        if self.storage is not None:  # (E, N) float64 copies the compiled kernels take as they are
+            self.storage = Storage(*(np.ascontiguousarray(np.broadcast_to(getattr(fleet.storage, f), fleet.ramp_kw.shape),
+                                                          dtype=np.float64) for f in STORAGE_FIELDS))
         span = self._price_span
         self._mc_slope = 2.0 * (2.0 * fleet.cost_a * cfg.dt_h / fleet.eta) / span
         self._mc_offset = 2.0 * (fleet.cost_b / fleet.eta - cfg.price_floor) / span - 1.0
@@ -139,7 +143,11 @@ class AuctionCore:
         if self.storage is None:
             return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a,
                                f.cost_b, dt, self._shed_value, retail_tariff=retail, feed_in_tariff=feed_in)
-        cmax, dmax = storage_interval(self.soc, self.storage, dt)
+        st = self.storage
+        moved = self._last_battery is not None  # at reset the SOC is the initial one
+        self.soc, cmax, dmax = storage_kernel(self.soc, self._last_battery if moved else self._no_battery,
+                                              st.charge_kw, st.discharge_kw, st.eta_charge, st.eta_discharge,
+                                              st.soc_min_kwh, st.soc_max_kwh, dt, moved)
         return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
                            dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in)
 
@@ -165,13 +173,17 @@ class AuctionCore:
         self.last_volume = clr.volume
         self.p_prev = st[0]
         if self.storage is not None:
-            self.soc = next_soc(self.soc, battery, self.storage, cfg.dt_h)
+            self._last_battery = battery  # the SOC moves with it when the next context is built
             self._storage_action = np.clip(actions[..., 2], -1.0, 1.0)
         self.last_outcome, self.last_ctx = out, ctx
         self.t += 1
         if not self.done:
             f = self.fleet
             self.ctx = self._context(self.t, *feasible_kernel(self.p_prev, f.p_max_kw[:, self.t], f.ramp_kw))
+        elif self.storage is not None:  # the episode's last step: only the SOC moves
+            st = self.storage
+            self.soc = storage_kernel(self.soc, battery, st.charge_kw, st.discharge_kw, st.eta_charge,
+                                      st.eta_discharge, st.soc_min_kwh, st.soc_max_kwh, cfg.dt_h, True)[0]
         self._on_step(out)
         self.obs = self._observe()
         return out
@@ -192,18 +204,9 @@ class AuctionCore:
         obs = self._observe_market()
         if self.storage is None:
             return obs
-        return np.concatenate([obs, self._observe_storage()], axis=2)
-
-    def _observe_storage(self) -> np.ndarray:
-        """(E, N, 3) ``STORAGE_OBS_FIELDS``: SOC as a fraction of capacity, the battery interval."""
-        st, ctx, s = self.storage, self.ctx, 1.0 / self.config.obs_kw_scale
-        cap = st.capacity_kwh
-        cols = {
-            "soc": np.where(cap > 0, 2.0 * self.soc / np.where(cap > 0, cap, 1.0) - 1.0, -1.0),
-            "charge_max": ctx.charge_max_kw * s,
-            "discharge_max": ctx.discharge_max_kw * s,
-        }
-        return np.clip(np.stack([cols[k] for k in STORAGE_OBS_NAMES], axis=-1), -1.0, 1.0).astype(np.float32)
+        ctx = self.ctx  # STORAGE_OBS_FIELDS: SOC as a fraction of capacity, the battery interval
+        return storage_obs_kernel(obs, self.soc, self.storage.capacity_kwh, ctx.charge_max_kw, ctx.discharge_max_kw,
+                                  1.0 / self.config.obs_kw_scale)
 
     def _observe_market(self) -> np.ndarray:
         cfg, ctx = self.config, self.ctx
