@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from benchmarks.timing import median_rate
+from benchmarks.timing import median_rate, vector_stepper
 from p2penv import auction_v0
 from p2penv.market.mechanisms import uniform
 
@@ -45,19 +45,7 @@ def _calibrated(fn, block_s: float, repeats: int) -> float:
 
 def vector_rate(e: int, n: int, block_s: float, repeats: int) -> float:
     """Agent-steps/s of ``auction_v0.vector_env(e, n_prosumers=n)`` on random actions."""
-    vec = auction_v0.vector_env(e, n_prosumers=n, seed=0)
-    n_acts = 8
-    acts = np.random.default_rng(0).uniform(-1, 1, (n_acts, e, n, 2))
-    vec.reset(seed=0)
-    state = {"i": 0}
-
-    def run(k):
-        i = state["i"]
-        for _ in range(k):
-            vec.step(acts[i % n_acts])
-            i += 1
-        state["i"] = i
-
+    run = vector_stepper(auction_v0.vector_env(e, n_prosumers=n, seed=0), n_acts=8)
     run(5)  # warm-up
     return e * n * _calibrated(run, block_s, repeats)
 

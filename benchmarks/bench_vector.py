@@ -24,26 +24,17 @@ import warnings
 
 import numpy as np
 
-from benchmarks.timing import median_rate
+from benchmarks.timing import median_rate, vector_stepper
 from p2penv import auction_v0, dlmp_v0
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "vector.json")
 DLMP_SCENARIOS = ("ieee33-base", "ieee33-congested", "ieee33-undervoltage")
 
 
-def _vector_rate(vec, steps: int, repeats: int, n_acts: int = 16, action_dim: int = 2) -> float:
+def _vector_rate(vec, steps: int, repeats: int, n_acts: int = 16) -> float:
     """Agent-steps/s of ``vec.step`` on pre-generated random actions (autoreset included)."""
     e, n = vec.num_envs, len(vec.possible_agents)
-    acts = np.random.default_rng(0).uniform(-1, 1, (n_acts, e, n, action_dim))
-    vec.reset(seed=0)
-    state = {"i": 0}
-
-    def run(k):
-        i = state["i"]
-        for _ in range(k):
-            vec.step(acts[i % n_acts])
-            i += 1
-        state["i"] = i
+    run = vector_stepper(vec, n_acts)
 
     run(min(steps, 30))  # warm-up (numba kernels, HiGHS models)
     return e * n * median_rate(run, steps, repeats)
@@ -187,8 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
         rates[f"single_{name}_steps_per_s"] = single_steps_per_second(
             lambda gen=gen: auction_v0.parallel_env(n_prosumers=10, generator=gen, seed=0), 500 if q else 3000, reps)
         rates[f"vector_E256_{name}_agent_steps_per_s"] = _vector_rate(
-            auction_v0.vector_env(256, n_prosumers=10, generator=gen, seed=0), 24 if q else 96, reps,
-            action_dim=3 if name == "storage" else 2)
+            auction_v0.vector_env(256, n_prosumers=10, generator=gen, seed=0), 24 if q else 96, reps)
     rates["single_step_time_overhead"] = rates["single_no_storage_steps_per_s"] / rates["single_storage_steps_per_s"] - 1
     rates["vector_step_time_overhead"] = (rates["vector_E256_no_storage_agent_steps_per_s"]
                                           / rates["vector_E256_storage_agent_steps_per_s"] - 1)

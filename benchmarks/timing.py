@@ -45,3 +45,21 @@ def median_us(fn, items) -> float:
         fn(it)
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts) * 1e6)
+
+
+def vector_stepper(vec, n_acts: int = 16, seed: int = 0):
+    """``run(k)``: k steps of a (reset) vector env on ``n_acts`` pre-generated random joint actions,
+    cycling; the action generation stays out of the timed loop."""
+    shape = vec.action_space.shape
+    acts = np.random.default_rng(seed).uniform(-1, 1, (n_acts,) + shape)
+    vec.reset(seed=seed)
+    state = {"i": 0}
+
+    def run(k):
+        i = state["i"]
+        for _ in range(k):
+            vec.step(acts[i % n_acts])
+            i += 1
+        state["i"] = i
+
+    return run

@@ -78,7 +78,6 @@ def test_seeding_is_deterministic_and_follows_vector_env():
     venv = SB3VectorEnv(auction_v0.vector_env(E, **CFG))
     assert venv.seed(5)[:2] == [5, 6]
     np.testing.assert_array_equal(venv.reset(), a[0])
-    assert venv._seeds == [None] * venv.num_envs
     assert not np.array_equal(venv.reset(), a[0])
 
 
