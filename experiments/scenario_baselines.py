@@ -2,7 +2,8 @@
 
 For each scenario of ``p2penv.list_scenarios()`` (those whose extras are installed) and each seed:
 random, truthful, competitive (the privileged benchmark: per step, or the episode schedule of
-``p2penv.market.competitive_horizon`` when batteries link the steps) and Q-learning where its
+``p2penv.market.competitive_horizon`` when batteries link the steps), PPO with parameter sharing
+(``agents.vector_ppo`` on the scenario's vector env, every agent learning) and Q-learning where its
 kernel applies (auction_v0, 2-dim actions, constant tariffs). Metrics per episode: mean profit
 per agent ($), gains from trade against every buyer importing at retail ($), mean clearing price
 ($/kWh). Rows are checkpointed; the summary is written to ``docs/results/scenario_baselines.json``
@@ -26,7 +27,7 @@ from .checkpoints import CheckpointError, RowCheckpoint
 from .metrics import evaluate, summarise
 from .output import echo, format_table
 
-METHODS = ("random", "truthful", "competitive", "qlearning")
+METHODS = ("random", "truthful", "competitive", "ppo_shared", "qlearning")
 METRICS = ("profit", "welfare", "price")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
@@ -37,11 +38,22 @@ class BaselineConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     q_steps: int = 40_000
     q_beta: float = 1.5e-4
+    ppo_steps: int = 100_000  # agent-steps of the vector PPO trainer (parameter sharing, every agent learns)
+    ppo_envs: int = 32
     scenarios: tuple[str, ...] | None = None  # None: every registered scenario
 
 
-QUICK = BaselineConfig(seeds=(0,), q_steps=500, q_beta=3e-3,
+QUICK = BaselineConfig(seeds=(0,), q_steps=500, q_beta=3e-3, ppo_steps=2_000, ppo_envs=4,
                        scenarios=("auction_v0/sellers3-v0", "auction_v0/storage-community-v0", "dlmp_v0/teaching4-v0"))
+
+
+def _ppo_shared(sid: str, seed: int, cfg: BaselineConfig):
+    """Vector PPO with parameter sharing on the scenario's vector env; every agent learns."""
+    from agents.vector_ppo import VectorPPOConfig, train_vector_ppo
+
+    c = VectorPPOConfig(total_steps=cfg.ppo_steps, num_envs=cfg.ppo_envs, seed=seed, torch_threads=1)
+    res = train_vector_ppo(lambda num_envs, s: p2penv.make_vector(sid, num_envs, seed=s), c)
+    return res.policy.joint()
 
 
 def _installed(extra: str) -> bool:
@@ -99,9 +111,9 @@ def scenario_cards() -> str:
     "`docs/results/scenario_baselines.json` (every row and the summary). Methods: random (uniform actions),",
     "truthful (price-taking dispatch, bids at marginal cost or reservation value, batteries idle), competitive",
     "(the privileged benchmark: S1 per step, or with batteries the episode schedule of",
-    "`p2penv.market.competitive_horizon`, played through the market), Q-learning (Calvano-style, where its",
-    "kernel applies: auction_v0 with 2-dim actions and constant tariffs). Learned PPO rows come from the",
-    "algorithm benchmark and `p2penv train --scenario ID`.", "",
+    "`p2penv.market.competitive_horizon`, played through the market), PPO shared (the vector PPO trainer,",
+    "100k agent-steps, every agent learning), Q-learning (Calvano-style, where its kernel applies:",
+    "auction_v0 with 2-dim actions and constant tariffs).", "",
     "<!-- baselines:begin -->", "(run `python -m experiments.scenario_baselines --docs`)", "<!-- baselines:end -->", ""]
     return "\n".join(lines)
 
@@ -123,7 +135,7 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
                 if not _applies(m, sid) or ck.find(scenario=sid, method=m, seed=s) is not None:
                     continue
                 t1 = time.perf_counter()
-                pol = policy_for(m, f, learners, s, bench)
+                pol = _ppo_shared(sid, s, cfg) if m == "ppo_shared" else policy_for(m, f, learners, s, bench)
                 r = evaluate(f, pol, seed=s, n_sellers=ns, nash_conv=False)
                 if ns is None:
                     r["profit"] = r["profit_all"] / len(f().possible_agents)
