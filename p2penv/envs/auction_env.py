@@ -46,7 +46,9 @@ class AuctionEnv(ParallelEnv):
     ``[max(0, p_{t-1} - R), min(P_max,t, p_{t-1} + R)]`` kW, so ramp and capacity hold by
     construction. The net position ``q = eta p - d`` becomes one order: sell ``q dt`` kWh at ask
     ``price`` if q > 0, buy ``-q dt`` kWh at bid ``price`` if q < 0. Values outside [-1, 1] are
-    clipped (reported in ``infos``); NaN/inf raise ValueError naming agent and field.
+    clipped (reported in ``infos``); NaN/inf raise ValueError naming agent and field. When the
+    scenario has batteries (``generator.has_storage``) the action is ``(price, dispatch, storage)``
+    (``p2penv.market.storage``) and the net position ``eta p - d - b``.
 
     **Clearing** ``MarketConfig.mechanism``: ``uniform`` k-double auction (default, k = 0.5,
     marginal-pair interval) or ``pay_as_bid`` (and any registered mechanism).
@@ -56,20 +58,25 @@ class AuctionEnv(ParallelEnv):
     ``unmatched="curtail"``; flexible loads shed unmatched demand at their value of lost load),
     minus the DER cost ``C(E) = a E^2 + b E``, ``E = p dt`` kWh.
 
-    **Observation** ``Box(-1, 1, (12,), float32)``, fields in ``OBS_FIELDS``: own demand,
+    **Observation** ``Box(-1, 1, (12,), float32)`` (15 with batteries), fields in ``fields.OBS_FIELDS``
+    (+ ``STORAGE_OBS_FIELDS``): own demand,
     availability, previous dispatch, feasible interval (kW / obs_kw_scale), hour of day (sin, cos),
     last clearing price and volume, own marginal cost at both ends of the interval, own buy value
     (retail, or a flexible load's value of lost load). Prices map [floor, cap] -> [-1, 1].
     ``state()``: all observations stacked plus the episode progress t / T.
 
     **Episode**: ``max_cycles`` steps (default 24 of 1 h); no termination, truncation at the end.
-    **Infos** per agent: ``INFO_FIELDS`` (floats) plus ``"market"``: clearing price, volume,
+    **Infos** per agent: ``fields.INFO_FIELDS`` (+ ``STORAGE_INFO_FIELDS``; floats) plus ``"market"``: clearing price, volume,
     declared welfare, operator surplus, step. With ``nash_gap_in_infos=True`` also each agent's
     stage-game ``nash_gain`` ($) and ``market["nash_conv"]`` (``p2penv.diagnostics.nash``).
 
     **Render**: ``ansi`` (table), ``rgb_array`` (supply/demand curves), ``human`` (prints ansi).
 
-    **Version history**: v0 (0.1.0) first release.
+    **Batched**: this env is ``AuctionCore`` with E = 1; ``auction_v0.vector_env(E)`` steps E markets
+    as arrays with the same results (market e = this env seeded ``seed + e``).
+
+    **Version history**: v0 (0.1.0) first release; batched core, batteries, time-varying tariffs
+    (0.2.0 work; default scenarios unchanged, their first steps pinned in ``tests/test_registry.py``).
     """
 
     metadata = {"name": "auction_v0", "render_modes": ["human", "ansi", "rgb_array"], "is_parallelizable": True}
