@@ -58,7 +58,7 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int, vector: bool = False
         import p2penv
 
         try:
-            spec = p2penv.get_spec(scenario_id)
+            p2penv.get_spec(scenario_id)  # a clear error for an unknown id before anything runs
         except ValueError as e:
             raise UsageError(str(e)) from None
         if sellers:

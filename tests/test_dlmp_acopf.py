@@ -17,9 +17,8 @@ from p2penv.envs.dlmp_config import DlmpConfig
 from p2penv.network import acopf, ieee33
 from p2penv.network.ac_check import ac_power_flow
 from p2penv.network.dlmp import DlmpMarket
-from p2penv.network.lindistflow import distflow, distflow_loss_model, linearise_losses, loss_model_at
+from p2penv.network.lindistflow import distflow, distflow_loss_model, linearise_losses
 
-pytest.importorskip("pandapower")
 
 ITER = (1, 2, 3, 5)
 

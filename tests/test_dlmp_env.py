@@ -8,7 +8,6 @@ from pettingzoo.test.state_test import test_state_space as pz_state_space_test
 from p2penv import dlmp_v0
 from p2penv.envs.dlmp_config import SCENARIOS, DlmpConfig
 from p2penv.envs.auction_core import OBS_NAMES
-from p2penv.envs.dlmp_core import DLMP_OBS_NAMES
 from p2penv.network import lindistflow
 from p2penv.network.dlmp import DlmpMarket, clear_dlmp
 from p2penv.network.lindistflow import linearise_losses, loss_model_at

@@ -75,7 +75,7 @@ def test_reconfigure_refuses_a_switching_that_islands_buses():
 
 
 def test_tie_lines_match_pandapower_case33bw():
-    pn = pytest.importorskip("pandapower.networks")
+    import pandapower.networks as pn
     from p2penv.network.feeder import from_pandapower
 
     net = pn.case33bw()

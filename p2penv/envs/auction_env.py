@@ -10,9 +10,9 @@ from pettingzoo import ParallelEnv
 
 from ..market.pipeline import StepContext, StepOutcome, validate_actions
 from ..market.prosumer import Fleet
-from .auction_core import INFO_NAMES, OBS_NAMES, AuctionCore
+from .auction_core import AuctionCore
 from .config import MarketConfig
-from .fields import INFO_FIELDS, OBS_FIELDS, field_table
+from .fields import OBS_FIELDS, field_table
 from .viewer import StepView, ansi_table, step_curves_rgb
 
 RESET_OPTIONS: tuple[str, ...] = ()  # reset(options=...) keys the environments accept (none yet)

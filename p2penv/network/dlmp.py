@@ -150,7 +150,7 @@ class DlmpMarket:
         if not (np.isfinite(penalty) and penalty > 0):
             raise ValueError(f"penalty: must be finite and > 0 $/kWh, got {penalty}")
         self.feeder, self.buses, self.dt_h, self.penalty = feeder, buses, float(dt_h), float(penalty)
-        n, nb = buses.size, feeder.n_bus
+        n = buses.size
         self.n_orders = n
         self.rated = np.flatnonzero(np.isfinite(feeder.line_limit_kva))
         self.vrows = feeder.non_root

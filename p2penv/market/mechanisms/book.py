@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .types import BUY, SELL
-
 # Relative tolerance for comparing cumulative volumes summed in different orders.
 _VOL_RTOL = 1e-12
 # Columns of the per-book statistics the kernel returns.
