@@ -90,25 +90,26 @@ class HouseholdMix:
         cons = (kinds == "consumer") | (kinds == "flexible_load")
         flex = kinds == "flexible_load"
 
-        mean_d = np.select([pv, disp, cons], [0.6 + 0.8 * u[0], 0.2 + 0.3 * u[0], 0.8 + 1.2 * u[0]])
+        def pick(a, b, other):  # per kind: PV households a, dispatchable units b, everyone else `other`
+            return np.where(pv, a, np.where(disp, b, other))
+
+        mean_d = pick(0.6 + 0.8 * u[0], 0.2 + 0.3 * u[0], np.where(cons, 0.8 + 1.2 * u[0], 0.0))
         demand = shape * mean_d[:, None, :] * noise
         kwp = 3.0 + 3.0 * u[1]
         rating = 3.0 + 3.0 * u[2]
         pmax = np.where(pv, pv_shape(hours)[:, None] * cloud * kwp[:, None, :], 0.0)
         pmax = np.where(disp, rating[:, None, :], pmax)
-        ramp = np.select([pv, disp], [kwp, 1.0 + 1.5 * u[3]], default=1.0)
-        cost_a = np.select([pv, disp], [0.002 + 0.004 * u[4], 0.005 + 0.015 * u[4]], default=0.01)
-        cost_b = np.select([pv, disp], [0.02 * u[5], 0.06 + 0.08 * u[5]], default=0.0)
-        eta = np.broadcast_to(np.select([pv, disp], [0.96, 0.98], default=1.0), ramp.shape).copy()
+        ramp = pick(kwp, 1.0 + 1.5 * u[3], 1.0)
+        cost_a = pick(0.002 + 0.004 * u[4], 0.005 + 0.015 * u[4], 0.01)
+        cost_b = pick(0.02 * u[5], 0.06 + 0.08 * u[5], 0.0)
+        eta = np.broadcast_to(pick(0.96, 0.98, 1.0), ramp.shape).copy()
         p0 = np.where(disp, 0.5 * rating * u[6], 0.0)
         p0 = np.minimum(p0, pmax[:, 0])
         names = tuple(f"prosumer_{i}" for i in range(n))
         shed = np.where(flex, 0.12 + 0.16 * u[7], np.inf)
         bus = np.broadcast_to(np.arange(1, n + 1), ramp.shape).copy()
         storage = home_batteries(bat, np.stack([d[3] for d in draws], axis=1)) if self.has_storage else None
-        fleet = Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, bus, names, shed, storage)
-        fleet.validate()
-        return fleet
+        return Fleet(demand, pmax, ramp, eta, cost_a, cost_b, p0, bus, names, shed, storage)  # validated by the env
 
 
 def home_batteries(bat: np.ndarray, u: np.ndarray) -> Storage:
