@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo")
+EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo",
+               "local_market_power", "scenario_baselines")
 ENVS = ("auction_v0", "dlmp_v0")
 ALGOS = ("ppo", "sac", "qlearning")
 MODES = ("shared", "independent")

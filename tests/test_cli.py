@@ -86,7 +86,8 @@ def test_experiment_and_unknown_experiment(tmp_path, capsys):
         cli.main(["experiment", "nope"])
     assert e.value.code == 2
     assert capsys.readouterr().err == ("p2penv experiment: error: unknown experiment 'nope'; known market_power, "
-                                       "algorithm_benchmark, mechanism_comparison, collusion_probe, demo\n")
+                                       "algorithm_benchmark, mechanism_comparison, collusion_probe, demo, "
+                                       "local_market_power, scenario_baselines\n")
 
 
 def test_bench_calls_run_all_and_times_adapters(monkeypatch, capsys):
