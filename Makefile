@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m experiments.demo
+	$(BIN)/python -m p2penv.experiments.demo
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q

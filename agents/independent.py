@@ -124,7 +124,7 @@ class _OffPolicy:
 
 
 class IndependentPolicy:
-    """Trained per-agent models: ``joint(others)`` is a joint policy for ``agents.rollout``."""
+    """Trained per-agent models: ``joint(others)`` is a joint policy for ``p2penv.agents.rollout``."""
 
     def __init__(self, policies: dict[str, SharedPolicy]):
         self.policies = policies

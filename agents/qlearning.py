@@ -14,7 +14,7 @@ Vectorised: ``n_sessions`` independent sessions run in lockstep and Q has shape
 market kernel replays ``auction_v0``'s dynamics on the fleet of ``env.reset(seed)``: time cycles
 through the episode (dispatch history reset at each episode start, same fleet every episode) while
 learning continues across episodes (a continuing game). Non-learners bid truthfully
-(``agents.baselines.TruthfulAgent`` semantics computed from the step context).
+(``p2penv.agents.baselines.TruthfulAgent`` semantics computed from the step context).
 Checkpoints hold Q, states, t, market state and the rng state, so a resumed run is bit-identical.
 """
 from __future__ import annotations
@@ -341,7 +341,7 @@ class QLearners:
 
 
 class QPolicy:
-    """Greedy joint policy of one trained session for a plain PettingZoo loop (``agents.rollout``):
+    """Greedy joint policy of one trained session for a plain PettingZoo loop (``p2penv.agents.rollout``):
     learners play argmax Q at their state, the others ``others`` (default TruthfulAgent).
     ``force`` = {learner position: price index} overrides the greedy choice for the next step."""
 
@@ -383,7 +383,7 @@ class QPolicy:
         return {n: acts[i].astype(np.float32) for i, n in enumerate(names)}
 
     def observe(self, outcome) -> None:
-        """Advance the state after the env step (``agents.rollout`` calls it with ``env.last_outcome``)."""
+        """Advance the state after the env step (``p2penv.agents.rollout`` calls it with ``env.last_outcome``)."""
         cp = float(outcome.clearing.clearing_price)
         cp = cp if np.isfinite(cp) else self._last_price
         self.s = self.q.encode(self.last_idx[None, :], np.array([cp]))[0]

@@ -69,7 +69,7 @@ def assign(agents: Mapping[str, Any] | Any, default: Any = None) -> JointPolicy:
 
 
 class CompetitivePolicy:
-    """Privileged competitive benchmark as a policy: per step (``agents.baselines.competitive_joint_action``)
+    """Privileged competitive benchmark as a policy: per step (``p2penv.agents.baselines.competitive_joint_action``)
     without batteries; with batteries the episode schedule of ``p2penv.market.competitive_horizon``
     (computed at the first step of each episode), bidding true reservation values."""
 

@@ -1,6 +1,6 @@
 """Parameter sharing with Stable-Baselines3: one PPO or SAC policy acts for every learning agent.
 
-Agents are the slots of ``agents.vec_adapter.MarketVecEnv`` (native adapter, chosen over SuperSuit:
+Agents are the slots of ``p2penv.agents.vec_adapter.MarketVecEnv`` (native adapter, chosen over SuperSuit:
 same speed, but it seeds, pads unequal observation sizes and leaves non-learners to fixed agents).
 Checkpoints (every ``checkpoint_every`` agent-steps, atomically): ``model.zip``, the replay buffer
 for SAC (``replay.pkl``), and ``state.json`` with the step counter. ``resume=True`` continues from

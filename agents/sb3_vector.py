@@ -24,8 +24,8 @@ episode end              every slot gets ``infos[k]["terminal_observation"]`` (f
 =======================  ==========================================================================
 
 ``learners=[names]`` gives SB3 only those agents (slots ``e * L + k``); the others act through
-``others.act_batch(obs (M, F)) -> (M, 2)`` (e.g. ``agents.baselines.TruthfulAgent()``), one batched
-call per step, as in ``agents.vec_adapter.MarketVecEnv``. Unlike that adapter, observation sizes are
+``others.act_batch(obs (M, F)) -> (M, 2)`` (e.g. ``p2penv.agents.baselines.TruthfulAgent()``), one batched
+call per step, as in ``p2penv.agents.vec_adapter.MarketVecEnv``. Unlike that adapter, observation sizes are
 equal by construction (one vector env, one config), so nothing is padded.
 
 ``get_attr``/``env_method``/``set_attr`` act on the one shared vector env (every slot returns the
@@ -40,7 +40,7 @@ episode-end step costs far more than the env (see ``benchmarks/bench_vector.py``
 ``pettingzoo_env_to_vec_env_v1(parallel_env)`` + ``concat_vec_envs_v1(v, k, base_class=
 "stable_baselines3")`` also gives an SB3 VecEnv with one slot per (copy, agent), but over k
 *single* envs: every step runs k Python env steps and builds k PettingZoo dict sets, so throughput
-is the single-env rate (see ``agents.vec_adapter.adapter_steps_per_s``) whatever k is. Under SB3 2.9
+is the single-env rate (see ``p2penv.agents.vec_adapter.adapter_steps_per_s``) whatever k is. Under SB3 2.9
 it also cannot be seeded: ``SB3VecEnvWrapper.reset(seed=...)``/``seed()`` fail because
 ``ConcatVecEnv`` has no ``seed()`` (README, dependency section), and it cannot mix learning and
 fixed agents. ``SB3VectorEnv`` steps all markets as arrays in one call, seeds through SB3's

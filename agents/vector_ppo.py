@@ -250,7 +250,7 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, last_values: torch.
 # -- policy for evaluation --------------------------------------------------------------------------
 class VectorPolicy:
     """A trained vector-PPO policy: ``act(obs (E, N, F) or (N, F))`` -> actions in [-1, 1];
-    ``joint()`` is a joint policy for the single PettingZoo env (``agents.rollout``)."""
+    ``joint()`` is a joint policy for the single PettingZoo env (``p2penv.agents.rollout``)."""
 
     def __init__(self, model: ActorCritic, agent_names: list[str], config: VectorPPOConfig):
         self.model, self.agent_names, self.config = model.eval(), list(agent_names), config
@@ -307,7 +307,7 @@ class JointVectorPolicy:
 # -- training ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainResult:
-    """As ``agents.sb3_shared.TrainResult`` plus the time split of this call (seconds): ``env_s`` env
+    """As ``p2penv.agents.sb3_shared.TrainResult`` plus the time split of this call (seconds): ``env_s`` env
     stepping, ``forward_s`` policy forward in the rollouts (incl. buffer writes), ``update_s`` GAE +
     PPO epochs; ``last`` the last progress row."""
 

@@ -4,12 +4,12 @@ Run from the repo root: ``python -m benchmarks.bench_vector [--quick]`` (``make 
 benchmark; ``--quick`` is a ~20 s smoke version with smaller budgets, same keys).
 Rates are agent-steps/s (one agent, one market step) unless named steps/s (one market step).
 (a) ``auction_v0.vector_env`` E=256, N=10, random actions generated beforehand, autoreset and infos
-included, and the same through ``agents.sb3_vector.SB3VectorEnv`` (SB3 step API, per-slot infos);
+included, and the same through ``p2penv.agents.sb3_vector.SB3VectorEnv`` (SB3 step API, per-slot infos);
 (b) the single ``auction_v0`` env, 10 agents, PettingZoo dict API;
 (c) ``dlmp_v0`` single env on ieee33 (32 agents) for three scenarios, and its vector env, E=8;
 (d) SB3 PPO (MlpPolicy, n_steps=24, batch 8192, 4 epochs) through ``SB3VectorEnv`` (E=256, N=10), and
-through the older per-env adapter (``agents.sb3_shared.train_shared``) with a small budget;
-(e) the torch vector PPO trainer (``agents.vector_ppo``) on the same task, 1 thread and all cores, with
+through the older per-env adapter (``p2penv.agents.sb3_shared.train_shared``) with a small budget;
+(e) the torch vector PPO trainer (``p2penv.agents.vector_ppo``) on the same task, 1 thread and all cores, with
 its time split, and its speed-up over both SB3 paths measured in this run.
 Medians of repeated blocks (``benchmarks.timing``), torch on one thread, no assertions.
 """
@@ -46,7 +46,7 @@ def vector_auction(e: int, n: int, steps: int, repeats: int) -> float:
 
 def sb3_adapter_rate(e: int, n: int, steps: int, repeats: int) -> float:
     """Agent-steps/s of ``SB3VectorEnv.step`` (random actions): the adapter's cost over (a)."""
-    from agents.sb3_vector import make_sb3_vector_env
+    from p2penv.agents.sb3_vector import make_sb3_vector_env
 
     venv = make_sb3_vector_env("auction_v0", e, seed=0, n_prosumers=n)
     acts = np.random.default_rng(0).uniform(-1, 1, (16, venv.num_envs, 2)).astype(np.float32)
@@ -97,7 +97,7 @@ def ppo_vector(e: int, n: int, rollouts: int) -> dict:
     """PPO through SB3VectorEnv: agent-steps/s of ``learn`` (rollouts + updates)."""
     from stable_baselines3 import PPO
 
-    from agents.sb3_vector import make_sb3_vector_env
+    from p2penv.agents.sb3_vector import make_sb3_vector_env
 
     venv = make_sb3_vector_env("auction_v0", e, seed=0, n_prosumers=n)
     with warnings.catch_warnings():
@@ -114,7 +114,7 @@ def ppo_vector(e: int, n: int, rollouts: int) -> dict:
 
 def ppo_shared(n_copies: int, n: int, rollouts: int) -> dict:
     """PPO through the older per-env adapter (agents.sb3_shared / vec_adapter.MarketVecEnv)."""
-    from agents.sb3_shared import SB3Config, train_shared
+    from p2penv.agents.sb3_shared import SB3Config, train_shared
 
     slots = n_copies * n
     batch = min(8192, 24 * slots)
@@ -127,9 +127,9 @@ def ppo_shared(n_copies: int, n: int, rollouts: int) -> dict:
 
 
 def ppo_torch_vector(e: int, n: int, updates: int, threads: int | None) -> dict:
-    """The vector PPO trainer (``agents.vector_ppo``, default 64x64 nets, 4 epochs, minibatches
+    """The vector PPO trainer (``p2penv.agents.vector_ppo``, default 64x64 nets, 4 epochs, minibatches
     >= 8,192): end-to-end agent-steps/s and the time split (env, policy forward, update)."""
-    from agents.vector_ppo import VectorPPOConfig, train_vector_ppo
+    from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
 
     cfg = VectorPPOConfig(total_steps=updates * 24 * e * n, num_envs=e, seed=0, torch_threads=threads)
     res = train_vector_ppo(lambda num_envs, seed: auction_v0.vector_env(num_envs, n_prosumers=n, seed=seed), cfg)

@@ -4,7 +4,7 @@
 the scripts whose ``main(argv)`` takes arguments (bench_vector, bench_scaling, bench_dlmp_env; their
 smoke runs write ``*_quick.json`` and leave the full results alone) and skips the others; ``--only``
 runs the named ones (``vector`` or ``bench_vector``).
-Scripts include bench_vector (batched vector envs, SB3 through ``agents.sb3_vector``) and
+Scripts include bench_vector (batched vector envs, SB3 through ``p2penv.agents.sb3_vector``) and
 bench_scaling (vector env vs E and N, clearing vs book size; ``docs/figures/scaling.png``).
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ solved one book at a time, and its exact best response is the MILP of
 ``p2penv.diagnostics.dlmp_best_response``), mean +- 95% CI over seeds. The Q-learning kernel
 replays auction_v0 only.
 
-    python -m experiments.algorithm_benchmark [--quick] [--out results/algorithm_benchmark]
+    python -m p2penv.experiments.algorithm_benchmark [--quick] [--out results/algorithm_benchmark]
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def scenario(name: str, seed: int):
 
 
 def available_scenarios() -> tuple[str, ...]:
-    """The README's three benchmark scenarios (every registered one: ``experiments.scenario_baselines``)."""
+    """The README's three benchmark scenarios (every registered one: ``p2penv.experiments.scenario_baselines``)."""
     return ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "dlmp_v0/default-v0")
 
 
@@ -57,11 +57,11 @@ QUICK = BenchmarkConfig(scenarios=("auction_v0/sellers3-v0", "auction_v0/househo
 
 
 def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
-    from agents.baselines import RandomAgent, TruthfulAgent
-    from agents.independent import train_independent
-    from agents.qlearning import QConfig, QLearners
-    from agents.rollout import Assigned
-    from agents.sb3_shared import SB3Config, train_shared
+    from p2penv.agents.baselines import RandomAgent, TruthfulAgent
+    from p2penv.agents.independent import train_independent
+    from p2penv.agents.qlearning import QConfig, QLearners
+    from p2penv.agents.rollout import Assigned
+    from p2penv.agents.sb3_shared import SB3Config, train_shared
 
     env = f()
     truth = TruthfulAgent(env.config)
@@ -71,7 +71,7 @@ def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
     if method == "truthful":
         return Assigned(truth)
     if method == "competitive":
-        from agents.rollout import CompetitivePolicy
+        from p2penv.agents.rollout import CompetitivePolicy
 
         return CompetitivePolicy()
     sb = SB3Config(total_steps=cfg.ppo_steps, seed=seed, n_steps=48)

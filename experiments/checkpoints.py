@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from agents.checkpoint import _jsonable, atomic_write_json
+from p2penv.agents.checkpoint import _jsonable, atomic_write_json
 
 RECOVER = "delete it, or run without --resume to start over"
 

@@ -6,7 +6,7 @@ matrix: Nash profit pi_N (pure Nash equilibrium of the grid game with the lowest
 collusive profit pi_M (joint-profit maximum over symmetric profiles).
 Delta = (mean learner profit - pi_N) / (pi_M - pi_N): 0 = competitive (Nash), 1 = full collusion.
 
-    python -m experiments.collusion_probe [--quick] [--out results/collusion_probe]
+    python -m p2penv.experiments.collusion_probe [--quick] [--out results/collusion_probe]
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def benchmarks(pm: np.ndarray) -> tuple[float, float, tuple]:
 
 def impulse(q, session: int, pm: np.ndarray, cfg: CollusionConfig):
     """(prices (pre+1+post,), learner profits (.., L), deviation index) of one session."""
-    from agents.rollout import rollout
+    from p2penv.agents.rollout import rollout
 
     pol = q.policy(session)
     f = cfg.env_fn(max_cycles=cfg.pre + 1 + cfg.post)
@@ -121,7 +121,7 @@ def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = 
     """Run the probe; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary. The
     Q-tables (``<out_dir>/q``) and every finished session row are checkpointed; ``resume=True``
     continues the training and skips the finished sessions (only with a checkpoint of this config)."""
-    from agents.qlearning import QConfig, QLearners
+    from p2penv.agents.qlearning import QConfig, QLearners
 
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None

@@ -5,15 +5,15 @@ benchmark, stage-game Nash (iterated best response), PPO with parameter sharing 
 Q-learning, 3 seeds each; prints the table (mean +- 95% CI) and writes CSV/JSON and
 ``market_power.png`` to ``--out`` (default ``results/demo``). ``--quick``: the seconds-long budget of
 ``market_power --quick``; ``--resume``: reuse the rows an interrupted demo checkpointed in ``--out``.
-The full version is ``python -m experiments.market_power``.
+The full version is ``python -m p2penv.experiments.market_power``.
 
-    python -m experiments.demo [--quick] [--out results/demo] [--resume]
+    python -m p2penv.experiments.demo [--quick] [--out results/demo] [--resume]
 """
 from __future__ import annotations
 
 import argparse
 
-from experiments import market_power
+from p2penv.experiments import market_power
 
 from .checkpoints import CheckpointError
 

@@ -20,7 +20,7 @@ Metrics: zonal HHI, min RSI, pivotal sellers, zonal DLMP and markup over truthfu
 auction (``p2penv.market.mechanisms.uniform.clear``, no network) with both dispatches (fixed loads
 + matched bids - matched asks) audited by pandapower AC power flow.
 
-    python -m experiments.local_market_power [--quick] [--out results/local_market_power] [--resume]
+    python -m p2penv.experiments.local_market_power [--quick] [--out results/local_market_power] [--resume]
 """
 from __future__ import annotations
 
@@ -265,7 +265,7 @@ def run(cfg: LocalMarketPowerConfig, out_dir: str | Path | None = None, resume: 
     table = format_table(rows, TABLE, ci=False)
     if out is not None:
         save_outputs(out, "local_market_power", rows, [], meta)
-        from agents.checkpoint import atomic_write_text
+        from p2penv.agents.checkpoint import atomic_write_text
 
         atomic_write_text(out / "local_market_power.md", markdown_table(rows))
         plot(rows, cfg, out / "local_market_power.png")

@@ -7,7 +7,7 @@ vectorised sessions are the seeds). Metrics per (N, method, seed): relative clea
 over the competitive price, share-weighted Lerner, HHI, relative welfare loss (of the gains from
 trade), seller profit $/episode and the stage-game NashConv $/step of the sellers; mean +- 95% CI.
 
-    python -m experiments.market_power [--quick] [--out results/market_power]
+    python -m p2penv.experiments.market_power [--quick] [--out results/market_power]
 """
 from __future__ import annotations
 
@@ -64,10 +64,10 @@ DEMO = MarketPowerConfig(ns=(2, 3, 5, 10), seeds=(0, 1, 2), ppo_steps=6000, q_st
 def profiles(cfg: MarketPowerConfig, n: int, out: Path | None, done=lambda m, s: False):
     """Yield (method, seed, joint policy, env_fn) for every requested method not ``done(m, s)``
     (done ones are skipped before any training)."""
-    from agents.baselines import TruthfulAgent
-    from agents.qlearning import QConfig, QLearners
-    from agents.rollout import Assigned, CompetitivePolicy
-    from agents.sb3_shared import SB3Config, train_shared
+    from p2penv.agents.baselines import TruthfulAgent
+    from p2penv.agents.qlearning import QConfig, QLearners
+    from p2penv.agents.rollout import Assigned, CompetitivePolicy
+    from p2penv.agents.sb3_shared import SB3Config, train_shared
 
     env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism, rule=cfg.rule,
                                      demand_kw=cfg.demand_kw, buyer_values=cfg.buyer_values) for s in cfg.seeds}

@@ -9,7 +9,7 @@ options equal the auctions' backstop and only the pricing differs (LP duals: the
 price, times the bus MLF). Nash and Q-learning profiles exist for the auctions only (the stage-game
 search and the Q-learning kernel batch the auction clearing; the DLMP LP clears one book at a time).
 
-    python -m experiments.mechanism_comparison [--quick] [--out results/mechanism_comparison]
+    python -m p2penv.experiments.mechanism_comparison [--quick] [--out results/mechanism_comparison]
 """
 from __future__ import annotations
 
@@ -70,9 +70,9 @@ def run(cfg: MechanismConfig, out_dir: str | Path | None = None, resume: bool = 
     """Run the comparison; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary.
     Every finished (mechanism, profile, seed) row is checkpointed; ``resume=True`` skips those
     (and the Q-learning training of a mechanism whose Q-learning rows are all done)."""
-    from agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, TruthfulAgent
-    from agents.qlearning import QConfig, QLearners
-    from agents.rollout import Assigned
+    from p2penv.agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, TruthfulAgent
+    from p2penv.agents.qlearning import QConfig, QLearners
+    from p2penv.agents.rollout import Assigned
 
     t0 = time.perf_counter()
     n = cfg.n_sellers

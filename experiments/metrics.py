@@ -10,9 +10,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from agents.baselines import reservation_buy_price
+from p2penv.agents.baselines import reservation_buy_price
 from p2penv.diagnostics.nash import action_grid, stage_nash_gap
-from agents.rollout import CompetitivePolicy, Trajectory, rollout
+from p2penv.agents.rollout import CompetitivePolicy, Trajectory, rollout
 
 
 def stage_nash_conv(env, traj: Trajectory, players: Sequence[int] | None = None, grid=None,
@@ -73,7 +73,7 @@ def evaluate(env_fn: Callable[[], Any], policy, *, seed: int, n_sellers: int | N
 
 
 def _comp_price(ctx, cfg):
-    from agents.baselines import competitive_joint_action
+    from p2penv.agents.baselines import competitive_joint_action
 
     return competitive_joint_action(ctx, cfg)
 

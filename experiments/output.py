@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from agents.checkpoint import atomic_savefig, atomic_write_json, atomic_write_text
+from p2penv.agents.checkpoint import atomic_savefig, atomic_write_json, atomic_write_text
 
 
 def write_csv(path: str | Path, rows: list[dict]) -> Path:

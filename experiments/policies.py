@@ -19,7 +19,7 @@ class NashPolicy:
         self.last_nash_conv = []
 
     def __call__(self, env, obs: dict) -> dict:
-        from agents.baselines import competitive_joint_action
+        from p2penv.agents.baselines import competitive_joint_action
 
         ctx = env.ctx
         key = b"".join(np.ascontiguousarray(x).tobytes() for x in (ctx.demand_kw, ctx.lo_kw, ctx.hi_kw))

@@ -3,13 +3,13 @@
 For each scenario of ``p2penv.list_scenarios()`` (those whose extras are installed) and each seed:
 random, truthful, competitive (the privileged benchmark: per step, or the episode schedule of
 ``p2penv.market.competitive_horizon`` when batteries link the steps), PPO with parameter sharing
-(``agents.vector_ppo`` on the scenario's vector env, every agent learning) and Q-learning where its
+(``p2penv.agents.vector_ppo`` on the scenario's vector env, every agent learning) and Q-learning where its
 kernel applies (auction_v0, 2-dim actions, constant tariffs). Metrics per episode: mean profit
 per agent ($), gains from trade against every buyer importing at retail ($), mean clearing price
 ($/kWh). Rows are checkpointed; the summary is written to ``docs/results/scenario_baselines.json``
 and the table in ``docs/scenarios.md`` is regenerated between its markers.
 
-    python -m experiments.scenario_baselines [--quick] [--out results/scenario_baselines] [--resume]
+    python -m p2penv.experiments.scenario_baselines [--quick] [--out results/scenario_baselines] [--resume]
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ QUICK = BaselineConfig(seeds=(0,), q_steps=500, q_beta=3e-3, ppo_steps=2_000, pp
 
 def _ppo_shared(sid: str, seed: int, cfg: BaselineConfig):
     """Vector PPO with parameter sharing on the scenario's vector env; every agent learns."""
-    from agents.vector_ppo import VectorPPOConfig, train_vector_ppo
+    from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
 
     c = VectorPPOConfig(total_steps=cfg.ppo_steps, num_envs=cfg.ppo_envs, seed=seed, torch_threads=1)
     res = train_vector_ppo(lambda num_envs, s: p2penv.make_vector(sid, num_envs, seed=s), c)
@@ -107,14 +107,14 @@ def scenario_cards() -> str:
                   f"* **options**: `{', '.join(f'{k}={v!r}' for k, v in cfg.items())}`" + (f"; extras: `{', '.join(s.extras)}`" if s.extras else ""),
                   ""]
     lines += ["## Baselines", "",
-    "Produced by one command, `python -m experiments.scenario_baselines --docs`, which also writes",
+    "Produced by one command, `python -m p2penv.experiments.scenario_baselines --docs`, which also writes",
     "`docs/results/scenario_baselines.json` (every row and the summary). Methods: random (uniform actions),",
     "truthful (price-taking dispatch, bids at marginal cost or reservation value, batteries idle), competitive",
     "(the privileged benchmark: S1 per step, or with batteries the episode schedule of",
     "`p2penv.market.competitive_horizon`, played through the market), PPO shared (the vector PPO trainer,",
     "100k agent-steps, every agent learning), Q-learning (Calvano-style, where its kernel applies:",
     "auction_v0 with 2-dim actions and constant tariffs).", "",
-    "<!-- baselines:begin -->", "(run `python -m experiments.scenario_baselines --docs`)", "<!-- baselines:end -->", ""]
+    "<!-- baselines:begin -->", "(run `python -m p2penv.experiments.scenario_baselines --docs`)", "<!-- baselines:end -->", ""]
     return "\n".join(lines)
 
 
@@ -150,7 +150,7 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
             json.dumps(dict(meta=meta, summary=summary, rows=ck.rows), indent=1, default=float) + "\n")
         page = scenario_cards()
         a, b = page.index(BEGIN) + len(BEGIN), page.index(END)
-        note = (f"\n\nMean ± 95 % CI over seeds {list(cfg.seeds)} (`python -m experiments.scenario_baselines "
+        note = (f"\n\nMean ± 95 % CI over seeds {list(cfg.seeds)} (`python -m p2penv.experiments.scenario_baselines "
                 "--docs`). profit: $/episode per learner (per agent where all learn); welfare: gains from trade "
                 "$/episode against every buyer importing at retail; price: mean clearing price $/kWh (dlmp_v0: "
                 "the substation's energy price).\n\n")

@@ -1,7 +1,7 @@
 """Worked examples of the spec items (docs/spec.md) as short programs a student can run and change (S12).
 
-    python -m experiments.spec_examples          # all of them
-    python -m experiments.spec_examples s3       # one
+    python -m p2penv.experiments.spec_examples          # all of them
+    python -m p2penv.experiments.spec_examples s3       # one
 
 Each function prints what the textbook computes and returns the numbers (the tests assert them).
 Change the inputs at the top of a function and run again.

@@ -89,8 +89,8 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int, vector: bool = False
 def _check_env(env_fn, spec: dict):
     """Build the env, reset it and play one truthful step; returns the env. A failure is a
     UsageError naming the env options (nothing has been written yet)."""
-    from agents.baselines import TruthfulAgent
-    from agents.rollout import Assigned
+    from p2penv.agents.baselines import TruthfulAgent
+    from p2penv.agents.rollout import Assigned
 
     try:
         env = env_fn()
@@ -160,16 +160,16 @@ def _trainer_config(spec: dict, where: str | Path):
     tr = {k: v for k, v in spec["train"].items() if k != "tensorboard"}
     try:
         if spec["algo"] == "qlearning":
-            from agents.qlearning import QConfig
+            from p2penv.agents.qlearning import QConfig
 
             return QConfig.from_dict(tr)
         if "num_envs" in spec["train"]:  # torch PPO on the vector env (agents.vector_ppo)
             if spec["algo"] != "ppo":
                 raise ValueError(f"num_envs: the vector-env trainer is PPO only, got algo {spec['algo']!r}")
-            from agents.vector_ppo import VectorPPOConfig
+            from p2penv.agents.vector_ppo import VectorPPOConfig
 
             return VectorPPOConfig.from_dict(dict(spec["train"], mode=spec["mode"]))
-        from agents.sb3_shared import SB3Config
+        from p2penv.agents.sb3_shared import SB3Config
 
         return SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
     except (TypeError, ValueError) as e:
@@ -206,8 +206,8 @@ def _check_resume(out: Path, spec: dict) -> None:
 
 
 def cmd_train(a) -> int:
-    from agents.baselines import TruthfulAgent
-    from agents.checkpoint import atomic_write_json
+    from p2penv.agents.baselines import TruthfulAgent
+    from p2penv.agents.checkpoint import atomic_write_json
 
     spec = _load_spec(a)
     out = Path(a.out)
@@ -221,22 +221,22 @@ def cmd_train(a) -> int:
         _check_resume(out, spec)
     atomic_write_json(out / "run.json", spec)
     if spec["algo"] == "qlearning":
-        from agents.qlearning import QLearners
+        from p2penv.agents.qlearning import QLearners
 
         q = QLearners(f, cfg, learners=learners, env_seed=spec["seed"])
         res = q.train(out, resume=a.resume)
         print(f"qlearning: t={res.t} state={res.state_kind} converged={res.converged.tolist()} -> {out}")
         return 0
     if "num_envs" in spec["train"]:  # every agent learns (sellers and buyers alike)
-        from agents.vector_ppo import train_vector_ppo
+        from p2penv.agents.vector_ppo import train_vector_ppo
 
         r = train_vector_ppo(_env_fn(spec["env"], spec["sellers"], spec["seed"], vector=True), cfg, out,
                              resume=a.resume)
     else:
         if spec["mode"] == "shared":
-            from agents.sb3_shared import train_shared as train
+            from p2penv.agents.sb3_shared import train_shared as train
         else:
-            from agents.independent import train_independent as train
+            from p2penv.agents.independent import train_independent as train
         r = train(f, cfg, out, learners=learners, others=others, resume=a.resume)
     print(f"{spec['algo']}/{spec['mode']}: {r.num_timesteps} agent-steps, {r.steps_per_s:.0f} steps/s -> {out}")
     return 0
@@ -254,7 +254,7 @@ def _run_spec(run_dir: Path) -> dict:
 
 def _load_shared(folder: Path, algo: str, run_json: Path):
     """SharedPolicy of ``folder`` after checking policy.json and model.zip (UsageError naming the file)."""
-    from agents.sb3_shared import SharedPolicy
+    from p2penv.agents.sb3_shared import SharedPolicy
 
     meta_path, model = folder / "policy.json", folder / "model.zip"
     meta = _read_json(meta_path, "written by p2penv train when training finishes")
@@ -278,14 +278,14 @@ def _load_shared(folder: Path, algo: str, run_json: Path):
 def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
     """Joint policy of a finished ``train`` run folder and its spec; UsageError naming the file
     when something in the folder is missing, malformed or inconsistent."""
-    from agents.baselines import TruthfulAgent
-    from agents.rollout import Assigned
+    from p2penv.agents.baselines import TruthfulAgent
+    from p2penv.agents.rollout import Assigned
 
     spec = _run_spec(run_dir) if spec is None else spec
     run_json = run_dir / "run.json"
     truth = TruthfulAgent(env_fn().config)
     if spec["algo"] == "qlearning":
-        from agents.qlearning import QLearners
+        from p2penv.agents.qlearning import QLearners
 
         ck = run_dir / "checkpoint.pkl"
         if not ck.is_file():
@@ -298,7 +298,7 @@ def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
             raise UsageError(f"{ck}: cannot load ({type(e).__name__}: {e})") from None
         return q.policy(0), spec
     if "num_envs" in spec["train"]:
-        from agents.vector_ppo import VectorPolicy
+        from p2penv.agents.vector_ppo import VectorPolicy
 
         model = run_dir / "model.pt"
         if not model.is_file():
@@ -308,7 +308,7 @@ def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
         except Exception as e:  # noqa: BLE001 - one line naming the file instead of a library traceback
             raise UsageError(f"{model}: cannot load ({type(e).__name__}: {e})") from None
     if spec["mode"] == "independent":
-        from agents.independent import IndependentPolicy
+        from p2penv.agents.independent import IndependentPolicy
 
         names_path = run_dir / "policy" / "agents.json"
         names = _read_json(names_path, "written by p2penv train when training finishes")
@@ -322,8 +322,8 @@ def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
 
 
 def cmd_evaluate(a) -> int:
-    from agents.checkpoint import atomic_write_json
-    from experiments.metrics import evaluate
+    from p2penv.agents.checkpoint import atomic_write_json
+    from p2penv.experiments.metrics import evaluate
 
     run = Path(a.run)
     spec = _run_spec(run)
@@ -345,7 +345,7 @@ def cmd_experiment(a, extra: list[str]) -> int:
 
     if a.name not in EXPERIMENTS:
         raise UsageError(f"unknown experiment {a.name!r}; known {', '.join(EXPERIMENTS)}")
-    mod = importlib.import_module(f"experiments.{a.name}")
+    mod = importlib.import_module(f"p2penv.experiments.{a.name}")
     argv = list(extra) + (["--quick"] if a.quick else []) + (["--out", a.out] if a.out else []) \
         + (["--resume"] if a.resume else [])
     mod.main(argv, prog=f"p2penv experiment {a.name}")
@@ -359,7 +359,7 @@ def cmd_bench(a) -> int:
     else:
         print("benchmarks/run_all.py not present; nothing to run there")
     if a.adapters:
-        from agents.vec_adapter import adapter_steps_per_s
+        from p2penv.agents.vec_adapter import adapter_steps_per_s
         from p2penv import auction_v0
 
         for n in (1, 4):

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, RandomAgent, TruthfulAgent
-from agents.best_response import MyopicBestResponse
-from agents.rollout import Assigned, CompetitivePolicy, rollout
-from agents.vec_adapter import MarketVecEnv, padded_obs
+from p2penv.agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, RandomAgent, TruthfulAgent
+from p2penv.agents.best_response import MyopicBestResponse
+from p2penv.agents.rollout import Assigned, CompetitivePolicy, rollout
+from p2penv.agents.vec_adapter import MarketVecEnv, padded_obs
 from p2penv import auction_v0
 from p2penv.diagnostics.nash import action_grid, iterated_best_response, stage_nash_gap
 

@@ -5,7 +5,7 @@ from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parall
 from pettingzoo.test.state_test import test_state as pz_state_test
 from pettingzoo.test.state_test import test_state_space as pz_state_space_test
 
-from agents.baselines import competitive_joint_action
+from p2penv.agents.baselines import competitive_joint_action
 from p2penv import auction_v0
 from p2penv.envs.config import MarketConfig
 

@@ -5,11 +5,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from experiments import algorithm_benchmark as ab
-from experiments import collusion_probe as cp
-from experiments import market_power as mp
-from experiments import mechanism_comparison as mc
-from experiments.metrics import mean_ci, summarise
+from p2penv.experiments import algorithm_benchmark as ab
+from p2penv.experiments import collusion_probe as cp
+from p2penv.experiments import market_power as mp
+from p2penv.experiments import mechanism_comparison as mc
+from p2penv.experiments.metrics import mean_ci, summarise
 from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
 
 
@@ -114,7 +114,7 @@ def test_market_power_demo_budget_shape():
 
 
 def test_scenario_baselines_quick_covers_storage_and_feeders(tmp_path):
-    from experiments import scenario_baselines as sb
+    from p2penv.experiments import scenario_baselines as sb
 
     cfg = replace(sb.QUICK, q_steps=200)
     r = sb.run(cfg, tmp_path)

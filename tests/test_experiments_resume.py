@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from experiments import collusion_probe as cp
-from experiments import demo
-from experiments import market_power as mp
-from experiments import mechanism_comparison as mc
-from experiments.checkpoints import CheckpointError, RowCheckpoint
+from p2penv.experiments import collusion_probe as cp
+from p2penv.experiments import demo
+from p2penv.experiments import market_power as mp
+from p2penv.experiments import mechanism_comparison as mc
+from p2penv.experiments.checkpoints import CheckpointError, RowCheckpoint
 from p2penv import cli
 
 # competitive profile only: seconds, no training
@@ -85,7 +85,7 @@ def _cut(src, dst, name, keep):
 
 
 def test_mechanism_comparison_resumes(tmp_path, monkeypatch):
-    from agents.qlearning import QLearners
+    from p2penv.agents.qlearning import QLearners
 
     cfg = replace(mc.QUICK, mechanisms=("uniform",), profiles=("truthful", "qlearning"), seeds=(0, 1), q_steps=300)
     full = mc.run(cfg, tmp_path / "full")
@@ -103,7 +103,7 @@ def test_mechanism_comparison_resumes(tmp_path, monkeypatch):
 
 
 def test_collusion_probe_resumes_without_retraining(tmp_path, monkeypatch):
-    from agents.qlearning import QLearners
+    from p2penv.agents.qlearning import QLearners
 
     cfg = replace(cp.QUICK, q_steps=500)
     full = cp.run(cfg, tmp_path / "full")

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from experiments import local_market_power as lmp
+from p2penv.experiments import local_market_power as lmp
 from p2penv import cli
 
 SMOKE = replace(lmp.QUICK, scenarios=("ieee33-congested",), profiles=("truthful", "nash", "coalition"))

@@ -111,7 +111,7 @@ def test_one_name_per_solver():
     # iterated_best_response / fictitious_play / best_response mean the market stage game; the
     # continuous reference-game solvers carry a continuous_ prefix; the stage gap has one function
     # (stage_nash_gap) plus the env-facing env_nash_gap, and nothing else defines them.
-    import agents.best_response as agent_br
+    import p2penv.agents.best_response as agent_br
     import p2penv.diagnostics as diag
     from p2penv.diagnostics import equilibrium, nash
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import p2penv
-from agents.baselines import TruthfulAgent
-from agents.rollout import Assigned
+from p2penv.agents.baselines import TruthfulAgent
+from p2penv.agents.rollout import Assigned
 from p2penv.diagnostics.local_market_power import binding_constraints
 from p2penv.network.cases import TIE_LINES, ieee33, reconfigure
 from p2penv.network.lindistflow import solve as lindistflow
@@ -18,7 +18,7 @@ def _pairs(f):
 
 
 def _truthful_episode(scenario_id, seed=0):
-    """Yields (infos, env) per step with every agent truthful (``agents.baselines.TruthfulAgent``)."""
+    """Yields (infos, env) per step with every agent truthful (``p2penv.agents.baselines.TruthfulAgent``)."""
     env = p2penv.make(scenario_id)
     pol = Assigned(TruthfulAgent(env.config))
     obs, _ = env.reset(seed=seed)

@@ -5,8 +5,8 @@ import pytest
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecCheckNan, VecMonitor
 
-from agents.baselines import TruthfulAgent
-from agents.sb3_vector import SB3VectorEnv, make_sb3_vector_env
+from p2penv.agents.baselines import TruthfulAgent
+from p2penv.agents.sb3_vector import SB3VectorEnv, make_sb3_vector_env
 from p2penv import auction_v0, dlmp_v0
 from p2penv.envs.config import MarketConfig
 

@@ -1,7 +1,7 @@
 """S12: the worked examples of the spec items (docs/spec.md) run as programs and print their numbers."""
 import pytest
 
-from experiments import spec_examples
+from p2penv.experiments import spec_examples
 
 
 def test_s12_examples_run_and_give_the_spec_numbers(capsys):

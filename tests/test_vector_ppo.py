@@ -6,7 +6,7 @@ import math
 import numpy as np
 import torch
 
-from agents.vector_ppo import (ActorCritic, GroupMLP, VectorPolicy, VectorPPOConfig, _Trainer, compute_gae,
+from p2penv.agents.vector_ppo import (ActorCritic, GroupMLP, VectorPolicy, VectorPPOConfig, _Trainer, compute_gae,
                                train_vector_ppo, vector_env_fn)
 from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
 
@@ -173,7 +173,7 @@ def test_central_critic_uses_state_not_obs():
 
 
 def test_policy_load_act_and_pettingzoo_adapter(tmp_path):
-    from agents.rollout import rollout
+    from p2penv.agents.rollout import rollout
     from p2penv import auction_v0
 
     r = train_vector_ppo(AUCTION, cfg(mode="independent", total_steps=1), tmp_path)
