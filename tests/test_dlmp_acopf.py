@@ -178,3 +178,15 @@ def test_env_loss_iterations_and_validation():
         m.clear([0.1], [1.0], [1], 0.1, loss_iterations=0)
     with pytest.raises(ValueError, match="loss_point"):
         m.clear([0.1], [1.0], [1], 0.1, loss_point="ac")
+
+
+def test_env_can_clear_at_the_distflow_point():
+    """``DlmpConfig.loss_point="distflow"`` reaches the env; a bad value names the field."""
+    from p2penv import dlmp_v0
+
+    env = dlmp_v0.parallel_env(scenario="ieee33-congested", loss_iterations=2, loss_point="distflow", max_cycles=2)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step({a: np.zeros(2) for a in env.agents})
+    assert env.last_lp.loss_iterations == 2
+    with pytest.raises(ValueError, match="loss_point: expected one of"):
+        dlmp_v0.parallel_env(loss_point="ac")

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..network.dlmp import LOSS_POINTS
 from ..scenarios.feeders import SCENARIOS, Scenario, load_buses, register_scenario
 from .config import MarketConfig
 
@@ -35,6 +36,9 @@ class DlmpConfig(MarketConfig):
     loss_iterations:   LP solves per step (``DlmpMarket.clear(loss_iterations=...)``): 1 (default) clears once
                        with the losses linearised as ``loss_linearisation`` says; n > 1 re-linearises them at
                        the cleared LinDistFlow point and re-solves, up to n solves (successive LP).
+    loss_point:        where extra iterations re-linearise: "lindistflow" (default) or "distflow" (the exact
+                       DistFlow point, with line and voltage limits shifted by its losses: DLMPs within
+                       ~0.25 $/MWh of pandapower's AC-OPF at n >= 2, docs/network_model.md).
     """
 
     n_prosumers: int | None = None  # type: ignore[assignment]
@@ -49,6 +53,7 @@ class DlmpConfig(MarketConfig):
     audit_ac: bool = False
     lp_solver: str = "highs"
     loss_iterations: int = 1
+    loss_point: str = "lindistflow"  # or "distflow": re-linearise at the exact DistFlow point (AC-accurate)
 
     def __post_init__(self) -> None:
         err = []
@@ -97,6 +102,8 @@ class DlmpConfig(MarketConfig):
         if (isinstance(self.loss_iterations, bool) or not isinstance(self.loss_iterations, (int, np.integer))
                 or self.loss_iterations < 1):
             err.append(f"loss_iterations: expected an integer >= 1, got {self.loss_iterations!r}")
+        if self.loss_point not in LOSS_POINTS:
+            err.append(f"loss_point: expected one of {LOSS_POINTS}, got {self.loss_point!r}")
         if self.nash_gap_in_infos:
             err.append("nash_gap_in_infos: not supported by dlmp_v0 (the DLMP LP clears one book at a time)")
         if err:

@@ -116,7 +116,7 @@ class DlmpCore(AuctionCore):
         self.last_wholesale_price = lam = self.wholesale_price()
         for e, m in enumerate(self.markets):
             lps[e] = m.clear(prices[e], quantities[e], sides[e], lam, self.p_fixed_kw, self.q_fixed_kvar,
-                             solver=cfg.lp_solver, loss_iterations=cfg.loss_iterations)
+                             solver=cfg.lp_solver, loss_iterations=cfg.loss_iterations, loss_point=cfg.loss_point)
         self.lps = lps
         self.last_loss_models = [m.loss_model for m in self.markets]  # what this step was cleared with
         return DlmpBatchClearing(
