@@ -22,7 +22,7 @@ PINNED = {
     "dlmp_v0/teaching4-v0": "a4c04a573c027c57",
     "dlmp_v0/undervoltage-v0": "00ce72ee774f813e",
     "dlmp_v0/outage-line7-v0": "238cd2fa819e4a67",
-    "dlmp_v0/island-v0": "dd7b09ca3c876c62",
+    "dlmp_v0/island-v0": "a58cf9a8df2c5189",
     "dlmp_v0/voltage-stress-v0": "74718cf2fa3fd57b",
 }
 

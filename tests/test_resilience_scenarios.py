@@ -103,6 +103,12 @@ def test_island_imports_nothing_and_reports_unserved_energy():
         # balance with P0 = 0: unserved = sum of net loads + linearised losses
         assert m["unserved_kw"] == pytest.approx(lp.net_load_kw.sum() + lp.losses_kw, abs=1e-6)
         assert m["unserved_kw"] >= -1e-9  # nothing spilled: unneeded asks are rejected instead
+        # no utility backstop: agents' unmatched demand is unserved (shed at the value of lost load),
+        # never imported, so the realised feeder does not draw on the substation for it either
+        g = {k: np.array([infos[x][k] for x in infos]) for k in ("backstop_import_kwh", "shed_kwh")}
+        assert np.all(g["backstop_import_kwh"] == 0)
+        net = next(iter(infos.values()))["network"]
+        assert net["import_kw"] <= m["unserved_kw"] + 1e-6  # only the LP's own unserved fixed load is missing
         if m["unserved_kw"] > 1e-6:
             seen_short += 1
             assert m["clearing_price"] == pytest.approx(10.0)  # scarcity: the value of lost load

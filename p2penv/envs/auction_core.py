@@ -166,7 +166,8 @@ class AuctionCore:
             ctx.cost_b, ctx.shed_value, zero if ctx.degradation_cost is None else ctx.degradation_cost, ctx.dt_h,
             rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff,
             rules.feed_in_tariff if ctx.feed_in_tariff is None else ctx.feed_in_tariff,
-            rules.unmatched == "curtail", clr.clearing_price,
+            rules.unmatched == "curtail" or rules.island_voll == rules.island_voll, rules.island_voll,
+            clr.clearing_price,
             self.last_price)
         out = StepOutcome(price, dispatch, qty, sides, excess, clr, Settlement(*st),
                           None if self.storage is None else battery)

@@ -85,7 +85,7 @@ def feasible_kernel(p_prev, p_max, ramp):
 
 @numba.njit(cache=True, nogil=True)
 def settle_markets_kernel(dispatch, order, sides, matched, unit, battery, lo, demand, eta, cost_a, cost_b, shed_value,
-                          degradation, dt_h, retail, feed_in, curtail, clearing_price, last_price):
+                          degradation, dt_h, retail, feed_in, curtail, island_voll, clearing_price, last_price):
     """Settle E markets ``(E, N)`` and return (settlement ``(9, E, N)``, new last price ``(E,)``).
 
     The last price keeps its previous value where a book had no price (nan: an empty book).
@@ -97,7 +97,7 @@ def settle_markets_kernel(dispatch, order, sides, matched, unit, battery, lo, de
         for i in range(n):
             settle_order(dispatch[e, i], order[e, i], sides[e, i], matched[e, i], unit[e, i], battery[e, i],
                          lo[e, i], demand[e, i], eta[e, i], cost_a[e, i], cost_b[e, i], shed_value[e, i],
-                         degradation[e, i], dt_h, retail, feed_in, curtail, out, e, i)
+                         degradation[e, i], dt_h, retail, feed_in, curtail, island_voll, out, e, i)
         cp = clearing_price[e]
         new_price[e] = cp if np.isfinite(cp) else last_price[e]
     return out, new_price

@@ -11,6 +11,7 @@ The LPs are solved one per market; what is batched is everything around them.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,9 @@ class DlmpCore(AuctionCore):
         fixed = self.grid.state(self.p_fixed_kw, LossModel.lossless(f), what=f"load_scale={s}")
         self.fixed_loss_model = self.grid.loss_model(fixed)
         super().__init__(config, num_envs, clear=self._clear)
+        if config.import_limit_kw == 0 and config.export_limit_kw == 0:
+            # islanded: no utility backstop; unmatched demand is unserved at the LP's value of lost load
+            self.rules = dataclasses.replace(self.rules, island_voll=float(config.penalty))
         self.markets = [self._new_market() for _ in range(self.num_envs)]
         self.audit = AcAudit(f) if config.audit_ac else None
         self.networks: list[NetworkState] = []

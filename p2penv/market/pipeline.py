@@ -71,6 +71,7 @@ class MarketRules:
     feed_in_tariff: float
     unmatched: str
     clear: Callable[..., Clearing]  # clear(prices, quantities, sides) -> Clearing (params bound)
+    island_voll: float = float("nan")  # $/kWh; set when no utility backstop exists (islanded feeder)
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
         shed_value=ctx.shed_value,
         battery_kw=battery,
         degradation_cost=ctx.degradation_cost,
+        island_voll=rules.island_voll,
     )
     return StepOutcome(price, dispatch, qty, sides, excess, clr, st, battery)
 

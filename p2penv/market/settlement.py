@@ -54,12 +54,15 @@ def settle(
     shed_value: np.ndarray | None = None,
     battery_kw: np.ndarray | None = None,
     degradation_cost: np.ndarray | None = None,
+    island_voll: float = np.nan,
 ) -> Settlement:
     """Settle ``(..., N)`` orders (one per agent) of one step or a batch of steps.
 
     Order arrays (``dispatch_kw``, ``order_kwh``, ``sides``, ``matched_kwh``, ``unit_price``) share
     one shape ``(..., N)``; the agent arrays (``floor_kw``, ``demand_kw``, ``eta``, costs,
-    ``shed_value``) are ``(N,)`` (one market) or the same shape as the orders.
+    ``shed_value``) are ``(N,)`` (one market) or the same shape as the orders. ``island_voll``
+    ($/kWh, default nan = a utility backstop exists): an islanded market has no backstop, so unmatched
+    demand is unserved at min(shed_value, island_voll) and unmatched supply is curtailed first.
     """
     if unmatched not in UNMATCHED_MODES:
         raise ValueError(f"unmatched: expected one of {UNMATCHED_MODES}, got {unmatched!r}")
@@ -77,14 +80,15 @@ def settle(
                             for x in (floor_kw, demand_kw, eta, cost_a, cost_b, sv, deg)], n, b)
     out = settle_kernel(
         orders(dispatch_kw), orders(order_kwh), orders(sides, np.int8), orders(matched_kwh), orders(unit_price),
-        orders(bat), *agents, float(dt_h), float(retail_tariff), float(feed_in_tariff), unmatched == "curtail",
+        orders(bat), *agents, float(dt_h), float(retail_tariff), float(feed_in_tariff),
+        unmatched == "curtail" or island_voll == island_voll, float(island_voll),
     )
     return Settlement(*(a.reshape(shape) for a in out))
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def settle_order(p, order, side, matched, unit, battery, floor, demand, eta, cost_a, cost_b, shed_value, degradation,
-                 dt_h, retail, feed_in, curtail, out, b, i):
+                 dt_h, retail, feed_in, curtail, island_voll, out, b, i):
     """Settle one agent's order; writes the nine ``Settlement`` fields to ``out[:, b, i]``."""
     unm = order - matched
     sell = side > 0
@@ -99,7 +103,12 @@ def settle_order(p, order, side, matched, unit, battery, floor, demand, eta, cos
         unm_sell = unm_sell - curtailed
     shed = 0.0
     lost = 0.0
-    if shed_value < retail and unm_buy > 0.0:
+    if island_voll == island_voll:  # islanded (island_voll is not nan): no utility to import from
+        if unm_buy > 0.0:  # demand the market did not serve is unserved, at its value of lost load
+            shed = unm_buy
+            unm_buy = 0.0
+            lost = min(shed_value, island_voll) * shed
+    elif shed_value < retail and unm_buy > 0.0:
         # a flexible load sheds what the market did not serve when that is cheaper than retail
         shed = unm_buy
         unm_buy = 0.0
@@ -120,7 +129,7 @@ def settle_order(p, order, side, matched, unit, battery, floor, demand, eta, cos
 
 @numba.njit(cache=True, nogil=True)
 def settle_kernel(dispatch, order, sides, matched, unit, battery, floor, demand, eta, cost_a, cost_b, shed_value,
-                  degradation, dt_h, retail, feed_in, curtail):
+                  degradation, dt_h, retail, feed_in, curtail, island_voll=np.nan):
     """Settlement of books ``(B, N)``; agent arrays ``(Bc, N)`` with Bc = 1 (shared) or B.
 
     Returns the nine ``Settlement`` arrays stacked ``(9, B, N)`` in field order.
@@ -133,5 +142,5 @@ def settle_kernel(dispatch, order, sides, matched, unit, battery, floor, demand,
         for i in range(n):
             settle_order(dispatch[b, i], order[b, i], sides[b, i], matched[b, i], unit[b, i], battery[b, i],
                          floor[c, i], demand[c, i], eta[c, i], cost_a[c, i], cost_b[c, i], shed_value[c, i],
-                         degradation[c, i], dt_h, retail, feed_in, curtail, out, b, i)
+                         degradation[c, i], dt_h, retail, feed_in, curtail, island_voll, out, b, i)
     return out
