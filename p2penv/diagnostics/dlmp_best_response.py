@@ -77,7 +77,7 @@ import scipy.sparse as sp
 from ..market.mechanisms.types import BUY, SELL, check_book
 from ..network.dlmp import DlmpMarket
 
-_INF = highspy.kHighsInf
+INF = highspy.kHighsInf
 _TOL = 1e-9
 
 
@@ -253,7 +253,7 @@ def grid_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
 
 
 # -- the MILP --------------------------------------------------------------------------------------
-class _Milp:
+class Milp:
     """Tiny column/row builder for a HiGHS model (maximisation)."""
 
     def __init__(self) -> None:
@@ -284,7 +284,7 @@ class _Milp:
         csc.sum_duplicates()
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n, m
-        fin = lambda a: np.clip(np.asarray(a, dtype=np.float64), -_INF, _INF)  # noqa: E731
+        fin = lambda a: np.clip(np.asarray(a, dtype=np.float64), -INF, INF)  # noqa: E731
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = fin(self.c), fin(self.lo), fin(self.hi)
         lp.row_lower_ = fin([x[0] for x in self.rows])
         lp.row_upper_ = fin([x[1] for x in self.rows])
@@ -303,8 +303,29 @@ class _Milp:
         h.passModel(lp)
         return h
 
+    def solve_polished(self, time_limit: float, who: str):
+        """Solve the MILP, then fix the rounded binaries and re-solve the LP (exact complementarity).
 
-def _row_dual_bounds(A, c, lo, hi, s):
+        Returns (solution, MIP gap, whether the polish solve was optimal, status string).
+        """
+        h = self.highs(time_limit)
+        h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            raise RuntimeError(f"{who}: HiGHS MILP status {status}")
+        gap = float(h.getInfo().mip_gap)
+        sol = np.asarray(h.getSolution().col_value)
+        ints = np.flatnonzero(self.integer).astype(np.int32)
+        zr = np.round(sol[ints])
+        h.changeColsBounds(ints.size, ints, zr, zr)
+        h.run()
+        polished = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        if polished:
+            sol = np.asarray(h.getSolution().col_value)
+        return sol, gap, polished, status
+
+
+def row_dual_bounds(A, c, lo, hi, s):
     """Bounds on HiGHS row duals y implied by single-entry columns (penalised slacks, P0)."""
     ylo = np.full(A.shape[0], -np.inf)
     yhi = np.full(A.shape[0], np.inf)
@@ -332,7 +353,7 @@ def _row_dual_bounds(A, c, lo, hi, s):
     return ylo, yhi
 
 
-def _primal_box(A, lo, hi, rl, ru):
+def primal_box(A, lo, hi, rl, ru):
     """Finite box containing every LP optimum: own bounds for bounded columns, 2 R_i/|a| + 1 for
     single-row columns with an infinite bound (slacks, substation). Returns (blo, bhi, artificial)."""
     fin_lo, fin_hi = np.isfinite(lo), np.isfinite(hi)
@@ -375,16 +396,16 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
     c[col] = 0.0
     n_row, n_col = A.shape
 
-    ylo, yhi = _row_dual_bounds(A, c, lo, hi, col)
+    ylo, yhi = row_dual_bounds(A, c, lo, hi, col)
     ymax = np.maximum(np.abs(ylo), np.abs(yhi))
     c_abs = np.abs(c)
     c_abs[col] = dt * max(abs(p_lo), abs(p_hi))
     mu_max = c_abs + np.abs(A).T @ ymax
-    blo, bhi, art_lo, art_hi = _primal_box(A, lo, hi, rl, ru)
+    blo, bhi, art_lo, art_hi = primal_box(A, lo, hi, rl, ru)
     amin = np.minimum(A * blo, A * bhi).sum(1)
     amax = np.maximum(A * blo, A * bhi).sum(1)
 
-    m = _Milp()
+    m = Milp()
     x = [m.var(blo[j], bhi[j]) for j in range(n_col)]
     price = m.var(p_lo, p_hi)
     for i in range(n_row):  # primal feasibility (column bounds are the box above)
@@ -407,10 +428,10 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
                 lam = m.var(0.0, yhi[i] if sign > 0 else -ylo[i]) if ok else m.var(0.0, 0.0)
                 z = m.var(0.0, 1.0, integer=True)
                 n_bin += 1
-                m.row(-_INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
+                m.row(-INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
                 # row slack (A_i x - rl) or (ru - A_i x) <= M (1 - z)
                 idx = x + [z]
-                m.row(-_INF, slack_M + sign * bound, idx, list(sign * A[i]) + [slack_M])
+                m.row(-INF, slack_M + sign * bound, idx, list(sign * A[i]) + [slack_M])
                 terms.append((lam, sign))
                 dual_obj.append((lam, sign * bound))
         y_terms.append(terms)
@@ -429,8 +450,8 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
                 z = m.var(0.0, 1.0, integer=True)
                 n_bin += 1
                 gap = bhi[j] - lo[j] if sign > 0 else hi[j] - blo[j]
-                m.row(-_INF, 0.0, [mu, z], [1.0, -mu_max[j]])
-                m.row(-_INF, gap + sign * bound, [x[j], z], [sign, gap])
+                m.row(-INF, 0.0, [mu, z], [1.0, -mu_max[j]])
+                m.row(-INF, gap + sign * bound, [x[j], z], [sign, gap])
                 terms.append((mu, sign))
                 if not (j == col and sign < 0):  # -u mu- of the agent's column cancels in the cash
                     dual_obj.append((mu, sign * bound))
@@ -447,31 +468,17 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
         if j != col and c[j] != 0:
             obj[x[j]] = obj.get(x[j], 0.0) - c[j]
     # true cost / value: epigraph t >= lines (seller, convex) or hypograph t <= lines (buyer)
-    t = m.var(-_INF, _INF)
+    t = m.var(-INF, INF)
     for a0, b0 in zip(fn.intercepts, fn.slopes):
         if side == SELL:
-            m.row(a0, _INF, [t, x[col]], [1.0, -b0 * dt])
+            m.row(a0, INF, [t, x[col]], [1.0, -b0 * dt])
         else:
-            m.row(-_INF, a0, [t, x[col]], [1.0, -b0 * dt])
+            m.row(-INF, a0, [t, x[col]], [1.0, -b0 * dt])
     obj[t] = -1.0 if side == SELL else 1.0
     for v, a in obj.items():
         m.c[v] += a
 
-    h = m.highs(time_limit)
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise RuntimeError(f"dlmp_best_response: HiGHS MILP status {status}")
-    gap = float(h.getInfo().mip_gap)
-    sol = np.asarray(h.getSolution().col_value)
-    # polish: fix the rounded binaries and re-solve the LP (exact complementarity)
-    ints = np.flatnonzero(m.integer).astype(np.int32)
-    zr = np.round(sol[ints])
-    h.changeColsBounds(ints.size, ints, zr, zr)
-    h.run()
-    polished = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    if polished:
-        sol = np.asarray(h.getSolution().col_value)
+    sol, gap, polished, status = m.solve_polished(time_limit, "dlmp_best_response")
     xs = sol[x]
     y = np.array([sum(sol[v] * sg for v, sg in terms) for terms in y_terms])
     dlmp = float(sgn * (A[:, col] @ y) / dt)

@@ -43,7 +43,6 @@ import copy
 import itertools
 from dataclasses import dataclass, field
 
-import highspy
 import numpy as np
 
 from ..market.mechanisms.types import BUY, SELL, check_book
@@ -52,10 +51,10 @@ from ..market.settlement import settle
 from ..network.dlmp import DlmpClearing, DlmpMarket
 from .dlmp_best_response import (
     PiecewiseLinear,
-    _INF,
-    _Milp,
-    _primal_box,
-    _row_dual_bounds,
+    INF,
+    Milp,
+    primal_box,
+    row_dual_bounds,
     dlmp_best_response,
 )
 
@@ -345,16 +344,16 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
     for col in cols:
         c[col] = 0.0
     n_row, n_col = A.shape
-    ylo, yhi = _row_dual_bounds(A, c, lo, hi, -1)  # member columns are bounded: never used for the bounds
+    ylo, yhi = row_dual_bounds(A, c, lo, hi, -1)  # member columns are bounded: never used for the bounds
     ymax = np.maximum(np.abs(ylo), np.abs(yhi))
     c_abs = np.abs(c)
     c_abs[cols] = dt * max(abs(p_lo), abs(p_hi))
     mu_max = c_abs + np.abs(A).T @ ymax
-    blo, bhi, art_lo, art_hi = _primal_box(A, lo, hi, rl, ru)
+    blo, bhi, art_lo, art_hi = primal_box(A, lo, hi, rl, ru)
     amin = np.minimum(A * blo, A * bhi).sum(1)
     amax = np.maximum(A * blo, A * bhi).sum(1)
 
-    m = _Milp()
+    m = Milp()
     x = [m.var(blo[j], bhi[j]) for j in range(n_col)]
     pv = {col: m.var(p_lo, p_hi) for col in cols}
     sg = dict(zip(cols, sgns))
@@ -378,8 +377,8 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
                 lam = m.var(0.0, yhi[i] if sign > 0 else -ylo[i]) if ok else m.var(0.0, 0.0)
                 z = m.var(0.0, 1.0, integer=True)
                 n_bin += 1
-                m.row(-_INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
-                m.row(-_INF, slack_M + sign * bound, x + [z], list(sign * A[i]) + [slack_M])
+                m.row(-INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
+                m.row(-INF, slack_M + sign * bound, x + [z], list(sign * A[i]) + [slack_M])
                 terms.append((lam, sign))
                 dual_obj.append((lam, sign * bound))
         y_terms.append(terms)
@@ -397,8 +396,8 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
                 z = m.var(0.0, 1.0, integer=True)
                 n_bin += 1
                 gap = bhi[j] - lo[j] if sign > 0 else hi[j] - blo[j]
-                m.row(-_INF, 0.0, [mu, z], [1.0, -mu_max[j]])
-                m.row(-_INF, gap + sign * bound, [x[j], z], [sign, gap])
+                m.row(-INF, 0.0, [mu, z], [1.0, -mu_max[j]])
+                m.row(-INF, gap + sign * bound, [x[j], z], [sign, gap])
                 terms.append((mu, sign))
                 if not (j in pv and sign < 0):  # -u mu- of a member column cancels in the cash
                     dual_obj.append((mu, sign * bound))
@@ -413,30 +412,17 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
             obj[x[j]] = obj.get(x[j], 0.0) - c[j]
     for i, col in zip(idx, cols):
         fn = book.true_fns[i]
-        t = m.var(-_INF, _INF)
+        t = m.var(-INF, INF)
         for a0, b0 in zip(fn.intercepts, fn.slopes):
             if s[i] == SELL:
-                m.row(a0, _INF, [t, x[col]], [1.0, -b0 * dt])
+                m.row(a0, INF, [t, x[col]], [1.0, -b0 * dt])
             else:
-                m.row(-_INF, a0, [t, x[col]], [1.0, -b0 * dt])
+                m.row(-INF, a0, [t, x[col]], [1.0, -b0 * dt])
         obj[t] = obj.get(t, 0.0) + (-1.0 if s[i] == SELL else 1.0)
     for v, a in obj.items():
         m.c[v] += a
 
-    h = m.highs(time_limit)
-    h.run()
-    status = h.modelStatusToString(h.getModelStatus())
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise RuntimeError(f"coalition_best_response: HiGHS MILP status {status}")
-    gap = float(h.getInfo().mip_gap)
-    sol = np.asarray(h.getSolution().col_value)
-    ints = np.flatnonzero(m.integer).astype(np.int32)
-    zr = np.round(sol[ints])
-    h.changeColsBounds(ints.size, ints, zr, zr)
-    h.run()
-    polished = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    if polished:
-        sol = np.asarray(h.getSolution().col_value)
+    sol, gap, polished, status = m.solve_polished(time_limit, "coalition_best_response")
     y = np.array([sum(sol[v] * g for v, g in terms) for terms in y_terms])
     member = np.array([_profit_of(s[i], book.true_fns[i], float((A[:, col] @ y) * sol[x[col]]),
                                   float(sol[x[col]] * dt)) for i, col in zip(idx, cols)])
