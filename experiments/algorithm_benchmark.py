@@ -90,7 +90,8 @@ def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None, resume: bool = 
     """Run the benchmark; every finished (scenario, method, seed) row is checkpointed in
     ``out_dir`` and ``resume=True`` skips those (no retraining)."""
     t0 = time.perf_counter()
-    ck = RowCheckpoint(out_dir, "algorithm_benchmark", asdict(cfg), resume)
+    n_rows = sum(1 for sc in cfg.scenarios for m in cfg.methods if m != "qlearning" or sc.startswith("auction_v0"))
+    ck = RowCheckpoint(out_dir, "algorithm_benchmark", asdict(cfg), resume, total=n_rows * len(cfg.seeds))
     for sc in cfg.scenarios:
         for s in cfg.seeds:
             f, learners, ns = scenario(sc, s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from p2penv.agents.checkpoint import _jsonable, atomic_write_json
@@ -15,6 +16,10 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read back; the message names the file and the way out."""
 
 
+# row fields that say which cell a row is, in the order the progress line shows them
+ROW_KEYS = ("scenario", "setting", "mechanism", "N", "method", "profile", "seed", "session")
+
+
 class RowCheckpoint:
     """Completed result rows of an experiment, rewritten atomically after every row. With
     ``resume=True`` the saved rows are reused when the saved config equals the current one;
@@ -23,11 +28,17 @@ class RowCheckpoint:
     ``<out_dir>/<name>_checkpoint.json``: {"config": ..., "rows": [...]}, rows in their original
     key order (so resumed CSVs keep their columns). No ``out_dir``: in memory only.
 
+    ``total``: rows the run will have; each new row prints a progress line (count, ETA) on stderr.
+
     Attributes: ``rows``; ``reused`` (rows taken from the file); ``discarded`` (rows dropped because
     the config changed); ``matched`` (a saved checkpoint of this same config was found and resumed).
     """
 
-    def __init__(self, out_dir: str | Path | None, name: str, config: dict, resume: bool = False):
+    def __init__(self, out_dir: str | Path | None, name: str, config: dict, resume: bool = False,
+                 total: int | None = None):
+        self.name, self.total = name, total
+        self._t0 = time.perf_counter()
+        self._new = 0
         self.path = None if out_dir is None else Path(out_dir) / f"{name}_checkpoint.json"
         self.config = json.loads(json.dumps(config, default=_jsonable, sort_keys=True))
         self.rows: list[dict] = []
@@ -68,4 +79,16 @@ class RowCheckpoint:
         self.rows.append(row)
         if self.path is not None:
             self._write()
+        self._new += 1
+        self._progress(row)
         return row
+
+    def _progress(self, row: dict) -> None:
+        """One stderr line per finished row: count (of ``total``), what it was, elapsed and ETA."""
+        done = len(self.rows)
+        label = ", ".join(f"{k}={row[k]}" for k in ROW_KEYS if k in row)
+        elapsed = time.perf_counter() - self._t0
+        line = f"{self.name}: row {done}" + (f"/{self.total}" if self.total else "") + f" ({label}) {elapsed:.0f} s"
+        if self.total and self.total > done:
+            line += f", ETA {elapsed / self._new * (self.total - done):.0f} s"
+        print(line, file=sys.stderr, flush=True)

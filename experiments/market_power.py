@@ -100,7 +100,8 @@ def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: 
     Every finished (N, method, seed) row is checkpointed; ``resume=True`` skips those."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume)
+    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume,
+                       total=len(cfg.ns) * len(cfg.methods) * len(cfg.seeds))
     for n in cfg.ns:
         done = lambda m, s, n=n: ck.find(N=n, method=m, seed=s) is not None  # noqa: E731
         for m, s, pol, f in profiles(cfg, n, out if save_models else None, done):
@@ -114,6 +115,10 @@ def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: 
         save_outputs(out, "market_power", rows, summary, meta)
         plot(summary, cfg, out / "market_power.png")
     echo(format_table(summary, ("N", "method", "markup_rel", "lerner", "hhi", "welfare_loss_rel", "nash_conv")))
+    echo(f"cells: mean +- half-width of the 95 % t interval over seeds {list(cfg.seeds)} (no +-: identical "
+         "across seeds); markup_rel = (price - competitive price) / competitive price; lerner: share-weighted "
+         "(P - MC) / P of the sellers; hhi: sellers' volume shares; welfare_loss_rel: of the competitive gains "
+         "from trade; nash_conv: $/step a unilateral stage-game deviation would gain (summed over sellers)")
     echo("trend (Spearman rho of metric vs N; < 0 = market power falls with N): " +
          ", ".join(f"{k}: {v:+.2f}" for k, v in shape.items()))
     return dict(rows=rows, summary=summary, meta=meta)

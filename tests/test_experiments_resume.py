@@ -34,8 +34,11 @@ def test_changed_config_says_it_discards_the_checkpoint_rows(tmp_path, capsys):
     res = mp.run(replace(MP, seeds=(0,)), tmp_path, resume=True)
     assert res["meta"]["resumed_rows"] == 0
     ck = tmp_path / "market_power_checkpoint.json"
-    assert capsys.readouterr().err == (f"market_power: {ck} was made with a different config (differs in seeds); "
-                                       "discarded its 2 row(s), starting over\n")
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (f"market_power: {ck} was made with a different config (differs in seeds); "
+                      "discarded its 2 row(s), starting over")
+    # then one progress line per new row: count of the total, the cell, elapsed time
+    assert [line.split(") ")[0] for line in err[1:]] == ["market_power: row 1/1 (N=2, method=competitive, seed=0"]
     assert len(json.loads(ck.read_text())["rows"]) == 1  # rewritten for the new config
 
 
