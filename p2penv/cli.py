@@ -331,13 +331,50 @@ def cmd_evaluate(a) -> int:
     f = _env_fn(spec["env"], spec["sellers"], seed)
     pol, _ = load_policy(run, f, spec)
     ns = spec["sellers"]
-    auction = spec["env"].get("name", "auction_v0") == "auction_v0"  # stage-game NashConv: auction_v0 only
+    auction = f().metadata["name"] == "auction_v0"  # stage-game NashConv: auction_v0 only
     res = evaluate(f, pol, seed=seed, n_sellers=ns, episodes=a.episodes, nash_players=range(ns) if ns else None,
                    nash_conv=auction)
     atomic_write_json(run / "eval.json", dict(seed=seed, episodes=a.episodes, **res))
-    for k, v in res.items():
-        print(f"{k:>18} {v:.6g}")
+    print(evaluation_table(res, auction, a.episodes, seed))
     return 0
+
+
+# metric -> (unit, meaning) for ``p2penv evaluate``; means over the evaluated episodes
+EVAL_METRICS = {
+    "price": ("$/kWh", "mean clearing price (dlmp_v0: the substation's energy price)"),
+    "comp_price": ("$/kWh", "competitive (S1) price of the same steps"),
+    "markup": ("$/kWh", "price - competitive price"),
+    "markup_rel": ("-", "markup / competitive price"),
+    "lerner": ("-", "sellers' share-weighted (P - MC) / P"),
+    "hhi": ("-", "Herfindahl index of the sellers' sold volumes"),
+    "welfare": ("$/episode", "gains from trade against every buyer importing at retail"),
+    "welfare_comp": ("$/episode", "the same under the competitive benchmark"),
+    "welfare_loss": ("$/episode", "welfare_comp - welfare"),
+    "welfare_loss_rel": ("-", "welfare_loss / welfare_comp"),
+    "profit": ("$/episode", "mean profit per learning seller (per agent when every agent learns)"),
+    "profit_all": ("$/episode", "summed profit of all agents"),
+    "nash_conv": ("$/step", "stage-game NashConv: what unilateral deviations would gain, summed"),
+}
+
+
+def evaluation_table(res: dict, auction: bool, episodes: int, seed: int) -> str:
+    """Labelled table of ``p2penv evaluate``, with a line for each metric that does not apply."""
+    rows = [f"{'metric':<17} {'value':>12}  {'unit':<10} meaning", "-" * 96]
+    notes = []
+    for k, v in res.items():
+        unit, meaning = EVAL_METRICS.get(k, ("", ""))
+        rows.append(f"{k:<17} {v:>12.6g}  {unit:<10} {meaning}")
+    nan = [k for k, v in res.items() if v != v]
+    if nan:
+        notes.append(f"{', '.join(nan)}: nan, " + ("not defined on this run (no trade, or a zero competitive price)"
+                                                  if auction else "seller markups against the auction's competitive "
+                                                  "price do not apply to DLMPs; see p2penv.diagnostics."
+                                                  "local_market_power"))
+    if not auction:
+        notes.append("nash_conv: not computed on dlmp_v0 (its exact best response is a MILP per agent: "
+                     "p2penv.diagnostics.feeder_equilibrium)")
+    head = f"evaluation over {episodes} episode(s) from seed {seed}; means over episodes"
+    return "\n".join([head] + rows + [""] * bool(notes) + notes)
 
 
 def cmd_experiment(a, extra: list[str]) -> int:

@@ -114,3 +114,12 @@ def test_train_and_evaluate_on_dlmp_v0(tmp_path, capsys):
     assert e.value.code == 2
     assert capsys.readouterr().err == ("p2penv train: error: env: unknown 'nope_v0'; "
                                        "known ('auction_v0', 'dlmp_v0')\n")
+
+
+def test_evaluate_prints_a_labelled_table_and_explains_what_does_not_apply():
+    res = {"price": 0.1, "markup": float("nan"), "profit": -2.0}
+    text = cli.evaluation_table(res, auction=False, episodes=1, seed=0)
+    assert "price                      0.1  $/kWh" in text
+    assert "markup: nan, seller markups against the auction's competitive price do not apply to DLMPs" in text
+    assert "nash_conv: not computed on dlmp_v0" in text
+    assert "nan" not in cli.evaluation_table({"price": 0.1}, auction=True, episodes=1, seed=0)
