@@ -191,5 +191,6 @@ def _solve_qp(hess, cost, a, rlo, rhi, lo, hi, n_balance: int):
         raise RuntimeError(f"competitive_horizon: Clarabel status {sol.status}")
     z = np.asarray(sol.z)
     # rows of ``a`` that are equalities come first in ``A``; the balance rows are the first of them
-    assert eq[:n_balance].all()
+    if not eq[:n_balance].all():
+        raise ValueError("competitive_horizon: the first rows must be the (equality) balance rows")
     return np.asarray(sol.x), -z[:n_balance]
