@@ -125,7 +125,7 @@ def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = 
 
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    ck = RowCheckpoint(out, "collusion_probe", asdict(cfg), resume)
+    ck = RowCheckpoint(out, "collusion_probe", asdict(cfg), resume, total=cfg.sessions)
     f = cfg.env_fn()
     q = QLearners(f, QConfig(n_prices=cfg.n_prices, total_steps=cfg.q_steps, n_sessions=cfg.sessions, beta=cfg.q_beta,
                              seed=cfg.seed, converge_steps=0, checkpoint_every=max(1, cfg.q_steps // 10)),

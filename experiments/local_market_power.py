@@ -253,7 +253,7 @@ def run(cfg: LocalMarketPowerConfig, out_dir: str | Path | None = None, resume: 
     figure to ``out_dir`` when given; returns rows and meta."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    ck = RowCheckpoint(out, "local_market_power", asdict(cfg), resume)
+    ck = RowCheckpoint(out, "local_market_power", asdict(cfg), resume, total=len(cfg.scenarios) * len(cfg.profiles))
     for sc in cfg.scenarios:
         for row in scenario_rows(cfg, sc, done=lambda p, sc=sc: ck.find(scenario=sc, profile=p) is not None):
             ck.add(row)

@@ -76,9 +76,9 @@ def run(cfg: MechanismConfig, out_dir: str | Path | None = None, resume: bool = 
 
     t0 = time.perf_counter()
     n = cfg.n_sellers
-    ck = RowCheckpoint(out_dir, "mechanism_comparison", asdict(cfg), resume)
     keys = [(mech, p, s) for mech in cfg.mechanisms for s in cfg.seeds for p in cfg.profiles
             if not (mech == "dlmp" and p in AUCTION_ONLY)]
+    ck = RowCheckpoint(out_dir, "mechanism_comparison", asdict(cfg), resume, total=len(keys))
     todo = {k for k in keys if ck.find(mechanism=k[0], profile=k[1], seed=k[2]) is None}
     for mech in cfg.mechanisms:
         q = None

@@ -120,8 +120,10 @@ def scenario_cards() -> str:
 
 def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = False, docs: bool = False) -> dict:
     t0 = time.perf_counter()
-    ck = RowCheckpoint(out_dir, "scenario_baselines", asdict(cfg), resume)
     ids = cfg.scenarios or tuple(p2penv.list_scenarios())
+    runnable = [sid for sid in ids if all(_installed(x) for x in p2penv.get_spec(sid).extras)]
+    ck = RowCheckpoint(out_dir, "scenario_baselines", asdict(cfg), resume,
+                       total=len(cfg.seeds) * sum(_applies(m, sid) for sid in runnable for m in METHODS))
     bench = BenchmarkConfig(q_steps=cfg.q_steps, q_beta=cfg.q_beta)
     for sid in ids:
         spec = p2penv.get_spec(sid)
