@@ -373,6 +373,46 @@ def primal_box(A, lo, hi, rl, ru):
     return blo, bhi, art_lo, art_hi
 
 
+def add_row_optimality(m: Milp, x: list[int], A, rl, ru, ylo, yhi, amin, amax):
+    """Add the LP ``rl <= A x <= ru`` and its row duals with big-M complementarity to ``m``.
+
+    ``x`` are the column variables, ``ylo``/``yhi`` bounds of the row duals (``row_dual_bounds``),
+    ``amin``/``amax`` the range of ``A x`` over the primal box (big-M of the row slacks). Returns
+    ``y_terms`` (each row's dual as a signed sum of multiplier variables), ``dual_obj`` (the dual
+    objective's terms ``(variable, coefficient)``) and the number of binaries added. Shared by the
+    single-agent and the coalition best response (``feeder_equilibrium``).
+    """
+    n_row = A.shape[0]
+    for i in range(n_row):  # primal feasibility (column bounds are the box above)
+        nz = np.flatnonzero(A[i])
+        m.row(rl[i], ru[i], [x[j] for j in nz], A[i, nz])
+    n_bin = 0
+    dual_obj: list[tuple[int, float]] = []       # D = sum coef * var
+    y_terms: list[list[tuple[int, float]]] = []  # y_i as a signed sum of multiplier variables
+    for i in range(n_row):
+        terms: list[tuple[int, float]] = []
+        if np.isfinite(rl[i]) and rl[i] == ru[i]:  # equality row: free dual
+            v = m.var(ylo[i], yhi[i])
+            terms.append((v, 1.0))
+            dual_obj.append((v, rl[i]))
+        else:
+            for bound, sign, ok, slack_M in ((rl[i], 1.0, yhi[i] > 0, amax[i] - rl[i]),
+                                             (ru[i], -1.0, ylo[i] < 0, ru[i] - amin[i])):
+                if not np.isfinite(bound):
+                    continue
+                lam = m.var(0.0, yhi[i] if sign > 0 else -ylo[i]) if ok else m.var(0.0, 0.0)
+                z = m.var(0.0, 1.0, integer=True)
+                n_bin += 1
+                m.row(-INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
+                # row slack (A_i x - rl) or (ru - A_i x) <= M (1 - z)
+                idx = x + [z]
+                m.row(-INF, slack_M + sign * bound, idx, list(sign * A[i]) + [slack_M])
+                terms.append((lam, sign))
+                dual_obj.append((lam, sign * bound))
+        y_terms.append(terms)
+    return y_terms, dual_obj, n_bin
+
+
 def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides, wholesale_price: float,
                        p_load_kw=None, q_load_kvar=None, *, true_cost: PiecewiseLinear | None = None,
                        true_value: PiecewiseLinear | None = None, price_bounds=(0.0, 0.4),
@@ -408,33 +448,7 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
     m = Milp()
     x = [m.var(blo[j], bhi[j]) for j in range(n_col)]
     price = m.var(p_lo, p_hi)
-    for i in range(n_row):  # primal feasibility (column bounds are the box above)
-        nz = np.flatnonzero(A[i])
-        m.row(rl[i], ru[i], [x[j] for j in nz], A[i, nz])
-    n_bin = 0
-    dual_obj: list[tuple[int, float]] = []       # D = sum coef * var
-    y_terms: list[list[tuple[int, float]]] = []  # y_i as a signed sum of multiplier variables
-    for i in range(n_row):
-        terms: list[tuple[int, float]] = []
-        if np.isfinite(rl[i]) and rl[i] == ru[i]:  # equality row: free dual
-            v = m.var(ylo[i], yhi[i])
-            terms.append((v, 1.0))
-            dual_obj.append((v, rl[i]))
-        else:
-            for bound, sign, ok, slack_M in ((rl[i], 1.0, yhi[i] > 0, amax[i] - rl[i]),
-                                             (ru[i], -1.0, ylo[i] < 0, ru[i] - amin[i])):
-                if not np.isfinite(bound):
-                    continue
-                lam = m.var(0.0, yhi[i] if sign > 0 else -ylo[i]) if ok else m.var(0.0, 0.0)
-                z = m.var(0.0, 1.0, integer=True)
-                n_bin += 1
-                m.row(-INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
-                # row slack (A_i x - rl) or (ru - A_i x) <= M (1 - z)
-                idx = x + [z]
-                m.row(-INF, slack_M + sign * bound, idx, list(sign * A[i]) + [slack_M])
-                terms.append((lam, sign))
-                dual_obj.append((lam, sign * bound))
-        y_terms.append(terms)
+    y_terms, dual_obj, n_bin = add_row_optimality(m, x, A, rl, ru, ylo, yhi, amin, amax)
 
     for j in range(n_col):
         terms = [(v, A[i, j] * sg) for i in range(n_row) if A[i, j] != 0 for v, sg in y_terms[i]]

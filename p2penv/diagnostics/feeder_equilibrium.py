@@ -53,6 +53,7 @@ from .dlmp_best_response import (
     PiecewiseLinear,
     INF,
     Milp,
+    add_row_optimality,
     primal_box,
     row_dual_bounds,
     dlmp_best_response,
@@ -357,31 +358,7 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
     x = [m.var(blo[j], bhi[j]) for j in range(n_col)]
     pv = {col: m.var(p_lo, p_hi) for col in cols}
     sg = dict(zip(cols, sgns))
-    for i in range(n_row):
-        nz = np.flatnonzero(A[i])
-        m.row(rl[i], ru[i], [x[j] for j in nz], A[i, nz])
-    n_bin = 0
-    dual_obj: list[tuple[int, float]] = []
-    y_terms: list[list[tuple[int, float]]] = []
-    for i in range(n_row):
-        terms: list[tuple[int, float]] = []
-        if np.isfinite(rl[i]) and rl[i] == ru[i]:
-            v = m.var(ylo[i], yhi[i])
-            terms.append((v, 1.0))
-            dual_obj.append((v, rl[i]))
-        else:
-            for bound, sign, ok, slack_M in ((rl[i], 1.0, yhi[i] > 0, amax[i] - rl[i]),
-                                             (ru[i], -1.0, ylo[i] < 0, ru[i] - amin[i])):
-                if not np.isfinite(bound):
-                    continue
-                lam = m.var(0.0, yhi[i] if sign > 0 else -ylo[i]) if ok else m.var(0.0, 0.0)
-                z = m.var(0.0, 1.0, integer=True)
-                n_bin += 1
-                m.row(-INF, 0.0, [lam, z], [1.0, -max(yhi[i] if sign > 0 else -ylo[i], 0.0)])
-                m.row(-INF, slack_M + sign * bound, x + [z], list(sign * A[i]) + [slack_M])
-                terms.append((lam, sign))
-                dual_obj.append((lam, sign * bound))
-        y_terms.append(terms)
+    y_terms, dual_obj, n_bin = add_row_optimality(m, x, A, rl, ru, ylo, yhi, amin, amax)
     for j in range(n_col):
         terms = [(v, A[i, j] * g) for i in range(n_row) if A[i, j] != 0 for v, g in y_terms[i]]
         if lo[j] == hi[j]:
