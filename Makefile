@@ -16,17 +16,28 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[test,train,profiles]"
+	$(BIN)/pip install --quiet -e ".[test,train,profiles,ray,rllib,torchrl]"
+	touch $@
+
+# BenchMARL pins an older TorchRL: its test runs in a venv of its own (torch re-pinned: torchvision
+# would otherwise pull a CUDA torch)
+BM_VENV := .venv-benchmarl
+$(BM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BM_VENV)
+	$(BM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BM_VENV)/bin/pip install --quiet torch==2.13.0
+	$(BM_VENV)/bin/pip install --quiet -e ".[benchmarl]" "pytest>=8" torch==2.13.0
 	touch $@
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m p2penv.experiments.demo
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test $(BM_VENV)/.installed
 	$(BIN)/python -m pytest -q
+	$(BM_VENV)/bin/python -m pytest -q tests/test_benchmarl.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BM_VENV) .pytest_cache .hypothesis

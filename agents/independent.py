@@ -8,6 +8,12 @@ observation sizes (each model has its own spaces). ``total_steps`` counts agent-
 learners, like the shared trainer, so each model sees ``total_steps / n_learners`` transitions.
 Checkpoints: ``models/<agent>.zip`` (+ ``<agent>.replay.pkl``), then ``state.json``; PPO saves only
 between rollouts. Resume restarts the env from a fresh episode seeded from seed + step.
+
+Logs: with ``tensorboard=True`` each model's SB3 logger (``tb/<agent>_1``) is dumped after every PPO
+update (SAC: every ``n_steps`` env steps), so its ``train/*`` scalars reach the event files; the
+market metrics (``p2penv.agents.market_log``, ``market_log.csv`` and ``tb/market``) get one row per
+``n_steps`` env steps (one PPO update of every model; a partial last row at the end), with the
+stage-game NashConv of the learners' current policies every ``nash_conv_every`` rows.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from .checkpoint import atomic_save_with, atomic_write_json, read_json
+from .market_log import MarketLog, agent_groups, competitive_price, eval_nash_conv, supports_market_power
 from .rollout import Assigned
 from .sb3_shared import SB3Config, SharedPolicy, TrainResult, _set_threads, load_model, make_model
 
@@ -59,8 +66,8 @@ class _SpaceEnv(VecEnv):
 class _OnPolicy:
     """Feeds one PPO model transition by transition."""
 
-    def __init__(self, model):
-        self.m = model
+    def __init__(self, model, tb: bool = False):
+        self.m, self.tb = model, tb  # tb: dump the model's SB3 logger after each update
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         import torch as th
@@ -93,6 +100,9 @@ class _OnPolicy:
             m._update_current_progress_remaining(m.num_timesteps, total)
             m.train()
             m.rollout_buffer.reset()
+            if self.tb:  # train() only records; SB3's learn() dumps, this loop does it itself
+                m.logger.record("time/total_timesteps", m.num_timesteps)
+                m.logger.dump(step=m.num_timesteps)
 
     def can_checkpoint(self) -> bool:
         return self.m.rollout_buffer.pos == 0
@@ -101,8 +111,8 @@ class _OnPolicy:
 class _OffPolicy:
     """Feeds one SAC model; one gradient step per transition after ``learning_starts``."""
 
-    def __init__(self, model):
-        self.m = model
+    def __init__(self, model, tb: bool = False, log_every: int = 1):
+        self.m, self.tb, self.log_every = model, tb, log_every  # dump the SB3 logger every log_every steps
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         m = self.m
@@ -118,6 +128,9 @@ class _OffPolicy:
         m._update_current_progress_remaining(m.num_timesteps, total)
         if m.num_timesteps > m.learning_starts:
             m.train(gradient_steps=1, batch_size=m.batch_size)
+            if self.tb and m.num_timesteps % self.log_every == 0:
+                m.logger.record("time/total_timesteps", m.num_timesteps)
+                m.logger.dump(step=m.num_timesteps)
 
     def can_checkpoint(self) -> bool:
         return True
@@ -185,7 +198,24 @@ def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | 
         m._setup_learn(per_agent - done_steps, None, reset_num_timesteps=not resuming, tb_log_name=a)
         m.num_timesteps = done_steps
         models[a] = m
-    drivers = {a: (_OnPolicy if cfg.algo == "ppo" else _OffPolicy)(m) for a, m in models.items()}
+    drivers = {a: _OnPolicy(m, tb is not None) if cfg.algo == "ppo" else _OffPolicy(m, tb is not None, cfg.n_steps)
+               for a, m in models.items()}
+    log = nash_fn = None
+    market_power = supports_market_power(env)
+    if out is not None and cfg.market_log:
+        log = MarketLog(out, agent_groups(env, learners), tensorboard=cfg.tensorboard,
+                        nash_conv_every=cfg.nash_conv_every, resume_step=done_steps * len(learners) if resuming else None)
+        if cfg.nash_conv_every and market_power:
+            eval_env = env_fn()
+            players = [names.index(a) for a in learners]
+
+            def _nash() -> float:
+                pol = IndependentPolicy({a: SharedPolicy(m, cfg.algo, False, env.observation_space(a).shape[0])
+                                         for a, m in models.items()})
+                return eval_nash_conv(eval_env, pol.joint(others), seed=cfg.seed, players=players)
+
+            nash_fn = _nash
+    lam_on = log is not None and cfg.market_markup and market_power
     bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
@@ -200,12 +230,17 @@ def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | 
         if fixed:
             fa = others.act_batch(np.stack([obs[a] for a in fixed]))
             acts.update({a: fa[i] for i, a in enumerate(fixed)})
-        nobs, rew, term, trunc, _ = env.step(acts)
+        lam = [competitive_price(env.ctx, env.config)] if lam_on else None
+        nobs, rew, term, trunc, infos = env.step(acts)
         done = not env.agents
+        if log is not None:
+            log.add_step([[rew[a] for a in learners]], [done], infos[names[0]]["market"], lam)
         for a in learners:
             drivers[a].record(float(rew[a]), np.asarray(nobs[a], np.float32), done,
                               bool(trunc[a]) and not bool(term[a]), per_agent)
         step += 1
+        if log is not None and (step % cfg.n_steps == 0 or step == per_agent):
+            log.end_update(step * len(learners), nash_conv=nash_fn() if (nash_fn and log.nash_due) else None)
         if bar is not None:
             bar.update(1)
         obs = env.reset()[0] if done else nobs
@@ -216,6 +251,8 @@ def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | 
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
+    if log is not None:
+        log.close()
     pol = IndependentPolicy({a: SharedPolicy(m, cfg.algo, False, env.observation_space(a).shape[0])
                              for a, m in models.items()})
     if out is not None:

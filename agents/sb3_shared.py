@@ -7,6 +7,12 @@ for SAC (``replay.pkl``), and ``state.json`` with the step counter. ``resume=Tru
 them; PPO checkpoints are taken between rollouts, so no collected experience is lost, while the
 environments restart from a fresh episode (seeded from seed + step), so a resumed run is
 deterministic but not bit-identical to an uninterrupted one.
+
+Market metrics (``market_log=True``, with an ``out_dir``): ``MarketLogCallback`` writes one row of
+``p2penv.agents.market_log.MarketLog`` per PPO rollout (SAC: per ``n_steps`` env steps) to
+``market_log.csv`` (and ``tb/market`` with ``tensorboard=True``), with the stage-game NashConv of
+the current policy every ``nash_conv_every`` rows. It works on this trainer's ``MarketVecEnv`` and on
+``p2penv.agents.sb3_vector.SB3VectorEnv``.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from .checkpoint import atomic_save_with, atomic_write_json, read_json
+from .market_log import MarketLog, agent_groups, competitive_price, eval_nash_conv, supports_market_power
 from .vec_adapter import MarketVecEnv, padded_obs
 
 ALGOS = ("ppo", "sac")
@@ -45,6 +52,9 @@ class SB3Config:
     tensorboard: bool = False  # logs under out_dir/tb
     progress: bool = False  # tqdm bar
     torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
+    market_log: bool = True  # out_dir/market_log.csv (+ tb/market with tensorboard), see market_log.py
+    nash_conv_every: int = 0  # rows (PPO rollouts / SAC windows of n_steps env steps) between NashConv rows; 0 = off
+    market_markup: bool = True  # competitive price per market-step for markup_rel (one small QP per step, auction_v0)
 
     def __post_init__(self):
         if self.algo not in ALGOS:
@@ -54,6 +64,9 @@ class SB3Config:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
+        if not isinstance(self.nash_conv_every, int) or isinstance(self.nash_conv_every, bool) \
+                or self.nash_conv_every < 0:
+            raise ValueError(f"nash_conv_every: expected an integer >= 0 (rows; 0 = off), got {self.nash_conv_every!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "SB3Config":
@@ -169,6 +182,84 @@ class CheckpointCallback(BaseCallback):
         return True
 
 
+class MarketLogCallback(BaseCallback):
+    """Feeds a ``MarketLog`` from SB3's rollouts (public callback API: ``self.locals``'s ``rewards``,
+    ``dones`` and ``infos`` of each step, ``training_env.get_attr``).
+
+    One row per rollout (``window=None``, PPO) or per ``window`` env steps (off-policy: SAC's rollouts
+    are single steps), and a partial last window at the end of training. ``slots_per_market``: SB3
+    slots per market copy (slot k is learner ``k % L`` of copy ``k // L``, as in ``MarketVecEnv`` and
+    ``SB3VectorEnv``). Market columns come from the per-slot ``infos[k]["market"]``
+    (``MarketVecEnv``) or from ``training_env.last_infos["market"]`` (``SB3VectorEnv``). With
+    ``markup=True`` on per-slot envs of auction_v0, the competitive price of every copy's next step
+    is computed from its ``ctx`` (``get_attr``) after each step; ``SB3VectorEnv`` gets none
+    (markup_rel nan). ``nash_fn(model) -> float``: the NashConv $/step of the model's current policy,
+    called on the rows where ``log.nash_due`` (before the update that follows the rollout). At the
+    end of training the log's tensorboard writer is flushed and closed (``MarketLog.close``; a later
+    ``learn`` reopens it).
+    """
+
+    def __init__(self, log: MarketLog, slots_per_market: int, *, window: int | None = None,
+                 nash_fn: Callable[[Any], float] | None = None, markup: bool = True):
+        super().__init__()
+        if slots_per_market < 1:
+            raise ValueError(f"slots_per_market: must be >= 1, got {slots_per_market}")
+        if window is not None and window < 1:
+            raise ValueError(f"window: must be >= 1 env steps or None (one row per rollout), got {window}")
+        self.log, self.slots, self.window, self.nash_fn, self.markup = log, slots_per_market, window, nash_fn, markup
+        self._vector = False
+        self._lam: np.ndarray | None = None
+
+    def _on_training_start(self) -> None:
+        from .sb3_vector import SB3VectorEnv
+
+        env = self.training_env
+        if env.num_envs % self.slots:
+            raise ValueError(f"slots_per_market: {self.slots} does not divide the {env.num_envs} slots of the env")
+        self.n_markets = env.num_envs // self.slots
+        self._first = [m * self.slots for m in range(self.n_markets)]
+        self._vector = isinstance(env.unwrapped, SB3VectorEnv)
+        self._use_lam = self.markup and not self._vector \
+            and env.get_attr("metadata", [0])[0].get("name") == "auction_v0"
+        self._lam = self._next_lam()
+
+    def _next_lam(self) -> np.ndarray | None:
+        if not self._use_lam:
+            return None
+        ctxs = self.training_env.get_attr("ctx", self._first)
+        cfg = self.training_env.get_attr("config", [0])[0]
+        return np.array([competitive_price(c, cfg) for c in ctxs])
+
+    def _on_step(self) -> bool:
+        m, L = self.n_markets, self.slots
+        rew = np.asarray(self.locals["rewards"], dtype=np.float64).reshape(m, L)
+        dones = np.asarray(self.locals["dones"], dtype=bool).reshape(m, L)
+        if self._vector:
+            market = self.training_env.unwrapped.last_infos["market"]
+        else:
+            infos = self.locals["infos"]
+            market = {k: np.array([infos[i]["market"][k] for i in self._first], dtype=np.float64)
+                      for k in ("clearing_price", "volume_kwh", "welfare")}
+        self.log.add_step(rew, dones, market, self._lam)
+        self._lam = self._next_lam()
+        if self.window is not None and self.log.pending_steps >= self.window:
+            self._row()
+        return True
+
+    def _row(self) -> None:
+        nc = self.nash_fn(self.model) if (self.nash_fn is not None and self.log.nash_due) else None
+        self.log.end_update(self.num_timesteps, nash_conv=nc)
+
+    def _on_rollout_end(self) -> None:
+        if self.window is None and self.log.pending_steps:
+            self._row()
+
+    def _on_training_end(self) -> None:
+        if self.window is not None and self.log.pending_steps:
+            self._row()
+        self.log.close()
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """policy: the trained agent; num_timesteps: agent-steps done; wall_s: seconds of this call;
@@ -186,6 +277,27 @@ def _set_threads(n):
         import torch
 
         torch.set_num_threads(n)
+
+
+def _market_log(env_fn: Callable[[], Any], venv: MarketVecEnv, cfg: SB3Config, out: Path, others: Any,
+                resume_step: int | None):
+    """MarketLog of a shared run and its NashConv function (None when off or not auction_v0)."""
+    probe = venv.envs[0]
+    log = MarketLog(out, agent_groups(probe, venv.learners), tensorboard=cfg.tensorboard,
+                    nash_conv_every=cfg.nash_conv_every, resume_step=resume_step)
+    if not (cfg.nash_conv_every and supports_market_power(probe)):
+        return log, None
+    from .rollout import Assigned
+
+    eval_env = env_fn()
+    players = [venv.names.index(a) for a in venv.learners]
+
+    def nash_fn(model) -> float:
+        pol = SharedPolicy(model, cfg.algo, venv.pad, venv.max_dim)
+        return eval_nash_conv(eval_env, Assigned({a: pol for a in venv.learners}, default=others), seed=cfg.seed,
+                              players=players)
+
+    return log, nash_fn
 
 
 def train_shared(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | Path | None = None, *,
@@ -213,10 +325,19 @@ def train_shared(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | Path 
         cbs.append(CheckpointCallback(out, cfg.checkpoint_every, cfg.algo, extra))
     if cfg.progress:
         cbs.append(TqdmCallback(cfg.total_steps))
+    log = None
+    if out is not None and cfg.market_log:
+        log, nash_fn = _market_log(env_fn, venv, cfg, out, others, resume_step=done if done else None)
+        cbs.append(MarketLogCallback(log, venv.n_learners, window=None if cfg.algo == "ppo" else cfg.n_steps,
+                                     nash_fn=nash_fn, markup=cfg.market_markup))
     t0 = time.perf_counter()
     remaining = cfg.total_steps - done
-    if remaining > 0:
-        model.learn(remaining, callback=CallbackList(cbs), reset_num_timesteps=(done == 0), tb_log_name="shared")
+    try:
+        if remaining > 0:
+            model.learn(remaining, callback=CallbackList(cbs), reset_num_timesteps=(done == 0), tb_log_name="shared")
+    finally:
+        if log is not None:
+            log.close()
     wall = time.perf_counter() - t0
     policy = SharedPolicy(model, cfg.algo, venv.pad, venv.max_dim)
     if out is not None:

@@ -45,17 +45,23 @@ it also cannot be seeded: ``SB3VecEnvWrapper.reset(seed=...)``/``seed()`` fail b
 ``ConcatVecEnv`` has no ``seed()`` (README, dependency section), and it cannot mix learning and
 fixed agents. ``SB3VectorEnv`` steps all markets as arrays in one call, seeds through SB3's
 ``VecEnv.seed`` and supports fixed agents.
+
+**Market logs**: ``model.learn(..., callback=market_log_callback(venv, out_dir))`` writes one row of
+``p2penv.agents.market_log.MarketLog`` per rollout (``market_log.csv``, ``tb/market``), from
+``last_infos["market"]`` (markup_rel is nan: the competitive price would cost one QP per market and
+step), with the stage-game NashConv on a single-env evaluation episode every ``nash_conv_every`` rows.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-__all__ = ["SB3VectorEnv", "make_sb3_vector_env"]
+__all__ = ["SB3VectorEnv", "make_sb3_vector_env", "market_log_callback"]
 
 
 class SB3VectorEnv(VecEnv):
@@ -213,3 +219,42 @@ def make_sb3_vector_env(env_id_or_fn: str | Callable[..., Any] | Any, num_envs: 
     if seed is not None:
         venv.seed(seed)
     return venv
+
+
+def market_log_callback(venv: SB3VectorEnv, out_dir: str | Path, *, nash_conv_every: int = 0,
+                        eval_env_fn: Callable[[], Any] | None = None, seed: int = 0, tensorboard: bool = False,
+                        window: int | None = None, resume_step: int | None = None):
+    """SB3 callback writing market metrics of training on ``venv`` to ``out_dir`` (see module doc).
+
+    ``window``: None, one row per rollout (PPO/A2C); an int, one row per ``window`` env steps (SAC).
+    ``nash_conv_every`` > 0 needs ``eval_env_fn``: a single auction_v0 parallel env of the same market
+    (e.g. ``lambda: auction_v0.parallel_env(**config)``), played from ``reset(seed=seed)`` by the
+    model's deterministic policy (fixed agents act through ``venv.others``). ``resume_step``: the
+    agent-steps a resumed run starts from (keeps the rows up to there; None: a fresh log).
+    """
+    from .market_log import MarketLog, agent_groups, eval_nash_conv, supports_market_power
+    from .rollout import Assigned
+    from .sb3_shared import MarketLogCallback, SharedPolicy
+
+    if not isinstance(venv, SB3VectorEnv):
+        raise ValueError(f"venv: expected an SB3VectorEnv, got {type(venv).__name__}")
+    nash_fn = None
+    if nash_conv_every:
+        if eval_env_fn is None:
+            raise ValueError("eval_env_fn: nash_conv_every > 0 needs a single-env factory for the evaluation episode")
+        eval_env = eval_env_fn()
+        if not supports_market_power(eval_env):
+            raise ValueError(f"eval_env_fn: stage-game NashConv is defined for auction_v0 only, got "
+                             f"{eval_env.metadata.get('name')!r}")
+        players = venv.learner_idx.tolist()
+
+        def _nash(model) -> float:
+            pol = SharedPolicy(model, type(model).__name__.lower(), False, venv.observation_space.shape[0])
+            return eval_nash_conv(eval_env, Assigned({a: pol for a in venv.learners}, default=venv.others),
+                                  seed=seed, players=players)
+
+        nash_fn = _nash
+
+    log = MarketLog(out_dir, agent_groups(venv.vector_env, venv.learners), tensorboard=tensorboard,
+                    nash_conv_every=nash_conv_every, resume_step=resume_step)
+    return MarketLogCallback(log, venv.n_learners, window=window, nash_fn=nash_fn, markup=False)

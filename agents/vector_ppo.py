@@ -26,8 +26,12 @@ state; written atomically every ``checkpoint_every`` agent-steps and at the end)
 from ``model.pt``; the envs restart from a fresh episode seeded ``seed + num_timesteps``, so a resumed
 run is deterministic but not bit-identical to an uninterrupted one. ``progress.csv`` columns: agent-steps,
 updates, mean episode return per agent ($, episodes ended in the rollout), mean clearing price ($/kWh),
-mean welfare per market step ($), PPO statistics, and cumulative seconds of this call (wall, env
-stepping, rollout forward, update).
+mean welfare per market step ($), PPO statistics, cumulative seconds of this call (wall, env
+stepping, rollout forward, update), and every ``eval_every`` updates the evaluator's stage-game NashConv
+($/step) and relative markup (empty in other rows).
+
+``learners`` (agent names) restricts learning to some agents; the rest act with a fixed ``others`` agent
+(truthful buyers in the market-power study, frozen policies in ``p2penv.diagnostics.exploitability``).
 
 Speed (2-core CPU, E = 256, N = 10, defaults, one rollout = 61,440 agent-steps): 110k-130k agent-steps/s
 end to end with both cores free, 85k-95k with ``torch_threads=1``; the PPO update is ~85 % of it, env
@@ -55,7 +59,9 @@ CRITICS = ("local", "central")
 _LOG_2PI = math.log(2.0 * math.pi)
 PROGRESS_FIELDS = ("agent_steps", "updates", "episode_return", "clearing_price", "welfare", "policy_loss",
                    "value_loss", "entropy", "approx_kl", "clip_frac", "std", "wall_s", "env_s", "forward_s",
-                   "update_s")
+                   "update_s", "nash_conv", "markup_rel")
+# filled every ``eval_every`` updates by the ``evaluator`` of ``train_vector_ppo`` (empty otherwise)
+EVAL_FIELDS = ("nash_conv", "markup_rel")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,11 @@ class VectorPPOConfig:
     checkpoint_every: int = 0  # agent-steps between model.pt checkpoints (0: only at the end)
     tensorboard: bool = False  # scalars under out_dir/tb
     progress: bool = False  # tqdm bar over agent-steps
+    # agent names that learn (None: all). The others act with the fixed ``others`` agent given to
+    # ``train_vector_ppo`` (e.g. truthful buyers, or frozen policies for a best-response run); the
+    # model, buffers, returns and agent-steps then cover the learners only.
+    learners: tuple[str, ...] | None = None
+    eval_every: int = 0  # updates between calls of train_vector_ppo's ``evaluator`` (0: never)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -102,6 +113,10 @@ class VectorPPOConfig:
             raise ValueError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError(f"torch_threads: must be >= 1 or None, got {self.torch_threads}")
+        if self.learners is not None and (not self.learners or len(set(self.learners)) != len(self.learners)):
+            raise ValueError(f"learners: need distinct agent names (or None for all), got {self.learners}")
+        if self.eval_every < 0:
+            raise ValueError(f"eval_every: must be >= 0, got {self.eval_every}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "VectorPPOConfig":
@@ -111,6 +126,8 @@ class VectorPPOConfig:
         d = dict(d)
         if "net_arch" in d:
             d["net_arch"] = tuple(d["net_arch"])
+        if d.get("learners") is not None:
+            d["learners"] = tuple(d["learners"])
         return cls(**d)
 
 
@@ -268,8 +285,15 @@ class VectorPolicy:
             a = mean.clamp_(-1.0, 1.0).transpose(0, 1).numpy()
         return a[0] if single else a
 
-    def joint(self) -> "JointVectorPolicy":
-        return JointVectorPolicy(self)
+    def act_vector(self, obs: np.ndarray) -> np.ndarray:
+        """``(E, N, F)`` observations of the agents this policy was trained for -> ``(E, N, A)`` deterministic
+        actions (the frozen-profile interface of ``train_vector_ppo``'s ``others``)."""
+        return self.act(obs, deterministic=True)
+
+    def joint(self, others: Any = None) -> "JointVectorPolicy":
+        """Joint policy for the single env; ``others`` (an agent with ``act_batch``/``act``) acts for the
+        agents this policy was not trained for (required when there are such agents)."""
+        return JointVectorPolicy(self, others)
 
     @classmethod
     def load(cls, path: str | Path) -> "VectorPolicy":
@@ -286,11 +310,11 @@ class VectorPolicy:
 
 
 class JointVectorPolicy:
-    """Adapter: ``policy(env, obs: dict) -> actions: dict`` for the single env (one market, E = 1)."""
+    """Adapter: ``policy(env, obs: dict) -> actions: dict`` for the single env (one market, E = 1);
+    agents outside ``policy.agent_names`` act with ``others`` (see ``VectorPolicy.joint``)."""
 
-    def __init__(self, policy: VectorPolicy):
-        self.policy = policy
-        self._zeros = None
+    def __init__(self, policy: VectorPolicy, others: Any = None):
+        self.policy, self.others = policy, others
 
     def __call__(self, env, obs: dict) -> dict:
         names = self.policy.agent_names
@@ -301,7 +325,31 @@ class JointVectorPolicy:
             else:  # agent gone (not in the fixed-length markets); its action is not returned
                 rows.append(np.zeros_like(next(iter(obs.values())), dtype=np.float32))
         acts = self.policy.act(np.stack(rows))
-        return {a: acts[i] for i, a in enumerate(names) if a in obs}
+        out = {a: acts[i] for i, a in enumerate(names) if a in obs}
+        rest = [a for a in obs if a not in out]
+        if rest:
+            if self.others is None:
+                raise ValueError(f"joint policy: no policy for agents {rest} (pass others= to VectorPolicy.joint)")
+            k = acts.shape[1]
+            o = np.stack([np.asarray(obs[a], dtype=np.float32) for a in rest])
+            ra = _act_batch(self.others, o)
+            out.update({a: _pad(ra[i], k) for i, a in enumerate(rest)})
+        return out
+
+
+def _act_batch(agent: Any, obs: np.ndarray) -> np.ndarray:
+    """``(k, F)`` observations -> ``(k, A')`` actions of a baseline agent (``act_batch`` or ``act``)."""
+    if hasattr(agent, "act_batch"):
+        return np.asarray(agent.act_batch(obs), dtype=np.float32)
+    return np.stack([np.asarray(agent.act(o), dtype=np.float32) for o in obs])
+
+
+def _pad(a: np.ndarray, k: int) -> np.ndarray:
+    """Actions of agents written for (price, dispatch) leave a battery idle: zero-pad to ``k`` components."""
+    a = np.asarray(a, dtype=np.float32)
+    if a.shape[-1] >= k:
+        return a[..., :k]
+    return np.concatenate([a, np.zeros(a.shape[:-1] + (k - a.shape[-1],), np.float32)], -1)
 
 
 # -- training ---------------------------------------------------------------------------------------
@@ -321,6 +369,7 @@ class TrainResult:
     update_s: float = 0.0
     updates: int = 0
     last: dict = field(default_factory=dict)
+    curve: list = field(default_factory=list)  # [{"agent_steps": ..., **evaluator values}] (learning curve)
 
 
 def _read_progress(path: Path, upto: int) -> list[dict]:
@@ -343,8 +392,8 @@ def _fmt(row: dict) -> dict:
 
 
 class _Trainer:
-    def __init__(self, env_fn, cfg: VectorPPOConfig, out: Path | None, resume: bool):
-        self.cfg, self.out = cfg, out
+    def __init__(self, env_fn, cfg: VectorPPOConfig, out: Path | None, resume: bool, others: Any = None):
+        self.cfg, self.out, self.others = cfg, out, others
         if cfg.torch_threads is not None:
             torch.set_num_threads(cfg.torch_threads)
         ck = None
@@ -357,7 +406,21 @@ class _Trainer:
         if mode is not None and getattr(mode, "value", mode) != "SameStep":
             raise ValueError(f"vector env: autoreset_mode must be SAME_STEP (final obs in infos), got {mode}")
         self.E = vec.num_envs
-        self.names = list(vec.possible_agents)
+        everyone = list(vec.possible_agents)
+        self.N_all = len(everyone)
+        if cfg.learners is None:
+            self.names, self.idx = everyone, None
+        else:
+            unknown = [a for a in cfg.learners if a not in everyone]
+            if unknown:
+                raise ValueError(f"learners: unknown agent(s) {unknown}; this env has {everyone}")
+            self.names = list(cfg.learners)
+            self.idx = np.array([everyone.index(a) for a in self.names])
+            if len(self.names) == self.N_all and np.array_equal(self.idx, np.arange(self.N_all)):
+                self.idx = None
+            elif others is None:
+                raise ValueError(f"others: agents {[a for a in everyone if a not in self.names]} do not learn; "
+                                 "pass an agent (act_batch) that acts for them")
         self.N = len(self.names)
         self.F = int(vec.single_observation_space.shape[0])
         self.A = int(vec.single_action_space.shape[0])
@@ -365,12 +428,20 @@ class _Trainer:
         self.obs = obs
         self.S = int(vec.state().shape[1]) if cfg.critic == "central" else 0
         self.meta = dict(n_agents=self.N, obs_dim=self.F, state_dim=self.S, act_dim=self.A, agent_names=self.names,
-                         env=type(vec).__name__)
+                         env=type(vec).__name__, num_envs=self.E)
         if ck is not None:
             m = ck["meta"]
-            if (m["n_agents"], m["obs_dim"], m["act_dim"]) != (self.N, self.F, self.A):
-                raise ValueError(f"resume: model.pt was trained on {m['n_agents']} agents, obs size {m['obs_dim']}; "
-                                 f"this env has {self.N} agents, obs size {self.F}")
+            if (m["n_agents"], m["obs_dim"], m["act_dim"]) != (self.N, self.F, self.A) \
+                    or m["agent_names"] != self.names:
+                raise ValueError(f"resume: model.pt was trained for agents {m['agent_names']}, obs size {m['obs_dim']}; "
+                                 f"this run trains {self.names}, obs size {self.F}")
+            saved = ck["config"]
+            diff = [k for k in ("mode", "critic", "agent_id", "net_arch", "num_envs", "n_steps")
+                    if saved.get(k) is not None and (tuple(saved[k]) if k == "net_arch" else saved[k])
+                    != getattr(cfg, k)]
+            if diff:
+                raise ValueError(f"resume: model.pt was trained with different {', '.join(diff)} "
+                                 f"({', '.join(f'{k}={saved[k]!r}' for k in diff)})")
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.model = ActorCritic(self.N, self.F, self.S, self.A, cfg, self.gen)
         self.params = list(self.model.parameters())
@@ -399,6 +470,22 @@ class _Trainer:
         self.env_s = self.fwd_s = self.upd_s = 0.0
 
     # rollout ---------------------------------------------------------------------------------------
+    def _mine(self, x: np.ndarray) -> np.ndarray:
+        """The learners' columns of an ``(E, N_all, ...)`` array."""
+        return x if self.idx is None else x[:, self.idx]
+
+    def _joint_action(self, obs: np.ndarray, learned: np.ndarray) -> np.ndarray:
+        """``(E, N_all, A)`` env action: the learners' ``learned (E, N, A)``, the others' fixed agent."""
+        if self.idx is None:
+            return learned
+        E, n, F = obs.shape
+        if hasattr(self.others, "act_vector"):  # knows which agent each column is (e.g. a frozen profile)
+            full = _pad(np.asarray(self.others.act_vector(obs), dtype=np.float32), self.A).copy()
+        else:  # one agent for everybody, from the observation alone (e.g. TruthfulAgent)
+            full = _pad(_act_batch(self.others, obs.reshape(E * n, F)), self.A).reshape(E, n, self.A)
+        full[:, self.idx] = learned
+        return full
+
     def _state_t(self):
         return torch.from_numpy(np.ascontiguousarray(self.vec.state(), dtype=np.float32)) if self.S else None
 
@@ -412,7 +499,7 @@ class _Trainer:
             c = (m.log_std.sum(-1) + 0.5 * _LOG_2PI * self.A)  # (G, 1)
             for t in range(cfg.n_steps):
                 t0 = pc()
-                self.b_obs[t].copy_(torch.from_numpy(obs))
+                self.b_obs[t].copy_(torch.from_numpy(self._mine(obs)))
                 x = self.b_obs[t].transpose(0, 1)  # (N, E, F) view, float32
                 st = self._state_t()
                 if st is not None:
@@ -423,10 +510,11 @@ class _Trainer:
                 self.b_act[t].copy_(act.transpose(0, 1))
                 self.b_logp[t].copy_((-0.5 * (noise * noise).sum(-1) - c).transpose(0, 1))
                 self.b_val[t].copy_(m.value(x, st).transpose(0, 1))
-                a_env = self.b_act[t].clamp(-1.0, 1.0).numpy()
+                a_env = self._joint_action(obs, self.b_act[t].clamp(-1.0, 1.0).numpy())
                 t1 = pc()
                 obs, rew, term, trunc, infos = vec.step(a_env)
                 t2 = pc()
+                rew, term, trunc = self._mine(rew), self._mine(term), self._mine(trunc)
                 self.b_rew[t].copy_(torch.from_numpy(rew))
                 done = term | trunc
                 self.b_done[t].copy_(torch.from_numpy(done))
@@ -437,7 +525,7 @@ class _Trainer:
                     self.welfare[t] = mk["welfare"]
                 self.ep_ret += rew
                 if "final_obs" in infos:
-                    fo = torch.from_numpy(np.ascontiguousarray(infos["final_obs"], dtype=np.float32))
+                    fo = torch.from_numpy(np.ascontiguousarray(self._mine(infos["final_obs"]), dtype=np.float32))
                     fs = (torch.from_numpy(np.ascontiguousarray(infos["final_state"], dtype=np.float32))
                           if self.S else None)
                     self.b_final[t].copy_(m.value(fo.transpose(0, 1), fs).transpose(0, 1))
@@ -452,7 +540,7 @@ class _Trainer:
                 self.env_s += t2 - t1
                 self.fwd_s += (t1 - t0) + (t3 - t2)
             t0 = pc()
-            ob = torch.from_numpy(np.asarray(obs, dtype=np.float32))
+            ob = torch.from_numpy(np.ascontiguousarray(self._mine(obs), dtype=np.float32))
             self.last_val = m.value(ob.transpose(0, 1), self._state_t()).transpose(0, 1).clone()
             self.fwd_s += pc() - t0
         self.obs = obs
@@ -514,11 +602,20 @@ class _Trainer:
 
 
 def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig, out_dir: str | Path | None = None,
-                     resume: bool = False) -> TrainResult:
-    """Train on ``env_fn(num_envs, seed)`` (a vector env) for ``config.total_steps`` agent-steps; see module doc."""
+                     resume: bool = False, others: Any = None,
+                     evaluator: Callable[["VectorPolicy"], dict] | None = None) -> TrainResult:
+    """Train on ``env_fn(num_envs, seed)`` (a vector env) for ``config.total_steps`` agent-steps; see module doc.
+
+    ``others``: the fixed agent acting for the agents outside ``config.learners``: either
+    ``act_vector(obs (E, N_all, F)) -> (E, N_all, A')`` (a frozen joint profile that knows each column's
+    agent; the learners' columns are overwritten) or one agent for everybody with
+    ``act_batch(obs (k, F)) -> (k, A')`` (e.g. ``TruthfulAgent``). ``evaluator(policy) -> {"nash_conv": $/step,
+    "markup_rel": ...}`` runs every ``config.eval_every`` updates (and after the last one); its values fill
+    those progress columns (the learning curve, also in ``TrainResult.curve``).
+    """
     cfg = config
     out = Path(out_dir) if out_dir is not None else None
-    tr = _Trainer(env_fn, cfg, out, resume)
+    tr = _Trainer(env_fn, cfg, out, resume, others)
     per_update = cfg.n_steps * tr.E * tr.N
     n_updates = max(0, -(-(cfg.total_steps - tr.done) // per_update))
     start = tr.done
@@ -541,6 +638,8 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
                    dynamic_ncols=True)
     last_ck = tr.done
     last: dict = {}
+    curve: list[dict] = []
+    first_update = tr.updates
     t_start = time.perf_counter()
     try:
         for _ in range(n_updates):
@@ -554,6 +653,13 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
                         welfare=welfare, **{k: st[k] for k in PROGRESS_FIELDS[5:11]},
                         wall_s=time.perf_counter() - t_start, env_s=tr.env_s, forward_s=tr.fwd_s, update_s=tr.upd_s)
             last["loss"] = st["loss"]
+            last.update({k: "" for k in EVAL_FIELDS})
+            if evaluator is not None and cfg.eval_every and (tr.updates % cfg.eval_every == 0 or
+                                                            tr.updates == first_update + n_updates):
+                ev = evaluator(VectorPolicy(tr.model, tr.names, cfg))
+                tr.model.train()
+                last.update({k: float(ev[k]) for k in EVAL_FIELDS if k in ev})
+                curve.append(dict(agent_steps=tr.done, **{k: float(v) for k, v in ev.items()}))
             row = _fmt({k: last[k] for k in PROGRESS_FIELDS})
             rows.append(row)
             if csv_path is not None:
@@ -562,6 +668,9 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
             if writer is not None:
                 for k in PROGRESS_FIELDS[2:11]:
                     writer.add_scalar(f"vector_ppo/{k}", last[k], tr.done)
+                for k in EVAL_FIELDS:
+                    if last[k] != "":
+                        writer.add_scalar(f"market/{k}", last[k], tr.done)
                 writer.add_scalar("time/steps_per_s", (tr.done - start) / max(last["wall_s"], 1e-9), tr.done)
             if bar is not None:
                 bar.update(per_update)
@@ -581,7 +690,7 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
     pol = VectorPolicy(tr.model, tr.names, cfg)
     n = tr.done - start
     return TrainResult(pol, tr.done, wall, out, n / wall if wall > 0 and n else float("nan"), tr.env_s, tr.fwd_s,
-                       tr.upd_s, tr.updates, last)
+                       tr.upd_s, tr.updates, last, curve)
 
 
 def vector_env_fn(module: str = "auction_v0", **kwargs) -> Callable[[int, int], Any]:

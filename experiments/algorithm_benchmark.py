@@ -1,11 +1,21 @@
-"""Algorithm benchmark: random, truthful, PPO shared, PPO independent, Q-learning on versioned
-scenarios of auction_v0 and dlmp_v0: mean learner profit $/episode, gains-from-trade welfare
-$/episode and stage-game NashConv $/step (grid; auction_v0 only: the DLMP clearing is an LP
-solved one book at a time, and its exact best response is the MILP of
-``p2penv.diagnostics.dlmp_best_response``), mean +- 95% CI over seeds. The Q-learning kernel
-replays auction_v0 only.
+"""Algorithm benchmark on the registry's versioned scenarios: the README leaderboard.
 
-    python -m p2penv.experiments.algorithm_benchmark [--quick] [--out results/algorithm_benchmark]
+Methods: random (uniform actions), truthful (price-taking dispatch at reservation prices), competitive
+(the privileged benchmark: S1 per step, or with batteries the episode schedule of
+``p2penv.market.competitive_horizon``), PPO with parameter sharing, MAPPO (shared actor, centralised
+critic on ``state()``) and independent PPO (per-agent networks) - all three with the vector-env
+trainer ``p2penv.agents.vector_ppo`` - and Calvano Q-learning where its kernel applies (auction_v0,
+2-dim actions, constant tariffs). The learners are the scenario's (``ScenarioSpec.learners``, or every
+agent); the others bid truthfully. Metrics per (scenario, method, seed), mean +- 95 % t interval over
+seeds: mean learner profit $/episode, gains-from-trade welfare $/episode (true values), mean clearing
+price $/kWh and the learners' stage-game NashConv $/step (grid; auction_v0 only: the DLMP clearing is
+an LP solved one book at a time, its exact best response is the MILP of
+``p2penv.diagnostics.dlmp_best_response``).
+
+Rows are tasks (``p2penv.experiments.dispatch``): ``--ray local`` / ``--ray ADDRESS`` runs them on Ray.
+``--docs`` also writes ``docs/results/algorithm_benchmark.json`` (what the README table is made of).
+
+    python -m p2penv.experiments.algorithm_benchmark [--quick] [--out results/algorithm_benchmark] [--ray local]
 """
 from __future__ import annotations
 
@@ -17,11 +27,15 @@ from pathlib import Path
 import p2penv
 
 from .checkpoints import CheckpointError, RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 
-METHODS = ("random", "truthful", "competitive", "ppo_shared", "ppo_independent", "qlearning")
+METHODS = ("random", "truthful", "competitive", "ppo_shared", "mappo", "ppo_independent", "qlearning")
 METRICS = ("profit", "welfare", "nash_conv", "price")
+PPO_VARIANTS = {"ppo_shared": ("shared", "local"), "mappo": ("shared", "central"),
+                "ppo_independent": ("independent", "local")}
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def scenario(name: str, seed: int):
@@ -33,16 +47,31 @@ def scenario(name: str, seed: int):
 
 
 def available_scenarios() -> tuple[str, ...]:
-    """The README's three benchmark scenarios (every registered one: ``p2penv.experiments.scenario_baselines``)."""
-    return ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "dlmp_v0/default-v0")
+    """The leaderboard's scenarios: sellers-only, households, the storage community, a DLMP feeder."""
+    return ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "auction_v0/storage-community-v0",
+            "dlmp_v0/teaching4-v0")
+
+
+def applies(method: str, sid: str) -> bool:
+    """Q-learning's kernel replays auction_v0 with 2-dim actions and constant tariffs; the rest apply everywhere."""
+    if method != "qlearning":
+        return True
+    spec = p2penv.get_spec(sid)
+    gen = spec.config.get("generator")
+    return spec.env == "auction_v0" and not getattr(gen, "has_storage", False) and not hasattr(gen, "prices")
 
 
 @dataclass(frozen=True)
 class BenchmarkConfig:
-    scenarios: tuple[str, ...] = ("auction_v0/sellers3-v0", "auction_v0/household6-v0", "dlmp_v0/default-v0")
-    methods: tuple[str, ...] = ("random", "truthful", "ppo_shared", "ppo_independent", "qlearning")
-    seeds: tuple[int, ...] = (0, 1, 2)
-    ppo_steps: int = 20_000
+    """``ppo_steps``: market steps per PPO run (agent-steps = this x learners) over ``ppo_envs`` markets;
+    ``q_steps``: Q-learning steps per session, exploration exp(-q_beta t)."""
+
+    scenarios: tuple[str, ...] = ("auction_v0/sellers3-v0", "auction_v0/household6-v0",
+                                  "auction_v0/storage-community-v0", "dlmp_v0/teaching4-v0")
+    methods: tuple[str, ...] = METHODS
+    seeds: tuple[int, ...] = tuple(range(10))
+    ppo_steps: int = 15_360
+    ppo_envs: int = 32
     q_steps: int = 40_000
     q_beta: float = 1.5e-4
 
@@ -50,18 +79,21 @@ class BenchmarkConfig:
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ValueError(f"methods: unknown {bad}; known {METHODS}")
+        if not self.seeds:
+            raise ValueError("seeds: need at least one seed")
 
 
 QUICK = BenchmarkConfig(scenarios=("auction_v0/sellers3-v0", "auction_v0/household6-v0"), seeds=(0, 1),
-                        ppo_steps=288, q_steps=1000, q_beta=3e-3)
+                        methods=("random", "truthful", "ppo_shared", "ppo_independent", "qlearning"),
+                        ppo_steps=192, ppo_envs=4, q_steps=1000, q_beta=3e-3)
 
 
-def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
+def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig, sid: str | None = None):
+    """Joint policy of ``method`` on the scenario of ``f`` (training it first when it learns).
+    The PPO variants need the scenario id ``sid`` (they train on its vector env)."""
     from p2penv.agents.baselines import RandomAgent, TruthfulAgent
-    from p2penv.agents.independent import train_independent
     from p2penv.agents.qlearning import QConfig, QLearners
-    from p2penv.agents.rollout import Assigned
-    from p2penv.agents.sb3_shared import SB3Config, train_shared
+    from p2penv.agents.rollout import Assigned, CompetitivePolicy
 
     env = f()
     truth = TruthfulAgent(env.config)
@@ -71,50 +103,66 @@ def policy_for(method: str, f, learners, seed: int, cfg: BenchmarkConfig):
     if method == "truthful":
         return Assigned(truth)
     if method == "competitive":
-        from p2penv.agents.rollout import CompetitivePolicy
-
         return CompetitivePolicy()
-    sb = SB3Config(total_steps=cfg.ppo_steps, seed=seed, n_steps=48)
-    if method == "ppo_shared":
-        r = train_shared(f, sb, learners=learners, others=truth)
-        return Assigned({a: r.policy for a in names}, default=truth)
-    if method == "ppo_independent":
-        return train_independent(f, sb, learners=learners, others=truth).policy.joint(truth)
-    q = QLearners(f, QConfig(total_steps=cfg.q_steps, n_sessions=1, beta=cfg.q_beta, seed=seed), learners=learners,
-                  env_seed=seed)
-    q.train()
-    return q.policy(0)
+    if method in PPO_VARIANTS:
+        from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
+
+        if sid is None:
+            raise ValueError(f"{method}: needs the scenario id (sid) to build its vector env")
+        mode, critic = PPO_VARIANTS[method]
+        c = VectorPPOConfig(total_steps=cfg.ppo_steps * len(names), num_envs=cfg.ppo_envs, seed=seed,
+                            mode=mode, critic=critic, torch_threads=1, minibatch_size=2048,
+                            learners=None if learners is None else tuple(learners))
+        res = train_vector_ppo(lambda num_envs, s: p2penv.make_vector(sid, num_envs, seed=s), c, others=truth)
+        return res.policy.joint(truth)
+    if method == "qlearning":
+        q = QLearners(f, QConfig(total_steps=cfg.q_steps, n_sessions=1, beta=cfg.q_beta, seed=seed),
+                      learners=learners, env_seed=seed)
+        q.train()
+        return q.policy(0)
+    raise ValueError(f"method: unknown {method!r}; known {METHODS}")
 
 
-def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
-    """Run the benchmark; every finished (scenario, method, seed) row is checkpointed in
-    ``out_dir`` and ``resume=True`` skips those (no retraining)."""
+def benchmark_row(cfg: BenchmarkConfig, sid: str, method: str, seed: int) -> list[dict]:
+    """Train (if it learns) and evaluate one (scenario, method, seed) cell on the episode seeded ``seed``."""
+    f, learners, ns = scenario(sid, seed)
+    pol = policy_for(method, f, learners, seed, cfg, sid)
+    auction = sid.startswith("auction_v0")
+    r = evaluate(f, pol, seed=seed, n_sellers=ns, nash_players=range(ns) if ns else None, nash_conv=auction)
+    if ns is None:  # every agent learns: profit per agent
+        r["profit"] = r["profit_all"] / len(f().possible_agents)
+    if not auction:
+        r["nash_conv"] = float("nan")
+    return [dict(scenario=sid, method=method, seed=seed, **r)]
+
+
+def cells(cfg: BenchmarkConfig) -> list[tuple[str, str, int]]:
+    return [(sc, m, s) for sc in cfg.scenarios for m in cfg.methods if applies(m, sc) for s in cfg.seeds]
+
+
+def run(cfg: BenchmarkConfig, out_dir: str | Path | None = None, resume: bool = False, ray=None,
+        docs: bool = False) -> dict:
+    """Run the benchmark; every finished (scenario, method, seed) row is checkpointed in ``out_dir`` and
+    ``resume=True`` skips those (no retraining). ``docs``: also write ``docs/results/algorithm_benchmark.json``."""
     t0 = time.perf_counter()
-    n_rows = sum(1 for sc in cfg.scenarios for m in cfg.methods if m != "qlearning" or sc.startswith("auction_v0"))
-    ck = RowCheckpoint(out_dir, "algorithm_benchmark", asdict(cfg), resume, total=n_rows * len(cfg.seeds))
-    for sc in cfg.scenarios:
-        for s in cfg.seeds:
-            f, learners, ns = scenario(sc, s)
-            pl = range(ns) if ns else None
-            for m in cfg.methods:
-                if m == "qlearning" and not sc.startswith("auction_v0"):
-                    continue
-                if ck.find(scenario=sc, method=m, seed=s) is not None:
-                    continue
-                t1 = time.perf_counter()
-                pol = policy_for(m, f, learners, s, cfg)
-                r = evaluate(f, pol, seed=s, n_sellers=ns, nash_players=pl, nash_conv=sc.startswith("auction_v0"))
-                if ns is None:  # all agents learn: profit per agent
-                    r["profit"] = r["profit_all"] / len(f().possible_agents)
-                ck.add(dict(scenario=sc, method=m, seed=s, train_s=time.perf_counter() - t1, **r))
-    rows = ck.rows
-    summary = summarise(rows, ("scenario", "method"), METRICS + ("train_s",))
+    todo = cells(cfg)
+    ck = RowCheckpoint(out_dir, "algorithm_benchmark", asdict(cfg), resume, total=len(todo))
+    run_tasks([Task(benchmark_row, (cfg, sc, m, s), (dict(scenario=sc, method=m, seed=s),), f"{sc} {m} seed={s}")
+               for sc, m, s in todo], ck, ray)
+    rows = [ck.find(scenario=sc, method=m, seed=s) for sc, m, s in todo]
+    summary = summarise(rows, ("scenario", "method"), METRICS)
     meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, resumed_rows=ck.reused)
     if out_dir is not None:
         out = Path(out_dir)
         save_outputs(out, "algorithm_benchmark", rows, summary, meta)
         plot(summary, cfg, out / "algorithm_benchmark.png")
-    echo(format_table(summary, ("scenario", "method", "profit", "welfare", "nash_conv", "train_s")))
+    if docs:
+        save_outputs(DOCS / "results", "algorithm_benchmark", rows, summary, meta)
+        plot(summary, cfg, DOCS / "figures" / "algorithm_benchmark.png")
+    echo(format_table(summary, ("scenario", "method", "profit", "welfare", "nash_conv", "price")))
+    echo(f"cells: mean +- half-width of the 95 % t interval over seeds {list(cfg.seeds)}; profit: mean learner "
+         "profit $/episode; welfare: gains from trade $/episode (true values); nash_conv: learners' stage-game "
+         "NashConv $/step (auction_v0 only, nan on dlmp_v0); price: mean clearing price $/kWh")
     return dict(rows=rows, summary=summary, meta=meta)
 
 
@@ -137,13 +185,23 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/algorithm_benchmark")
     ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--scenarios", nargs="*", help="registered scenario ids (p2penv.list_scenarios())")
+    ap.add_argument("--methods", nargs="*", choices=METHODS)
+    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
+                    "cluster, anything else is the address of a running one")
+    ap.add_argument("--docs", action="store_true", help="also write docs/results/algorithm_benchmark.json and the figure")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else BenchmarkConfig(scenarios=available_scenarios())
-    if a.seeds:
-        cfg = replace(cfg, seeds=tuple(a.seeds))
+    cfg = QUICK if a.quick else BenchmarkConfig()
+    over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), scenarios=a.scenarios and tuple(a.scenarios),
+                                  methods=a.methods and tuple(a.methods)).items() if v}
+    for sid in over.get("scenarios", ()):
+        try:
+            p2penv.get_spec(sid)
+        except ValueError as e:
+            ap.error(str(e))
     try:
-        return run(cfg, a.out, resume=a.resume)
+        return run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray, docs=a.docs)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 

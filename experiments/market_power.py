@@ -1,13 +1,22 @@
 """Emergent market power: does it fall with the number of sellers N?
 
-Scenario ``p2penv.scenarios.SellerBuyerMarket`` (same aggregate supply curve for every N, 3
-truthful buyers bidding retail) on auction_v0. Profiles of the sellers: competitive benchmark,
-stage-game Nash (iterated best response), PPO with parameter sharing, Q-learning (Calvano; the
-vectorised sessions are the seeds). Metrics per (N, method, seed): relative clearing-price markup
-over the competitive price, share-weighted Lerner, HHI, relative welfare loss (of the gains from
-trade), seller profit $/episode and the stage-game NashConv $/step of the sellers; mean +- 95% CI.
+Scenario ``p2penv.scenarios.SellerBuyerMarket`` (same aggregate supply curve for every N; truthful
+buyers) on auction_v0, in four settings: elastic demand (flexible-load buyers with values of lost load
+spread over 0.10-0.30 $/kWh) or inelastic demand (buyers always import at retail), cleared by the
+uniform-price double auction or pay-as-bid. Profiles of the sellers: competitive benchmark, stage-game
+Nash (iterated best response), PPO with parameter sharing, MAPPO (shared actor, centralised critic on
+``state()``), independent PPO (per-seller networks) - all three with the vector-env trainer
+(``p2penv.agents.vector_ppo``), buyers truthful - and Calvano Q-learning (one vectorised session per
+seed). Metrics per (setting, N, method, seed): relative clearing-price markup over the competitive
+price, share-weighted Lerner, HHI, relative welfare loss (of the gains from trade), seller profit
+$/episode and the stage-game NashConv $/step of the sellers; mean +- 95% t interval over seeds.
+Learning curves: every learning method's NashConv and markup against agent-steps (the first
+``curve_seeds`` seeds, every ``curve_every`` updates / Q-learning chunks).
 
-    python -m p2penv.experiments.market_power [--quick] [--out results/market_power]
+Rows are independent tasks (``p2penv.experiments.dispatch``): ``--ray local`` or ``--ray ADDRESS`` runs
+them on a Ray cluster with the same results as the in-process run.
+
+    python -m p2penv.experiments.market_power [--quick] [--out results/market_power] [--ray local]
 """
 from __future__ import annotations
 
@@ -18,141 +27,282 @@ from pathlib import Path
 
 import numpy as np
 
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
-from .output import echo, format_table, new_figure, save_figure, save_outputs
+from .output import echo, format_table, save_figure, save_outputs
 from .policies import NashPolicy
 
-METHODS = ("competitive", "nash", "ppo_shared", "qlearning")
+METHODS = ("competitive", "nash", "ppo_shared", "mappo", "ppo_independent", "qlearning")
+LEARNING = ("ppo_shared", "mappo", "ppo_independent", "qlearning")
 METRICS = ("markup_rel", "lerner", "hhi", "welfare_loss_rel", "profit", "nash_conv", "price")
+# (mechanism, buyers, kW per buyer, buyers' values of lost load $/kWh or None = inelastic at retail)
+SETTINGS = {
+    "elastic-uniform": ("uniform", 6, 1.0, (0.10, 0.30)),
+    "inelastic-uniform": ("uniform", 3, 2.0, None),
+    "elastic-pay_as_bid": ("pay_as_bid", 6, 1.0, (0.10, 0.30)),
+    "inelastic-pay_as_bid": ("pay_as_bid", 3, 2.0, None),
+}
+# vector-PPO variants: (mode, critic)
+PPO_VARIANTS = {"ppo_shared": ("shared", "local"), "mappo": ("shared", "central"),
+                "ppo_independent": ("independent", "local")}
 
 
 @dataclass(frozen=True)
 class MarketPowerConfig:
-    """ns: seller counts; seeds: >= 3 for CIs; ppo_steps: agent-steps per PPO run; q_steps: steps
-    per Q-learning session; nash_method: "grid" or "exact" (p2penv.diagnostics.nash)."""
+    """ns: seller counts; settings: keys of ``SETTINGS``; seeds: >= 3 for CIs. PPO (all three variants):
+    ``ppo_steps`` market steps per run (each seller acts in every one: agent-steps = ppo_steps x N), over
+    ``ppo_envs`` markets stepped together, 24-step rollouts. Q-learning: ``q_steps`` steps per session,
+    exploration exp(-q_beta t). Curves: the first ``curve_seeds`` seeds are evaluated every
+    ``curve_every`` PPO updates (Q-learning: at ``curve_every`` evenly spaced points); 0 = final only.
+    nash_method: "grid" or "exact" (p2penv.diagnostics.nash)."""
 
-    ns: tuple[int, ...] = (2, 3, 5, 10)
-    seeds: tuple[int, ...] = (0, 1, 2)
+    ns: tuple[int, ...] = (2, 3, 5, 10, 20)
+    settings: tuple[str, ...] = ("elastic-uniform", "inelastic-uniform", "elastic-pay_as_bid")
+    seeds: tuple[int, ...] = tuple(range(10))
     methods: tuple[str, ...] = METHODS
-    n_buyers: int = 6
-    demand_kw: float = 1.0  # per buyer
-    # buyers' values of lost load (elastic demand, the textbook setting where market power falls with
-    # N), or None for inelastic buyers who always import at retail (see README for both results)
-    buyer_values: tuple[float, float] | None = (0.10, 0.30)
-    ppo_steps: int = 20_000
-    q_steps: int = 60_000
-    q_beta: float = 1e-4
+    ppo_steps: int = 15_360
+    ppo_envs: int = 32
+    q_steps: int = 40_000
+    q_beta: float = 1.5e-4
+    curve_every: int = 4
+    curve_seeds: int = 3
     nash_method: str = "exact"
-    mechanism: str = "uniform"
     rule: str = "walrasian"  # uniform-price interval; see p2penv.scenarios.seller_buyer_env_fn
 
     def __post_init__(self):
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ValueError(f"methods: unknown {bad}; known {METHODS}")
+        bad = [s for s in self.settings if s not in SETTINGS]
+        if bad:
+            raise ValueError(f"settings: unknown {bad}; known {tuple(SETTINGS)}")
         if not self.seeds:
             raise ValueError("seeds: need at least one seed")
+        if self.ppo_steps < 1 or self.ppo_envs < 1 or self.q_steps < 1:
+            raise ValueError(f"ppo_steps, ppo_envs, q_steps: must be >= 1, got {self.ppo_steps}, {self.ppo_envs}, "
+                             f"{self.q_steps}")
 
 
-QUICK = MarketPowerConfig(ns=(2, 3), seeds=(0, 1), ppo_steps=240, q_steps=1500, q_beta=2e-3)
-DEMO = MarketPowerConfig(ns=(2, 3, 5, 10), seeds=(0, 1, 2), ppo_steps=6000, q_steps=20_000, q_beta=3e-4)
+QUICK = MarketPowerConfig(ns=(2, 3), settings=("elastic-uniform",), seeds=(0, 1),
+                          methods=("competitive", "nash", "ppo_shared", "qlearning"), ppo_steps=192, ppo_envs=4,
+                          q_steps=1500, q_beta=2e-3, curve_every=1, curve_seeds=1)
+DEMO = MarketPowerConfig(ns=(2, 3, 5, 10), settings=("elastic-uniform",), seeds=(0, 1, 2),
+                         methods=("competitive", "nash", "ppo_shared", "qlearning"), ppo_steps=6144, ppo_envs=32,
+                         q_steps=20_000, q_beta=3e-4, curve_every=0, curve_seeds=0)
 
 
-def profiles(cfg: MarketPowerConfig, n: int, out: Path | None, done=lambda m, s: False):
-    """Yield (method, seed, joint policy, env_fn) for every requested method not ``done(m, s)``
-    (done ones are skipped before any training)."""
+def env_fns(cfg: MarketPowerConfig, setting: str, n: int):
+    """(single-env factory of seed s, vector-env factory) of a cell."""
+    mech, nb, d, values = SETTINGS[setting]
+    kw = dict(mechanism=mech, rule=cfg.rule, demand_kw=d, buyer_values=values)
+    return (lambda s: seller_buyer_env_fn(n, nb, seed=s, **kw)), seller_buyer_vector_fn(n, nb, **kw)
+
+
+def _eval(cfg: MarketPowerConfig, f, policy, n: int, seed: int) -> dict:
+    return evaluate(f, policy, seed=seed, n_sellers=n, nash_players=range(n), nash_method=cfg.nash_method)
+
+
+def benchmark_rows(cfg: MarketPowerConfig, setting: str, n: int, method: str) -> list[dict]:
+    """Rows of the competitive or stage-game Nash profile for every seed (the Nash profile is solved
+    once per step context and reused across seeds)."""
+    from p2penv.agents.rollout import CompetitivePolicy
+
+    single, _ = env_fns(cfg, setting, n)
+    pol = CompetitivePolicy() if method == "competitive" else NashPolicy(players=range(n), method=cfg.nash_method)
+    return [dict(setting=setting, N=n, method=method, seed=s, agent_steps=0, **_eval(cfg, single(s), pol, n, s))
+            for s in cfg.seeds]
+
+
+def ppo_row(cfg: MarketPowerConfig, setting: str, n: int, method: str, seed: int) -> list[dict]:
+    """Train one vector-PPO variant (sellers learn, buyers truthful) and evaluate it; the row carries
+    its learning curve (``curve``) when ``seed`` is among the first ``curve_seeds`` seeds."""
     from p2penv.agents.baselines import TruthfulAgent
-    from p2penv.agents.qlearning import QConfig, QLearners
-    from p2penv.agents.rollout import Assigned, CompetitivePolicy
-    from p2penv.agents.sb3_shared import SB3Config, train_shared
+    from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
 
-    env_fns = {s: seller_buyer_env_fn(n, cfg.n_buyers, seed=s, mechanism=cfg.mechanism, rule=cfg.rule,
-                                     demand_kw=cfg.demand_kw, buyer_values=cfg.buyer_values) for s in cfg.seeds}
-    truth = TruthfulAgent(env_fns[cfg.seeds[0]]().config)
-    if "qlearning" in cfg.methods and not all(done("qlearning", s) for s in cfg.seeds):
-        q = QLearners(env_fns[cfg.seeds[0]], QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds),
-                                                     beta=cfg.q_beta, seed=cfg.seeds[0]), learners=sellers(n))
-        q.train(None if out is None else out / f"q_N{n}")
+    single, vec = env_fns(cfg, setting, n)
+    f = single(seed)
+    truth = TruthfulAgent(f().config)
+    mode, critic = PPO_VARIANTS[method]
+    curve = cfg.curve_every > 0 and seed in cfg.seeds[:cfg.curve_seeds]
+    n_steps = 24
+    pcfg = VectorPPOConfig(total_steps=cfg.ppo_steps * n, num_envs=cfg.ppo_envs, n_steps=n_steps,
+                           minibatch_size=2048, mode=mode, critic=critic, seed=seed, torch_threads=1,
+                           learners=tuple(sellers(n)), eval_every=cfg.curve_every if curve else 0)
+    evaluator = (lambda pol: _eval(cfg, f, pol.joint(truth), n, seed)) if curve else None
+    r = train_vector_ppo(vec, pcfg, others=truth, evaluator=evaluator)
+    final = r.curve[-1] if r.curve else _eval(cfg, f, r.policy.joint(truth), n, seed)
+    row = dict(setting=setting, N=n, method=method, seed=seed, agent_steps=r.num_timesteps,
+               **{k: v for k, v in final.items() if k != "agent_steps"})
+    if curve:
+        row["curve"] = [dict(agent_steps=c["agent_steps"], nash_conv=c["nash_conv"], markup_rel=c["markup_rel"])
+                        for c in r.curve]
+    return [row]
+
+
+def qlearning_rows(cfg: MarketPowerConfig, setting: str, n: int) -> list[dict]:
+    """One vectorised Q-learning run with a session per seed; a row per seed (with curves for the first
+    ``curve_seeds`` sessions, evaluated at ``curve_every`` evenly spaced points)."""
+    from p2penv.agents.qlearning import QConfig, QLearners
+
+    single, _ = env_fns(cfg, setting, n)
+    q = QLearners(single(cfg.seeds[0]), QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds), beta=cfg.q_beta,
+                                                seed=cfg.seeds[0]), learners=sellers(n))
+    points = cfg.curve_every if cfg.curve_every > 0 and cfg.curve_seeds > 0 else 1
+    marks = [round(cfg.q_steps * (k + 1) / points) for k in range(points)]
+    curves: dict[int, list[dict]] = {k: [] for k in range(min(cfg.curve_seeds, len(cfg.seeds)))}
+    for mark in marks:
+        while q.t < mark:
+            q.step()
+        if mark == marks[-1]:
+            break
+        for k in curves:
+            s = cfg.seeds[k]
+            r = _eval(cfg, single(s), q.policy(k), n, s)
+            curves[k].append(dict(agent_steps=q.t * n, nash_conv=r["nash_conv"], markup_rel=r["markup_rel"]))
+    rows = []
     for k, s in enumerate(cfg.seeds):
-        f = env_fns[s]
-        for m in cfg.methods:
-            if done(m, s):
-                continue
-            if m == "competitive":
-                yield m, s, CompetitivePolicy(), f
-            elif m == "nash":
-                yield m, s, NashPolicy(players=range(n), method=cfg.nash_method), f
-            elif m == "ppo_shared":
-                sb = SB3Config(total_steps=cfg.ppo_steps, seed=s, n_steps=48)
-                r = train_shared(f, sb, None if out is None else out / f"ppo_N{n}_s{s}", learners=sellers(n),
-                                 others=truth)
-                yield m, s, Assigned({a: r.policy for a in sellers(n)}, default=truth), f
-            elif m == "qlearning":
-                yield m, s, q.policy(k), f
+        r = _eval(cfg, single(s), q.policy(k), n, s)
+        row = dict(setting=setting, N=n, method="qlearning", seed=s, agent_steps=q.t * n, **r)
+        if k in curves and cfg.curve_every > 0:
+            row["curve"] = curves[k] + [dict(agent_steps=q.t * n, nash_conv=r["nash_conv"], markup_rel=r["markup_rel"])]
+        rows.append(row)
+    return rows
+
+
+def tasks(cfg: MarketPowerConfig) -> list[Task]:
+    """Every unit of work of the study (see ``p2penv.experiments.dispatch``)."""
+    out = []
+    for st in cfg.settings:
+        for n in cfg.ns:
+            key = dict(setting=st, N=n)
+            for m in cfg.methods:
+                if m in ("competitive", "nash"):
+                    out.append(Task(benchmark_rows, (cfg, st, n, m), tuple(dict(key, method=m, seed=s) for s in cfg.seeds),
+                                    f"{st} N={n} {m}"))
+                elif m == "qlearning":
+                    out.append(Task(qlearning_rows, (cfg, st, n), tuple(dict(key, method=m, seed=s) for s in cfg.seeds),
+                                    f"{st} N={n} {m}"))
+                else:
+                    out += [Task(ppo_row, (cfg, st, n, m, s), (dict(key, method=m, seed=s),), f"{st} N={n} {m} seed={s}")
+                            for s in cfg.seeds]
+    return out
 
 
 def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: bool = False,
-        resume: bool = False) -> dict:
-    """Run the experiment; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary.
-    Every finished (N, method, seed) row is checkpointed; ``resume=True`` skips those."""
+        resume: bool = False, ray=None) -> dict:
+    """Run the study; writes CSV/JSON/PNG to ``out_dir`` when given; returns rows, summary, curves and meta.
+    Every finished task's rows are checkpointed; ``resume=True`` skips those. ``ray``: None (this
+    process), "local" or a cluster address (``p2penv.experiments.dispatch``). ``save_models`` is kept
+    for compatibility and ignored (the study keeps no models)."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume,
-                       total=len(cfg.ns) * len(cfg.methods) * len(cfg.seeds))
-    for n in cfg.ns:
-        done = lambda m, s, n=n: ck.find(N=n, method=m, seed=s) is not None  # noqa: E731
-        for m, s, pol, f in profiles(cfg, n, out if save_models else None, done):
-            r = evaluate(f, pol, seed=s, n_sellers=n, nash_players=range(n), nash_method=cfg.nash_method)
-            ck.add(dict(N=n, method=m, seed=s, **r))
-    rows = [ck.find(N=n, method=m, seed=s) for n in cfg.ns for m in cfg.methods for s in cfg.seeds]
-    summary = summarise(rows, ("N", "method"), METRICS)
+    cells = [(st, n, m, s) for st in cfg.settings for n in cfg.ns for m in cfg.methods for s in cfg.seeds]
+    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume, total=len(cells))
+    run_tasks(tasks(cfg), ck, ray)
+    full = [ck.find(setting=st, N=n, method=m, seed=s) for st, n, m, s in cells]
+    rows = [{k: v for k, v in r.items() if k != "curve"} for r in full]
+    curves = curve_summary(full)
+    summary = summarise(rows, ("setting", "N", "method"), METRICS)
     shape = trend(summary)
     meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape, resumed_rows=ck.reused)
     if out is not None:
-        save_outputs(out, "market_power", rows, summary, meta)
+        save_outputs(out, "market_power", rows, summary, meta, curves=curves)
         plot(summary, cfg, out / "market_power.png")
-    echo(format_table(summary, ("N", "method", "markup_rel", "lerner", "hhi", "welfare_loss_rel", "nash_conv")))
+        if curves:
+            plot_curves(curves, cfg, out / "market_power_curves.png")
+    cols = ("setting", "N", "method", "markup_rel", "lerner", "hhi", "welfare_loss_rel", "nash_conv")
+    echo(format_table(summary, cols if len(cfg.settings) > 1 else cols[1:]))
     echo(f"cells: mean +- half-width of the 95 % t interval over seeds {list(cfg.seeds)} (no +-: identical "
          "across seeds); markup_rel = (price - competitive price) / competitive price; lerner: share-weighted "
          "(P - MC) / P of the sellers; hhi: sellers' volume shares; welfare_loss_rel: of the competitive gains "
          "from trade; nash_conv: $/step a unilateral stage-game deviation would gain (summed over sellers)")
     echo("trend (Spearman rho of metric vs N; < 0 = market power falls with N): " +
          ", ".join(f"{k}: {v:+.2f}" for k, v in shape.items()))
-    return dict(rows=rows, summary=summary, meta=meta)
+    return dict(rows=rows, summary=summary, curves=curves, meta=meta)
+
+
+def curve_summary(rows: list[dict]) -> list[dict]:
+    """Per (setting, N, method): agent-steps and the mean (and 95 % interval) over the curve seeds of
+    NashConv and markup at each evaluation point."""
+    from .metrics import mean_ci
+
+    groups: dict[tuple, list[list[dict]]] = {}
+    for r in rows:
+        if r.get("curve"):
+            groups.setdefault((r["setting"], r["N"], r["method"]), []).append(r["curve"])
+    out = []
+    for (st, n, m), cs in groups.items():
+        k = min(len(c) for c in cs)
+        steps = [cs[0][i]["agent_steps"] for i in range(k)]
+        nc = [mean_ci([c[i]["nash_conv"] for c in cs]) for i in range(k)]
+        mk = [mean_ci([c[i]["markup_rel"] for c in cs]) for i in range(k)]
+        out.append(dict(setting=st, N=n, method=m, seeds=len(cs), agent_steps=steps,
+                        nash_conv=[x[0] for x in nc], nash_conv_ci=[x[1] for x in nc],
+                        markup_rel=[x[0] for x in mk], markup_rel_ci=[x[1] for x in mk]))
+    return out
 
 
 def trend(summary: list[dict]) -> dict[str, float]:
-    """Spearman correlation of the markup and Lerner index with N, per method."""
+    """Spearman correlation of the markup and Lerner index with N, per setting and method (of the means)."""
     from scipy.stats import spearmanr
 
     out = {}
-    for m in sorted({r["method"] for r in summary}):
-        rs = sorted((r for r in summary if r["method"] == m), key=lambda r: r["N"])
+    for st, m in sorted({(r["setting"], r["method"]) for r in summary}):
+        rs = sorted((r for r in summary if r["method"] == m and r["setting"] == st), key=lambda r: r["N"])
         for k in ("markup_rel", "lerner"):
             x = [r["N"] for r in rs if np.isfinite(r[k])]
             y = [r[k] for r in rs if np.isfinite(r[k])]
             if len(x) >= 2 and np.ptp(y) > 1e-9:
-                out[f"{m}/{k}"] = float(spearmanr(x, y).statistic)
+                out[f"{st}/{m}/{k}"] = float(spearmanr(x, y).statistic)
     return out
 
 
 def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
+    """One row of panels (markup, Lerner, HHI, welfare loss vs N) per setting; error bars: 95 % intervals."""
+    import matplotlib.pyplot as plt
+
     keys = ("markup_rel", "lerner", "hhi", "welfare_loss_rel")
-    fig, axes = new_figure(len(keys), 3.6, 3.2)
-    for ax, k in zip(axes, keys):
-        for m in cfg.methods:
-            rs = sorted((r for r in summary if r["method"] == m), key=lambda r: r["N"])
-            ci = [r[k + "_ci"] if np.isfinite(r[k + "_ci"]) else 0.0 for r in rs]
-            ax.errorbar([r["N"] for r in rs], [r[k] for r in rs], yerr=ci, marker="o", capsize=3, label=m)
+    fig, axes = plt.subplots(len(cfg.settings), len(keys), figsize=(3.6 * len(keys), 3.0 * len(cfg.settings)),
+                             squeeze=False)
+    for row, st in zip(axes, cfg.settings):
+        for ax, k in zip(row, keys):
+            for m in cfg.methods:
+                rs = sorted((r for r in summary if r["method"] == m and r["setting"] == st), key=lambda r: r["N"])
+                ci = [r[k + "_ci"] if np.isfinite(r[k + "_ci"]) else 0.0 for r in rs]
+                ax.errorbar([r["N"] for r in rs], [r[k] for r in rs], yerr=ci, marker="o", ms=3, capsize=2, label=m)
+            ax.set_title(f"{k} ({st})", fontsize=8)
+            ax.set_xscale("log")
+            ax.minorticks_off()
+            ax.set_xticks(list(cfg.ns), [str(n) for n in cfg.ns])
+        row[0].set_ylabel("mean over seeds")
+    for ax in axes[-1]:
         ax.set_xlabel("sellers N")
-        ax.set_title(k)
+    axes[0][0].legend(fontsize=6)
+    return save_figure(fig, path)
+
+
+def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
+    """NashConv ($/step) against agent-steps per learning method; one panel per (setting, N)."""
+    import matplotlib.pyplot as plt
+
+    cells = [(st, n) for st in cfg.settings for n in cfg.ns]
+    fig, axes = plt.subplots(len(cfg.settings), len(cfg.ns), figsize=(3.0 * len(cfg.ns), 2.6 * len(cfg.settings)),
+                             squeeze=False)
+    for ax, (st, n) in zip(axes.ravel(), cells):
+        for c in curves:
+            if c["setting"] == st and c["N"] == n:
+                ci = np.nan_to_num(np.asarray(c["nash_conv_ci"], dtype=float))
+                ax.errorbar(c["agent_steps"], c["nash_conv"], yerr=ci, marker=".", capsize=2, label=c["method"])
+        ax.set_title(f"{st}, N={n}", fontsize=8)
         ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks(list(cfg.ns), [str(n) for n in cfg.ns])
-    axes[0].legend(fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0][0].set_ylabel("NashConv $/step")
+    axes[0][0].legend(fontsize=6)
+    for ax in axes[-1]:
+        ax.set_xlabel("agent-steps")
     return save_figure(fig, path)
 
 
@@ -162,19 +312,24 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--out", default="results/market_power")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--ns", type=int, nargs="*")
-    ap.add_argument("--ppo-steps", type=int)
+    ap.add_argument("--methods", nargs="*", choices=METHODS)
+    ap.add_argument("--settings", nargs="*", choices=tuple(SETTINGS))
+    ap.add_argument("--ppo-steps", type=int, help="market steps per PPO run (agent-steps = this x N)")
     ap.add_argument("--q-steps", type=int)
     ap.add_argument("--nash-method", choices=("grid", "exact"))
-    ap.add_argument("--inelastic", action="store_true", help="buyers always import at retail (no flexible loads)")
+    ap.add_argument("--inelastic", action="store_true", help="the inelastic-uniform setting only")
+    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
+                    "cluster, anything else is the address of a running one (e.g. auto, ray://head:10001)")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MarketPowerConfig()
     over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), ns=a.ns and tuple(a.ns),
+                                  methods=a.methods and tuple(a.methods), settings=a.settings and tuple(a.settings),
                                   ppo_steps=a.ppo_steps, q_steps=a.q_steps, nash_method=a.nash_method).items() if v}
     if a.inelastic:
-        over.update(buyer_values=None, n_buyers=3, demand_kw=2.0)
+        over.update(settings=("inelastic-uniform",))
     try:
-        return run(replace(cfg, **over), a.out, resume=a.resume)
+        return run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 

@@ -45,12 +45,14 @@ def format_table(rows: list[dict], cols: Sequence[str], ci: bool = True) -> str:
     return "\n".join(lines)
 
 
-def save_outputs(out_dir: str | Path, name: str, rows: list[dict], summary: list[dict], meta: dict) -> Path:
-    """``<name>_runs.csv``, ``<name>_summary.csv`` and ``<name>.json`` in ``out_dir`` (atomic)."""
+def save_outputs(out_dir: str | Path, name: str, rows: list[dict], summary: list[dict], meta: dict,
+                 **extra) -> Path:
+    """``<name>_runs.csv``, ``<name>_summary.csv`` and ``<name>.json`` (``{"meta", "runs", "summary", **extra}``)
+    in ``out_dir`` (atomic)."""
     out = Path(out_dir)
     write_csv(out / f"{name}_runs.csv", rows)
     write_csv(out / f"{name}_summary.csv", summary)
-    atomic_write_json(out / f"{name}.json", dict(meta=meta, runs=rows, summary=summary))
+    atomic_write_json(out / f"{name}.json", dict(meta=meta, runs=rows, summary=summary, **extra))
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import p2penv
 
-from .algorithm_benchmark import BenchmarkConfig, policy_for, scenario
+from .algorithm_benchmark import BenchmarkConfig, applies as _applies, policy_for, scenario
 from .checkpoints import CheckpointError, RowCheckpoint
 from .metrics import evaluate, summarise
 from .output import echo, format_table
@@ -59,14 +59,6 @@ def _ppo_shared(sid: str, seed: int, cfg: BaselineConfig):
 def _installed(extra: str) -> bool:
     mods = {"profiles": ("pvlib", "demandlib")}[extra]
     return all(importlib.util.find_spec(m) is not None for m in mods)
-
-
-def _applies(method: str, sid: str) -> bool:
-    if method != "qlearning":
-        return True
-    spec = p2penv.get_spec(sid)
-    gen = spec.config.get("generator")
-    return spec.env == "auction_v0" and not getattr(gen, "has_storage", False) and not hasattr(gen, "prices")
 
 
 def scenario_cards() -> str:

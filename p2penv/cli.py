@@ -2,6 +2,7 @@
 
     p2penv train --algo ppo --mode shared --steps 20000 --seed 0 --out runs/ppo [--resume]
     p2penv train --algo ppo --num-envs 256 [--critic central] --steps 2000000   # torch PPO on the vector env
+    p2penv train --algo rllib_ppo --mode independent --scenario dlmp_v0/teaching4-v0 --steps 288  # RLlib PPO
     p2penv train --config run.json        # {"env": {...MarketConfig...}, "algo": ..., "train": {...}}
     p2penv evaluate runs/ppo --episodes 3
     p2penv experiment market_power --quick --out results/mp [--resume]
@@ -26,9 +27,10 @@ from typing import Any
 EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo",
                "local_market_power", "scenario_baselines")
 ENVS = ("auction_v0", "dlmp_v0")
-ALGOS = ("ppo", "sac", "qlearning")
+ALGOS = ("ppo", "sac", "qlearning", "rllib_ppo")
 MODES = ("shared", "independent")
 SPEC_KEYS = ("env", "algo", "mode", "sellers", "seed", "train")
+RECORD_KEYS = ("env_config",)  # written to run.json for the record; ignored when it is read back as --config
 
 
 class UsageError(Exception):
@@ -108,7 +110,7 @@ def _load_spec(a) -> dict:
         spec = _read_json(Path(a.config), "the --config file")
         if not isinstance(spec, dict):
             raise UsageError(f"{a.config}: expected a JSON object with keys {', '.join(SPEC_KEYS)}")
-        bad = sorted(set(spec) - set(SPEC_KEYS))
+        bad = sorted(set(spec) - set(SPEC_KEYS) - set(RECORD_KEYS))  # a run.json works as --config
         if bad:
             raise UsageError(f"{a.config}: unknown key(s) {bad}; known {', '.join(SPEC_KEYS)}")
     env = dict(spec.get("env", {}))
@@ -163,6 +165,8 @@ def _trainer_config(spec: dict, where: str | Path):
             from p2penv.agents.qlearning import QConfig
 
             return QConfig.from_dict(tr)
+        if spec["algo"] == "rllib_ppo":
+            return _rllib_config(spec, where)
         if "num_envs" in spec["train"]:  # torch PPO on the vector env (agents.vector_ppo)
             if spec["algo"] != "ppo":
                 raise ValueError(f"num_envs: the vector-env trainer is PPO only, got algo {spec['algo']!r}")
@@ -174,6 +178,34 @@ def _trainer_config(spec: dict, where: str | Path):
         return SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
     except (TypeError, ValueError) as e:
         raise UsageError(f"{where}: train: {e}") from None
+
+
+def _rllib_config(spec: dict, where: str | Path):
+    """RLlibPPOConfig of an ``rllib_ppo`` spec: ``mode`` -> ``policies``; ``train.total_steps`` (--steps)
+    -> ``iterations``: enough iterations of ``train_batch_size`` agent-steps to sample that many."""
+    import dataclasses
+
+    from p2penv.agents.rllib_ppo import RLlibPPOConfig, iterations_for
+
+    if spec["sellers"]:
+        raise UsageError(f"{where}: sellers: algo 'rllib_ppo' trains every agent; use --n-prosumers or --scenario "
+                         "(e.g. auction_v0/sellers3-v0)")
+    tr = dict(spec["train"])
+    bad = sorted(k for k in ("checkpoint_every", "num_envs", "critic", "tensorboard", "progress", "policies") if k in tr)
+    if bad:
+        raise ValueError(f"{bad[0]}: not an option of algo 'rllib_ppo' (policies: use mode)")
+    total = tr.pop("total_steps", None)
+    cfg = RLlibPPOConfig.from_dict(dict(tr, policies=spec["mode"]))
+    return cfg if total is None else dataclasses.replace(cfg, iterations=iterations_for(total, cfg.train_batch_size))
+
+
+def _rllib_env(spec: dict) -> tuple[str, dict]:
+    """(env name or scenario id, env options with the run's seed) of an ``rllib_ppo`` spec."""
+    opts = dict(spec["env"])
+    scenario_id = opts.pop("scenario_id", None)
+    name = opts.pop("name", "auction_v0")
+    opts.setdefault("seed", spec["seed"])
+    return scenario_id or name, opts
 
 
 def _model_algo(path: Path) -> str | None:
@@ -205,6 +237,37 @@ def _check_resume(out: Path, spec: dict) -> None:
             raise UsageError(f"--resume: {model} is a {saved} model, this run asks for algo={spec['algo']!r}")
 
 
+def config_record(x: Any) -> Any:
+    """JSON-able record of a config value: a dataclass becomes ``{"class": module.Name, field: ...}``
+    (recursively), numpy values and arrays plain numbers and lists, tuples lists; any other object
+    ``{"class": ..., "repr": repr(obj)}``."""
+    import dataclasses
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        rec = {"class": f"{type(x).__module__}.{type(x).__qualname__}"}
+        rec.update({f.name: config_record(getattr(x, f.name)) for f in dataclasses.fields(x)})
+        return rec
+    if x is None or isinstance(x, (str, bool, int, float)):
+        return x
+    if isinstance(x, (np.generic, np.ndarray)):
+        return x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [config_record(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): config_record(v) for k, v in x.items()}
+    return {"class": f"{type(x).__module__}.{type(x).__qualname__}", "repr": repr(x)}
+
+
+def env_record(env) -> dict:
+    """``run.json["env_config"]``: the env's name and its resolved config, every field of its
+    ``MarketConfig`` (dlmp_v0: ``DlmpConfig``) with defaults filled in, the scenario generator's
+    parameters (e.g. ``SellerBuyerMarket(n_sellers, capacity_ratio, demand_kw, a0, b, buyer_values)``)
+    and the seed included. For the record: the run is rebuilt from ``run.json["env"]`` + ``sellers``."""
+    return {"name": env.metadata.get("name"), **config_record(env.config)}
+
+
 def cmd_train(a) -> int:
     from p2penv.agents.baselines import TruthfulAgent
     from p2penv.agents.checkpoint import atomic_write_json
@@ -219,13 +282,19 @@ def cmd_train(a) -> int:
     others = TruthfulAgent(env.config)
     if a.resume:
         _check_resume(out, spec)
-    atomic_write_json(out / "run.json", spec)
+    atomic_write_json(out / "run.json", dict(spec, env_config=env_record(env)))
     if spec["algo"] == "qlearning":
         from p2penv.agents.qlearning import QLearners
 
         q = QLearners(f, cfg, learners=learners, env_seed=spec["seed"])
         res = q.train(out, resume=a.resume)
         print(f"qlearning: t={res.t} state={res.state_kind} converged={res.converged.tolist()} -> {out}")
+        return 0
+    if spec["algo"] == "rllib_ppo":  # RLlib PPO, every agent learns (agents.rllib_ppo)
+        from p2penv.agents.rllib_ppo import result_summary, train_rllib_ppo
+
+        r = train_rllib_ppo(*_rllib_env(spec), cfg, out, resume=a.resume)
+        print(f"rllib_ppo/{spec['mode']}: {result_summary(r)} -> {out}")
         return 0
     if "num_envs" in spec["train"]:  # every agent learns (sellers and buyers alike)
         from p2penv.agents.vector_ppo import train_vector_ppo
@@ -297,6 +366,13 @@ def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
         except Exception as e:  # noqa: BLE001
             raise UsageError(f"{ck}: cannot load ({type(e).__name__}: {e})") from None
         return q.policy(0), spec
+    if spec["algo"] == "rllib_ppo":
+        from p2penv.agents.rllib_ppo import RLlibPolicy
+
+        try:
+            return RLlibPolicy.load(run_dir), spec
+        except Exception as e:  # noqa: BLE001 - one line naming the folder instead of a library traceback
+            raise UsageError(f"{run_dir}: cannot load the rllib_ppo policy ({type(e).__name__}: {e})") from None
     if "num_envs" in spec["train"]:
         from p2penv.agents.vector_ppo import VectorPolicy
 
@@ -408,14 +484,16 @@ def cmd_bench(a) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="p2penv", description="p2penv: train, evaluate, experiments, benchmarks")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train learners (PPO/SAC shared or independent, Q-learning)")
+    t = sub.add_parser("train", help="train learners (PPO/SAC shared or independent, Q-learning, RLlib PPO)")
     t.add_argument("--config", help="JSON file: {env, algo, mode, sellers, seed, train}")
     t.add_argument("--scenario", metavar="ID", help="a registered scenario, e.g. auction_v0/storage-community-v0 "
                    "(p2penv.list_scenarios())")
     t.add_argument("--env", choices=ENVS, help="environment (default auction_v0; also settable in --config env.name)")
-    t.add_argument("--algo", choices=("ppo", "sac", "qlearning"))
+    t.add_argument("--algo", choices=ALGOS, help="rllib_ppo: RLlib multi-agent PPO, every agent learns "
+                   "(agents.rllib_ppo; needs the rllib extra)")
     t.add_argument("--mode", choices=("shared", "independent"))
-    t.add_argument("--steps", type=int, help="agent-steps (SB3) or steps per session (Q-learning)")
+    t.add_argument("--steps", type=int, help="agent-steps (SB3; rllib_ppo: rounded up to whole iterations of "
+                   "train_batch_size agent-steps) or steps per session (Q-learning)")
     t.add_argument("--seed", type=int)
     t.add_argument("--n-prosumers", type=int)
     t.add_argument("--mechanism")

@@ -31,8 +31,14 @@ def test_mean_ci_and_summarise():
 
 
 def test_market_power_quick_writes_outputs_and_is_deterministic(tmp_path, capsys):
-    cfg = replace(mp.QUICK, ns=(2, 3), seeds=(0, 1), ppo_steps=96)
+    cfg = replace(mp.QUICK, ns=(2, 3), seeds=(0, 1), ppo_steps=192)
     a = mp.run(cfg, tmp_path)
+    assert (tmp_path / "market_power_curves.png").stat().st_size > 0
+    # learning curves: the first curve seed of each learning method, NashConv at every update
+    ppo = next(c for c in a["curves"] if c["method"] == "ppo_shared" and c["N"] == 2)
+    assert ppo["seeds"] == 1 and ppo["agent_steps"] == [192, 384] and len(ppo["nash_conv"]) == 2
+    row = next(r for r in a["rows"] if r["method"] == "ppo_shared" and r["N"] == 2 and r["seed"] == 0)
+    assert row["agent_steps"] == 384 and row["nash_conv"] == ppo["nash_conv"][-1]
     b = mp.run(cfg, None)
     for f in ("market_power.json", "market_power.png", "market_power_runs.csv", "market_power_summary.csv"):
         assert (tmp_path / f).stat().st_size > 0

@@ -21,11 +21,11 @@ def test_resume_keeps_the_runs_csv_column_order(tmp_path):
     mp.run(MP, tmp_path)
     csv = tmp_path / "market_power_runs.csv"
     header = csv.read_text().splitlines()[0]
-    assert header.startswith("N,method,seed,price,comp_price,markup,")
+    assert header.startswith("setting,N,method,seed,agent_steps,price,comp_price,markup,")
     res = mp.run(MP, tmp_path, resume=True)  # every row comes back from the checkpoint
     assert res["meta"]["resumed_rows"] == 2
     assert csv.read_text().splitlines()[0] == header
-    assert list(res["rows"][0])[:4] == ["N", "method", "seed", "price"]
+    assert list(res["rows"][0])[:5] == ["setting", "N", "method", "seed", "agent_steps"]
 
 
 def test_changed_config_says_it_discards_the_checkpoint_rows(tmp_path, capsys):
@@ -38,7 +38,7 @@ def test_changed_config_says_it_discards_the_checkpoint_rows(tmp_path, capsys):
     assert err[0] == (f"market_power: {ck} was made with a different config (differs in seeds); "
                       "discarded its 2 row(s), starting over")
     # then one progress line per new row: count of the total, the cell, elapsed time
-    assert [line.split(") ")[0] for line in err[1:]] == ["market_power: row 1/1 (N=2, method=competitive, seed=0"]
+    assert [line.split(") ")[0] for line in err[1:]] == ["market_power: row 1/1 (setting=elastic-uniform, N=2, method=competitive, seed=0"]
     assert len(json.loads(ck.read_text())["rows"]) == 1  # rewritten for the new config
 
 

@@ -71,3 +71,16 @@ def seller_buyer_env_fn(n_sellers: int, n_buyers: int = 3, seed: int = 0, mechan
 def sellers(n: int) -> list[str]:
     """Agent names of the ``n`` sellers (the learners)."""
     return [f"prosumer_{i}" for i in range(n)]
+
+
+def seller_buyer_vector_fn(n_sellers: int, n_buyers: int = 3, mechanism: str = "uniform", max_cycles: int = 24,
+                           rule: str = "walrasian", **gen) -> Callable[[int, int], Any]:
+    """``env_fn(num_envs, seed)`` of the same market as ``seller_buyer_env_fn`` as a vector env
+    (``auction_v0.vector_env``; market i equals ``seller_buyer_env_fn(..., seed=seed + i)()``), the form
+    ``p2penv.agents.vector_ppo.train_vector_ppo`` takes."""
+    from p2penv import auction_v0
+
+    g = SellerBuyerMarket(n_sellers, **gen)
+    return lambda num_envs, seed: auction_v0.vector_env(num_envs, n_prosumers=n_sellers + n_buyers, generator=g,
+                                                        seed=seed, mechanism=mechanism, max_cycles=max_cycles,
+                                                        rule=rule)
