@@ -32,6 +32,9 @@ stepping, rollout forward, update), and every ``eval_every`` updates the evaluat
 
 ``learners`` (agent names) restricts learning to some agents; the rest act with a fixed ``others`` agent
 (truthful buyers in the market-power study, frozen policies in ``p2penv.diagnostics.exploitability``).
+With ``out_dir`` the run also writes ``market_log.csv`` (``p2penv.agents.market_log``: episode return per
+agent group, clearing price, traded kWh, welfare, and the evaluator's NashConv on its rows), the columns
+every trainer of the suite shares.
 
 Speed (2-core CPU, E = 256, N = 10, defaults, one rollout = 61,440 agent-steps): 110k-130k agent-steps/s
 end to end with both cores free, 85k-95k with ``torch_threads=1``; the PPO update is ~85 % of it, env
@@ -468,6 +471,7 @@ class _Trainer:
         self.welfare = np.zeros((T, E))
         self.ep_ret = np.zeros((E, N))
         self.env_s = self.fwd_s = self.upd_s = 0.0
+        self.market_log = None  # p2penv.agents.market_log.MarketLog, set by train_vector_ppo when it writes files
 
     # rollout ---------------------------------------------------------------------------------------
     def _mine(self, x: np.ndarray) -> np.ndarray:
@@ -520,6 +524,8 @@ class _Trainer:
                 self.b_done[t].copy_(torch.from_numpy(done))
                 self.b_term[t].copy_(torch.from_numpy(term))
                 mk = infos.get("market")
+                if self.market_log is not None and mk is not None:
+                    self.market_log.add_step(rew, done, mk)
                 if mk is not None:
                     self.price[t] = mk["clearing_price"]
                     self.welfare[t] = mk["welfare"]
@@ -625,6 +631,12 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
         out.mkdir(parents=True, exist_ok=True)
         rows = _read_progress(csv_path, tr.done) if resume else []
         atomic_write_text(csv_path, _csv_text(rows))
+    if out is not None:
+        from .market_log import MarketLog, agent_groups
+
+        tr.market_log = MarketLog(out, agent_groups(tr.vec, tr.names), tensorboard=cfg.tensorboard,
+                                  nash_conv_every=cfg.eval_every if evaluator is not None else 0,
+                                  resume_step=tr.done if resume else None)
     writer = None
     if out is not None and cfg.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -660,6 +672,9 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
                 tr.model.train()
                 last.update({k: float(ev[k]) for k in EVAL_FIELDS if k in ev})
                 curve.append(dict(agent_steps=tr.done, **{k: float(v) for k, v in ev.items()}))
+            if tr.market_log is not None:
+                nc = last["nash_conv"]
+                tr.market_log.end_update(tr.done, nash_conv=None if nc == "" else nc)
             row = _fmt({k: last[k] for k in PROGRESS_FIELDS})
             rows.append(row)
             if csv_path is not None:
@@ -683,6 +698,8 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
             bar.close()
         if writer is not None:
             writer.close()
+        if tr.market_log is not None:
+            tr.market_log.close()
     wall = time.perf_counter() - t_start
     if out is not None:
         tr.save(finished=True)

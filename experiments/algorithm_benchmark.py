@@ -72,8 +72,8 @@ class BenchmarkConfig:
     seeds: tuple[int, ...] = tuple(range(10))
     ppo_steps: int = 15_360
     ppo_envs: int = 32
-    q_steps: int = 40_000
-    q_beta: float = 1.5e-4
+    q_steps: int = 20_000
+    q_beta: float = 3e-4
 
     def __post_init__(self):
         bad = [m for m in self.methods if m not in METHODS]

@@ -129,6 +129,8 @@ def _load_spec(a) -> dict:
             train[k] = v
     if a.tensorboard:
         train["tensorboard"] = True
+    if getattr(a, "nash_conv_every", None) is not None:  # SB3: nash_conv_every; vector PPO: eval_every
+        train["eval_every" if "num_envs" in train else "nash_conv_every"] = a.nash_conv_every
     if a.progress:
         train["progress"] = True
     seed = a.seed if a.seed is not None else spec.get("seed", 0)
@@ -172,7 +174,9 @@ def _trainer_config(spec: dict, where: str | Path):
                 raise ValueError(f"num_envs: the vector-env trainer is PPO only, got algo {spec['algo']!r}")
             from p2penv.agents.vector_ppo import VectorPPOConfig
 
-            return VectorPPOConfig.from_dict(dict(spec["train"], mode=spec["mode"]))
+            sellers = spec["sellers"]
+            learners = dict(learners=[f"prosumer_{i}" for i in range(sellers)]) if sellers else {}
+            return VectorPPOConfig.from_dict(dict(spec["train"], mode=spec["mode"], **learners))
         from p2penv.agents.sb3_shared import SB3Config
 
         return SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
@@ -296,11 +300,18 @@ def cmd_train(a) -> int:
         r = train_rllib_ppo(*_rllib_env(spec), cfg, out, resume=a.resume)
         print(f"rllib_ppo/{spec['mode']}: {result_summary(r)} -> {out}")
         return 0
-    if "num_envs" in spec["train"]:  # every agent learns (sellers and buyers alike)
+    if "num_envs" in spec["train"]:  # torch PPO on the vector env; with --sellers only the sellers learn
+        from p2penv.agents.market_log import eval_nash_conv, supports_market_power
         from p2penv.agents.vector_ppo import train_vector_ppo
 
+        evaluator = None
+        if cfg.eval_every and supports_market_power(env):
+            names = list(env.possible_agents)
+            players = [names.index(n) for n in (learners or names)]
+            evaluator = lambda pol: dict(nash_conv=eval_nash_conv(f(), pol.joint(others), seed=spec["seed"],  # noqa: E731
+                                                                  players=players))
         r = train_vector_ppo(_env_fn(spec["env"], spec["sellers"], spec["seed"], vector=True), cfg, out,
-                             resume=a.resume)
+                             resume=a.resume, others=others, evaluator=evaluator)
     else:
         if spec["mode"] == "shared":
             from p2penv.agents.sb3_shared import train_shared as train
@@ -499,11 +510,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mechanism")
     t.add_argument("--sellers", type=int, help="SellerBuyerMarket with this many learning sellers + 3 buyers")
     t.add_argument("--num-envs", type=int, help="PPO on the batched vector env with this many markets "
-                   "(agents.vector_ppo; every agent learns)")
+                   "(agents.vector_ppo; every agent learns, or the --sellers only)")
     t.add_argument("--critic", choices=("local", "central"), help="with --num-envs: central = MAPPO critic on the "
                    "global state")
     t.add_argument("--checkpoint-every", type=int)
     t.add_argument("--tensorboard", action="store_true")
+    t.add_argument("--nash-conv-every", type=int, metavar="K", help="log the learners' stage-game NashConv every "
+                   "K updates (market_log.csv, tensorboard market/nash_conv; auction_v0)")
     t.add_argument("--progress", action="store_true")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.add_argument("--out", default="runs/train")
