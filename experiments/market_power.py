@@ -285,8 +285,10 @@ def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
 
 
 def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
-    """NashConv ($/step) against agent-steps per learning method; one panel per (setting, N)."""
+    """NashConv ($/step) against agent-steps per learning method; one panel per (setting, N); error bars:
+    95 % t intervals over the curve seeds."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, NullFormatter
 
     cells = [(st, n) for st in cfg.settings for n in cfg.ns]
     fig, axes = plt.subplots(len(cfg.settings), len(cfg.ns), figsize=(3.0 * len(cfg.ns), 2.6 * len(cfg.settings)),
@@ -298,6 +300,8 @@ def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
                 ax.errorbar(c["agent_steps"], c["nash_conv"], yerr=ci, marker=".", capsize=2, label=c["method"])
         ax.set_title(f"{st}, N={n}", fontsize=8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=6)
     axes[0][0].set_ylabel("NashConv $/step")
     axes[0][0].legend(fontsize=6)
