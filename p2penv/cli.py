@@ -161,12 +161,11 @@ def _check_spec(spec: dict, where: str | Path) -> None:
 
 def _trainer_config(spec: dict, where: str | Path):
     """QConfig or SB3Config of a spec; UsageError naming ``where`` on a bad option."""
-    tr = {k: v for k, v in spec["train"].items() if k != "tensorboard"}
     try:
         if spec["algo"] == "qlearning":
             from p2penv.agents.qlearning import QConfig
 
-            return QConfig.from_dict(tr)
+            return QConfig.from_dict(spec["train"])
         if spec["algo"] == "rllib_ppo":
             return _rllib_config(spec, where)
         if "num_envs" in spec["train"]:  # torch PPO on the vector env (agents.vector_ppo)

@@ -89,15 +89,6 @@ def test_mechanism_comparison_quick(tmp_path):
     assert (tmp_path / "mechanism_comparison_summary.csv").exists()
 
 
-def test_collusion_probe_quick(tmp_path):
-    r = cp.run(replace(cp.QUICK, q_steps=500), tmp_path)
-    m = r["meta"]
-    assert m["pi_collusive"] > m["pi_nash"]
-    assert len(r["rows"]) == 2 and all(np.isfinite(x["delta"]) for x in r["rows"])
-    assert len(m["traces"][0]["prices"]) == cp.QUICK.pre + 1 + cp.QUICK.post
-    assert (tmp_path / "collusion_probe.png").exists()
-
-
 def test_benchmarks_on_a_known_profit_matrix():
     # symmetric 2x2 prisoners' dilemma in profits: NE (0, 0) pays 1, collusion (1, 1) pays 3 each
     pm = np.zeros((2, 2, 2))

@@ -105,24 +105,6 @@ def test_mechanism_comparison_resumes(tmp_path, monkeypatch):
     assert again["meta"]["resumed_rows"] == 4 and again["rows"] == full["rows"]
 
 
-def test_collusion_probe_resumes_without_retraining(tmp_path, monkeypatch):
-    from p2penv.agents.qlearning import QLearners
-
-    cfg = replace(cp.QUICK, q_steps=500)
-    full = cp.run(cfg, tmp_path / "full")
-    assert _cut(tmp_path / "full", tmp_path / "cut", "collusion_probe", 1) == 2
-
-    def no_step(self):
-        raise AssertionError("Q-learning stepped although its final checkpoint was there")
-
-    monkeypatch.setattr(QLearners, "step", no_step)
-    res = cp.run(cfg, tmp_path / "cut", resume=True)
-    assert res["meta"]["resumed_rows"] == 1
-    assert res["rows"] == full["rows"]
-    for a, b in zip(res["meta"]["traces"], full["meta"]["traces"]):
-        assert a["prices"].tolist() == b["prices"].tolist() and a["profits"].tolist() == b["profits"].tolist()
-
-
 @pytest.mark.parametrize("mod", [mc, cp])
 def test_mechanism_comparison_and_collusion_probe_accept_resume(monkeypatch, tmp_path, mod):
     calls = []

@@ -329,3 +329,22 @@ def test_cli_sellers_run_records_the_full_env_config_and_writes_market_logs(tmp_
     assert cli.main(["train", "--config", str(out / "run.json"), "--steps", "192", "--out", str(again)]) == 0
     assert json.loads((again / "run.json").read_text())["env_config"] == ec
     assert read_market_log(again / CSV_NAME) == read_market_log(out / CSV_NAME)[:1]  # deterministic
+
+
+def test_qlearning_writes_market_log_with_nash_conv(tmp_path):
+    """Q-learning (market kernel): one row per log_every steps, means over sessions, NashConv every k rows."""
+    from p2penv.agents.market_log import read_market_log
+    from p2penv.agents.qlearning import QConfig, QLearners
+    from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+
+    f = seller_buyer_env_fn(2, 3)
+    q = QLearners(f, QConfig(total_steps=96, n_sessions=2, log_every=48, nash_conv_every=2, seed=0),
+                  learners=sellers(2))
+    q.train(tmp_path)
+    rows = read_market_log(tmp_path / "market_log.csv")
+    assert [r["agent_steps"] for r in rows] == [96.0, 192.0]
+    assert rows[0]["nash_conv"] is None and rows[1]["nash_conv"] >= 0.0
+    # 48 steps = two 24-step episodes of each of the 2 sessions
+    assert [r["episodes"] for r in rows] == [4.0, 4.0]
+    assert all(r["traded_kwh"] > 0 and 0.0 <= r["clearing_price"] <= 0.30 for r in rows)
+    assert "return_sellers" in rows[0] and "return_buyers" not in rows[0]
