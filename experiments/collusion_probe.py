@@ -48,6 +48,7 @@ import numpy as np
 from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import mean_ci
 from .output import echo, format_table, new_figure, save_figure, write_csv
 
@@ -407,33 +408,29 @@ def summarise_cells(rows: list[dict], cfg: CollusionConfig) -> list[dict]:
     return out
 
 
-def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = False, ray=None) -> dict:
     """Run every cell; writes ``collusion_probe.json`` ({"config", "sessions", "cells",
     "benchmarks", "meta"}), CSVs and the figures to ``out_dir`` when given. Rows are checkpointed
     (``<out>/collusion_probe_checkpoint.json``) and Q-tables every ``q_steps / 10`` steps
-    (``<out>/q/``); ``resume=True`` keeps the finished rows and continues interrupted training."""
+    (``<out>/q/``); ``resume=True`` keeps the finished rows and continues interrupted training.
+    ``ray``: None (this process), "local" or a cluster address: one Ray task per cell
+    (``p2penv.experiments.dispatch``; Q-tables are then not checkpointed, rows are, on the driver)."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     cells = [(mech, n, v) for mech in cfg.mechanisms for n in cfg.ns for v in cfg.variants]
     ck = RowCheckpoint(out, "collusion_probe", asdict(cfg), resume, total=len(cells) * cfg.sessions)
     ids = list(range(cfg.sessions))
-    cell_s = {}
-    for mech, n, v in cells:
-        if all(ck.find(mechanism=mech, N=n, variant=v, session=k) is not None for k in ids):
-            continue
-        t1 = time.perf_counter()
-        new = session_rows(cfg, mech, n, v, ids, None if out is None else out / "q", resume=ck.matched)
-        cell_s[f"{mech}/N{n}/{v}"] = time.perf_counter() - t1
-        for r in new:
-            if ck.find(mechanism=mech, N=n, variant=v, session=r["session"]) is None:
-                ck.add(r)
+    q_dir = None if out is None or ray is not None else out / "q"
+    run_tasks([Task(session_rows, (cfg, mech, n, v, ids, q_dir, ck.matched),
+                    tuple(dict(mechanism=mech, N=n, variant=v, session=k) for k in ids), f"{mech} N={n} {v}")
+               for mech, n, v in cells], ck, ray)
     rows = [ck.find(mechanism=mech, N=n, variant=v, session=k) for mech, n, v in cells for k in ids]
     summary = summarise_cells(rows, cfg)
     bench = [dict(mechanism=mech, N=n, pi_nash=g.pi_nash, pi_collusive=g.pi_collusive,
                   pi_collusive_sym=g.pi_collusive_sym, nash_profile=g.nash_profile, n_nash=g.n_nash,
                   nash_price=float(g.price[g.nash_profile]), grid=g.grid)
              for mech in cfg.mechanisms for n in cfg.ns for g in [stage_game(cfg, mech, n)]]
-    meta = dict(wall_s=time.perf_counter() - t0, cell_wall_s=cell_s, resumed_rows=ck.reused)
+    meta = dict(wall_s=time.perf_counter() - t0, resumed_rows=ck.reused)
     result = dict(config=asdict(cfg), sessions=rows, cells=summary, benchmarks=bench, meta=meta)
     if out is not None:
         from p2penv.agents.checkpoint import atomic_write_json
@@ -523,6 +520,8 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--variants", nargs="+", choices=VARIANTS)
     ap.add_argument("--mechanisms", nargs="+", choices=MECHANISMS)
     ap.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
+    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the cells as Ray tasks: 'local' starts a local "
+                    "cluster, anything else is the address of a running one")
     ap.add_argument("--publish", action="store_true", help="copy JSON and figures to docs/results, docs/figures")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else CollusionConfig()
@@ -530,7 +529,7 @@ def main(argv=None, prog: str | None = None) -> dict:
             for k, v in dict(q_steps=a.q_steps, sessions=a.sessions, ns=a.ns, variants=a.variants,
                              mechanisms=a.mechanisms).items() if v}
     try:
-        res = run(replace(cfg, **over), a.out, resume=a.resume)
+        res = run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     if a.publish:

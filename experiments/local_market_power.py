@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import CheckpointError, RowCheckpoint
+from .dispatch import Task, run_tasks
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 
 PROFILES = ("truthful", "nash", "coalition", "withhold", "shade")
@@ -248,15 +249,24 @@ def scenario_rows(cfg: LocalMarketPowerConfig, scenario: str, done=lambda p: Fal
                 wall_s=time.perf_counter() - t))
 
 
-def run(cfg: LocalMarketPowerConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+def profile_rows(cfg: LocalMarketPowerConfig, scenario: str, profiles: tuple[str, ...]) -> list[dict]:
+    """The rows of ``profiles`` of one scenario (one task: they share the scenario's Nash profile)."""
+    return list(scenario_rows(cfg, scenario, done=lambda p: p not in profiles))
+
+
+def run(cfg: LocalMarketPowerConfig, out_dir: str | Path | None = None, resume: bool = False, ray=None) -> dict:
     """Run every (scenario, profile) row, checkpointed; writes CSV/JSON, a markdown table and a
-    figure to ``out_dir`` when given; returns rows and meta."""
+    figure to ``out_dir`` when given; returns rows and meta. ``ray``: None, "local" or a cluster
+    address: one Ray task per scenario (``p2penv.experiments.dispatch``)."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     ck = RowCheckpoint(out, "local_market_power", asdict(cfg), resume, total=len(cfg.scenarios) * len(cfg.profiles))
+    tasks = []
     for sc in cfg.scenarios:
-        for row in scenario_rows(cfg, sc, done=lambda p, sc=sc: ck.find(scenario=sc, profile=p) is not None):
-            ck.add(row)
+        todo = tuple(p for p in cfg.profiles if ck.find(scenario=sc, profile=p) is None)
+        if todo:
+            tasks.append(Task(profile_rows, (cfg, sc, todo), tuple(dict(scenario=sc, profile=p) for p in todo), sc))
+    run_tasks(tasks, ck, ray)
     rows = [ck.find(scenario=sc, profile=p) for sc in cfg.scenarios for p in cfg.profiles]
     truth = {r["scenario"]: r["welfare"] for r in rows if r["profile"] == "truthful"}
     for r in rows:
@@ -307,12 +317,14 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--out", default="results/local_market_power")
     ap.add_argument("--scenarios", nargs="*", choices=SCENARIOS)
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
+    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the scenarios as Ray tasks: 'local' starts a local "
+                    "cluster, anything else is the address of a running one")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else LocalMarketPowerConfig()
     if a.scenarios:
         cfg = replace(cfg, scenarios=tuple(a.scenarios))
     try:
-        return run(cfg, a.out, resume=a.resume)
+        return run(cfg, a.out, resume=a.resume, ray=a.ray)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 

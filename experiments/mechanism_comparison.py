@@ -23,6 +23,7 @@ import numpy as np
 from p2penv.scenarios.sellers_buyers import SellerBuyerMarket, seller_buyer_env_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 from .policies import NashPolicy
@@ -66,44 +67,66 @@ def env_fn(mechanism: str, n: int, seed: int):
                                         wholesale_price=MarketConfig().retail_tariff, export_limit_kw=0.0)
 
 
-def run(cfg: MechanismConfig, out_dir: str | Path | None = None, resume: bool = False) -> dict:
-    """Run the comparison; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary.
-    Every finished (mechanism, profile, seed) row is checkpointed; ``resume=True`` skips those
-    (and the Q-learning training of a mechanism whose Q-learning rows are all done)."""
+def profile_policy(cfg: MechanismConfig, profile: str, c):
+    """Joint policy of a fixed (non-learning) profile on a market with config ``c``."""
     from p2penv.agents.baselines import CapacityWithholdingAgent, FixedMarkupAgent, TruthfulAgent
-    from p2penv.agents.qlearning import QConfig, QLearners
     from p2penv.agents.rollout import Assigned
 
-    t0 = time.perf_counter()
     n = cfg.n_sellers
+    truth = TruthfulAgent(c)
+    if profile == "truthful":
+        return Assigned(truth)
+    if profile == "markup":
+        return Assigned({a: FixedMarkupAgent(c, cfg.markup) for a in sellers(n)}, default=truth)
+    if profile == "withholding":
+        return Assigned({a: CapacityWithholdingAgent(c, cfg.withhold) for a in sellers(n)}, default=truth)
+    if profile == "nash":
+        return NashPolicy(players=range(n))
+    raise ValueError(f"profile: {profile!r} is not a fixed profile")
+
+
+def profile_rows(cfg: MechanismConfig, mech: str, profile: str, seed: int) -> list[dict]:
+    """The row of one fixed profile under one mechanism, on the episode seeded ``seed``."""
+    n = cfg.n_sellers
+    f = env_fn(mech, n, seed)
+    r = evaluate(f, profile_policy(cfg, profile, f().config), seed=seed, n_sellers=n, nash_players=range(n),
+                 nash_conv=mech != "dlmp")
+    return [dict(mechanism=mech, profile=profile, seed=seed, **r)]
+
+
+def qlearning_rows(cfg: MechanismConfig, mech: str) -> list[dict]:
+    """One vectorised Q-learning run under ``mech`` (a session per seed); a row per seed."""
+    from p2penv.agents.qlearning import QConfig, QLearners
+
+    n = cfg.n_sellers
+    q = QLearners(seller_buyer_env_fn(n, mechanism=mech, seed=cfg.seeds[0]),
+                  QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds), beta=cfg.q_beta, seed=cfg.seeds[0]),
+                  learners=sellers(n))
+    q.train()
+    rows = []
+    for k, s in enumerate(cfg.seeds):
+        r = evaluate(env_fn(mech, n, s), q.policy(k), seed=s, n_sellers=n, nash_players=range(n), nash_conv=True)
+        rows.append(dict(mechanism=mech, profile="qlearning", seed=s, **r))
+    return rows
+
+
+def run(cfg: MechanismConfig, out_dir: str | Path | None = None, resume: bool = False, ray=None) -> dict:
+    """Run the comparison; writes CSV/JSON/PNG to ``out_dir`` when given; returns the summary.
+    Every finished (mechanism, profile, seed) row is checkpointed; ``resume=True`` skips those
+    (and the Q-learning training of a mechanism whose Q-learning rows are all done). ``ray``: None,
+    "local" or a cluster address (``p2penv.experiments.dispatch``)."""
+    t0 = time.perf_counter()
     keys = [(mech, p, s) for mech in cfg.mechanisms for s in cfg.seeds for p in cfg.profiles
             if not (mech == "dlmp" and p in AUCTION_ONLY)]
     ck = RowCheckpoint(out_dir, "mechanism_comparison", asdict(cfg), resume, total=len(keys))
-    todo = {k for k in keys if ck.find(mechanism=k[0], profile=k[1], seed=k[2]) is None}
+    tasks = []
     for mech in cfg.mechanisms:
-        q = None
-        if any((mech, "qlearning", s) in todo for s in cfg.seeds):
-            q = QLearners(seller_buyer_env_fn(n, mechanism=mech, seed=cfg.seeds[0]),
-                          QConfig(total_steps=cfg.q_steps, n_sessions=len(cfg.seeds), beta=cfg.q_beta,
-                                  seed=cfg.seeds[0]), learners=sellers(n))
-            q.train()
-        for k, s in enumerate(cfg.seeds):
-            if not any((mech, p, s) in todo for p in cfg.profiles):
-                continue
-            f = env_fn(mech, n, s)
-            c = f().config
-            truth = TruthfulAgent(c)
-            pols = dict(truthful=Assigned(truth),
-                        markup=Assigned({a: FixedMarkupAgent(c, cfg.markup) for a in sellers(n)}, default=truth),
-                        withholding=Assigned({a: CapacityWithholdingAgent(c, cfg.withhold) for a in sellers(n)},
-                                             default=truth),
-                        nash=NashPolicy(players=range(n)),
-                        qlearning=q.policy(k) if q is not None else None)
-            for p in cfg.profiles:
-                if (mech, p, s) not in todo:
-                    continue
-                r = evaluate(f, pols[p], seed=s, n_sellers=n, nash_players=range(n), nash_conv=mech != "dlmp")
-                ck.add(dict(mechanism=mech, profile=p, seed=s, **r))
+        if "qlearning" in cfg.profiles and mech != "dlmp":
+            tasks.append(Task(qlearning_rows, (cfg, mech),
+                              tuple(dict(mechanism=mech, profile="qlearning", seed=s) for s in cfg.seeds), f"{mech} Q"))
+        tasks += [Task(profile_rows, (cfg, m, p, s), (dict(mechanism=m, profile=p, seed=s),), f"{m} {p} seed={s}")
+                  for m, p, s in keys if m == mech and p != "qlearning"]
+    run_tasks(tasks, ck, ray)
     rows = [ck.find(mechanism=m, profile=p, seed=s) for m, p, s in keys]
     summary = summarise(rows, ("mechanism", "profile"), METRICS)
     meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, resumed_rows=ck.reused)
@@ -140,12 +163,14 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--out", default="results/mechanism_comparison")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
+    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
+                    "cluster, anything else is the address of a running one")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MechanismConfig()
     if a.seeds:
         cfg = replace(cfg, seeds=tuple(a.seeds))
     try:
-        return run(cfg, a.out, resume=a.resume)
+        return run(cfg, a.out, resume=a.resume, ray=a.ray)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 

@@ -24,6 +24,7 @@ import p2penv
 
 from .algorithm_benchmark import BenchmarkConfig, applies as _applies, policy_for, scenario
 from .checkpoints import CheckpointError, RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table
 
@@ -110,38 +111,43 @@ def scenario_cards() -> str:
     return "\n".join(lines)
 
 
-def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = False, docs: bool = False) -> dict:
+def baseline_row(cfg: BaselineConfig, sid: str, method: str, seed: int) -> list[dict]:
+    """Train (if it learns) and evaluate one (scenario, method, seed) cell; ``train_s``: seconds it took."""
+    t1 = time.perf_counter()
+    f, learners, ns = scenario(sid, seed)
+    bench = BenchmarkConfig(q_steps=cfg.q_steps, q_beta=cfg.q_beta)
+    pol = _ppo_shared(sid, seed, cfg) if method == "ppo_shared" else policy_for(method, f, learners, seed, bench)
+    r = evaluate(f, pol, seed=seed, n_sellers=ns, nash_conv=False)
+    if ns is None:
+        r["profit"] = r["profit_all"] / len(f().possible_agents)
+    return [dict(scenario=sid, method=method, seed=seed, train_s=time.perf_counter() - t1, **r)]
+
+
+def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = False, docs: bool = False,
+        ray=None) -> dict:
+    """Every applicable (scenario, method, seed) row, as tasks (``ray``: None, "local" or a cluster
+    address; ``p2penv.experiments.dispatch``); ``docs`` rewrites docs/scenarios.md and its JSON."""
     t0 = time.perf_counter()
     ids = cfg.scenarios or tuple(p2penv.list_scenarios())
     runnable = [sid for sid in ids if all(_installed(x) for x in p2penv.get_spec(sid).extras)]
     ck = RowCheckpoint(out_dir, "scenario_baselines", asdict(cfg), resume,
                        total=len(cfg.seeds) * sum(_applies(m, sid) for sid in runnable for m in METHODS))
-    bench = BenchmarkConfig(q_steps=cfg.q_steps, q_beta=cfg.q_beta)
     for sid in ids:
-        spec = p2penv.get_spec(sid)
-        missing = [x for x in spec.extras if not _installed(x)]
+        missing = [x for x in p2penv.get_spec(sid).extras if not _installed(x)]
         if missing:
             echo(f"scenario_baselines: skipping {sid} (needs pip install p2penv[{','.join(missing)}])")
-            continue
-        for s in cfg.seeds:
-            f, learners, ns = scenario(sid, s)
-            for m in METHODS:
-                if not _applies(m, sid) or ck.find(scenario=sid, method=m, seed=s) is not None:
-                    continue
-                t1 = time.perf_counter()
-                pol = _ppo_shared(sid, s, cfg) if m == "ppo_shared" else policy_for(m, f, learners, s, bench)
-                r = evaluate(f, pol, seed=s, n_sellers=ns, nash_conv=False)
-                if ns is None:
-                    r["profit"] = r["profit_all"] / len(f().possible_agents)
-                ck.add(dict(scenario=sid, method=m, seed=s, train_s=time.perf_counter() - t1, **r))
-    summary = summarise(ck.rows, ("scenario", "method"), METRICS)
+    cells = [(sid, m, s) for sid in runnable for s in cfg.seeds for m in METHODS if _applies(m, sid)]
+    run_tasks([Task(baseline_row, (cfg, sid, m, s), (dict(scenario=sid, method=m, seed=s),), f"{sid} {m} seed={s}")
+               for sid, m, s in cells], ck, ray)
+    rows = [ck.find(scenario=sid, method=m, seed=s) for sid, m, s in cells]
+    summary = summarise(rows, ("scenario", "method"), METRICS)
     meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, seeds=list(cfg.seeds))
     table = format_table(summary, ("scenario", "method", "profit", "welfare", "price"))
     echo(table)
     if docs:
         (DOCS / "results").mkdir(exist_ok=True)
         (DOCS / "results" / "scenario_baselines.json").write_text(
-            json.dumps(dict(meta=meta, summary=summary, rows=ck.rows), indent=1, default=float) + "\n")
+            json.dumps(dict(meta=meta, summary=summary, rows=rows), indent=1, default=float) + "\n")
         page = scenario_cards()
         a, b = page.index(BEGIN) + len(BEGIN), page.index(END)
         note = (f"\n\nMean ± 95 % CI over seeds {list(cfg.seeds)} (`python -m p2penv.experiments.scenario_baselines "
@@ -154,7 +160,7 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
             for r in summary]
         table_md = "\n".join(md)
         (DOCS / "scenarios.md").write_text(page[:a] + note + table_md + "\n\n" + page[b:])
-    return dict(rows=ck.rows, summary=summary, meta=meta)
+    return dict(rows=rows, summary=summary, meta=meta)
 
 
 def main(argv=None, prog: str | None = None) -> dict:
@@ -164,12 +170,14 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out")
     ap.add_argument("--docs", action="store_true", help="write docs/results/scenario_baselines.json and the table")
     ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
+                    "cluster, anything else is the address of a running one")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else BaselineConfig()
     if a.seeds:
         cfg = replace(cfg, seeds=tuple(a.seeds))
     try:
-        return run(cfg, a.out, resume=a.resume, docs=a.docs)
+        return run(cfg, a.out, resume=a.resume, docs=a.docs, ray=a.ray)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from p2penv.experiments import algorithm_benchmark as ab
 from p2penv.experiments import collusion_probe as cp
 from p2penv.experiments import demo
 from p2penv.experiments import market_power as mp
@@ -105,12 +106,13 @@ def test_mechanism_comparison_resumes(tmp_path, monkeypatch):
     assert again["meta"]["resumed_rows"] == 4 and again["rows"] == full["rows"]
 
 
-@pytest.mark.parametrize("mod", [mc, cp])
-def test_mechanism_comparison_and_collusion_probe_accept_resume(monkeypatch, tmp_path, mod):
+@pytest.mark.parametrize("mod", [mc, cp, mp, ab])
+def test_experiments_accept_resume_and_ray(monkeypatch, tmp_path, mod):
     calls = []
-    monkeypatch.setattr(mod, "run", lambda cfg, out, resume=False: calls.append((out, resume)))
+    monkeypatch.setattr(mod, "run", lambda cfg, out, resume=False, ray=None, **kw: calls.append((out, resume, ray)))
     mod.main(["--quick", "--out", str(tmp_path), "--resume"])
-    assert calls == [(str(tmp_path), True)]
+    mod.main(["--quick", "--out", str(tmp_path), "--ray", "auto"])
+    assert calls == [(str(tmp_path), True, None), (str(tmp_path), False, "auto")]
 
 
 def test_demo_honours_out_quick_and_resume(monkeypatch, tmp_path, capsys):
