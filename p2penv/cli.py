@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo",
-               "local_market_power", "scenario_baselines")
+               "local_market_power", "scenario_baselines", "exploitability_study")
 ENVS = ("auction_v0", "dlmp_v0")
 ALGOS = ("ppo", "sac", "qlearning", "rllib_ppo")
 MODES = ("shared", "independent")

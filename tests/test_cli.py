@@ -87,7 +87,7 @@ def test_experiment_and_unknown_experiment(tmp_path, capsys):
     assert e.value.code == 2
     assert capsys.readouterr().err == ("p2penv experiment: error: unknown experiment 'nope'; known market_power, "
                                        "algorithm_benchmark, mechanism_comparison, collusion_probe, demo, "
-                                       "local_market_power, scenario_baselines\n")
+                                       "local_market_power, scenario_baselines, exploitability_study\n")
 
 
 def test_bench_calls_run_all_and_times_adapters(monkeypatch, capsys):

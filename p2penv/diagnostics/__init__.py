@@ -1,8 +1,9 @@
 """Diagnostics: market power (S9), fairness (S10), mechanism audits (S7), reference games and
 equilibrium search on them (S8, ``continuous_*``), the environments' stage-game Nash gap and
 best-response dynamics (``nash``: ``stage_nash_gap``, ``env_nash_gap``,
-``iterated_best_response``), the exact DLMP best response (``dlmp_best_response``) and episode
-summaries (``episode``). Read-only: every diagnostic calls the market's own clearing and
+``iterated_best_response``), the exact DLMP best response (``dlmp_best_response``), episode
+summaries (``episode``) and the learned, episode-level exploitability (``exploitability``: a PPO best
+responder against frozen policies; imports torch when called, so it is not re-exported here). Read-only: every diagnostic calls the market's own clearing and
 settlement code. See docs/diagnostics.md."""
 from __future__ import annotations
 
