@@ -390,7 +390,7 @@ def load_policy(run_dir: Path, env_fn, spec: dict | None = None):
         if not model.is_file():
             raise UsageError(f"{model}: missing (written by p2penv train --num-envs)")
         try:
-            return VectorPolicy.load(model).joint(), spec
+            return VectorPolicy.load(model).joint(truth), spec  # truthful non-learners (--sellers)
         except Exception as e:  # noqa: BLE001 - one line naming the file instead of a library traceback
             raise UsageError(f"{model}: cannot load ({type(e).__name__}: {e})") from None
     if spec["mode"] == "independent":
