@@ -122,10 +122,9 @@ class QConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "QConfig":
-        bad = sorted(set(d) - set(cls.__dataclass_fields__))
-        if bad:
-            raise ValueError(f"QConfig: unknown option(s) {bad}; known {sorted(cls.__dataclass_fields__)}")
-        return cls(**d)
+        from .config import config_from_dict
+
+        return config_from_dict(cls, d, ("frozen", "session_ids"))
 
 
 class MarketKernel:

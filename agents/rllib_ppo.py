@@ -112,14 +112,9 @@ class RLlibPPOConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RLlibPPOConfig":
         """From a plain dict (e.g. the ``train`` object of a run.json); unknown keys -> ValueError."""
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"RLlibPPOConfig: unknown option(s) {bad}; known {sorted(known)}")
-        d = dict(d)
-        if "hidden" in d:
-            d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
+        from .config import config_from_dict
+
+        return config_from_dict(cls, d, ("hidden",))
 
 
 @dataclass(frozen=True)

@@ -70,14 +70,9 @@ class SB3Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SB3Config":
-        known = set(cls.__dataclass_fields__)
-        bad = sorted(set(d) - known)
-        if bad:
-            raise ValueError(f"SB3Config: unknown option(s) {bad}; known {sorted(known)}")
-        d = dict(d)
-        if "net_arch" in d:
-            d["net_arch"] = tuple(d["net_arch"])
-        return cls(**d)
+        from .config import config_from_dict
+
+        return config_from_dict(cls, d, ("net_arch",))
 
 
 def make_model(cfg: SB3Config, env, tb_dir: str | None = None, seed: int | None = None):

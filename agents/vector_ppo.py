@@ -56,6 +56,7 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_save_with, atomic_write_text
+from .config import config_from_dict
 
 MODES = ("shared", "independent")
 CRITICS = ("local", "central")
@@ -123,15 +124,7 @@ class VectorPPOConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "VectorPPOConfig":
-        bad = sorted(set(d) - set(cls.__dataclass_fields__))
-        if bad:
-            raise ValueError(f"VectorPPOConfig: unknown option(s) {bad}; known {sorted(cls.__dataclass_fields__)}")
-        d = dict(d)
-        if "net_arch" in d:
-            d["net_arch"] = tuple(d["net_arch"])
-        if d.get("learners") is not None:
-            d["learners"] = tuple(d["learners"])
-        return cls(**d)
+        return config_from_dict(cls, d, ("net_arch", "learners"))
 
 
 # -- networks ---------------------------------------------------------------------------------------
