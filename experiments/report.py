@@ -120,10 +120,42 @@ def leaderboard_section(d: dict) -> str:
     return "\n".join(lines)
 
 
+def collusion_section(d: dict) -> str:
+    """Per (mechanism, N, variant): Delta, clearing price, convergence and punishment shares (Wilson
+    intervals), and for the frozen variant Delta before re-training and seller 0's gain."""
+    cells = d["cells"]
+    out = ["| mechanism | N | variant | sessions | Delta | price $/kWh | converged | punished | Delta before (frozen) | seller-0 gain $/step (frozen) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def share(c, k):
+        return f"{c[k + '_share']:.0%} ({c[k + '_lo']:.0%}-{c[k + '_hi']:.0%})"
+
+    for c in cells:
+        frozen = c["variant"] == "frozen"
+        out.append(f"| {c['mechanism']} | {c['N']} | {c['variant']} | {c['sessions']} | {fmt(c['delta'], c['delta_ci'], 2)} | "
+                   f"{fmt(c['price'], c['price_ci'])} | {share(c, 'converged')} | {share(c, 'punish')} | "
+                   + (f"{fmt(c['delta_before'], c.get('delta_before_ci'), 2)} | {fmt(c['gain0'], c.get('gain0_ci'))} |"
+                      if frozen else "- | - |"))
+    return "\n".join(out)
+
+
+def exploitability_section(d: dict) -> str:
+    """Per (market, profile): stage-game NashConv and learned exploitability, $/episode summed over players."""
+    out = ["| market | profile | players | stage NashConv $/episode | learned exploitability $/episode (clipped) | responder agent-steps |",
+           "|---|---|---|---|---|---|"]
+    for r in d["summary"]:
+        out.append(f"| {r['scenario']} | {r['profile']} | {r['players']} | {fmt(r['stage'], r.get('stage_ci'), 2)} | "
+                   f"{fmt(r['exploitability'], r.get('exploitability_ci'), 2)} ({fmt(r['exploitability_clipped'], None, 2)}) | "
+                   f"{r['agent_steps']:,} |")
+    return "\n".join(out)
+
+
 SECTIONS = {
     "market_power": ("market_power.json", market_power_section),
     "market_power_curves": ("market_power.json", curves_section),
     "algorithm_benchmark": ("algorithm_benchmark.json", leaderboard_section),
+    "collusion": ("collusion.json", collusion_section),
+    "exploitability": ("exploitability.json", exploitability_section),
 }
 
 
