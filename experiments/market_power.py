@@ -45,6 +45,7 @@ SETTINGS = {
     "elastic-pay_as_bid": ("pay_as_bid", 6, 1.0, (0.10, 0.30)),
     "inelastic-pay_as_bid": ("pay_as_bid", 3, 2.0, None),
 }
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 # vector-PPO variants: (mode, critic)
 PPO_VARIANTS = {"ppo_shared": ("shared", "local"), "mappo": ("shared", "central"),
                 "ppo_independent": ("independent", "local")}
@@ -192,11 +193,12 @@ def tasks(cfg: MarketPowerConfig) -> list[Task]:
 
 
 def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: bool = False,
-        resume: bool = False, ray=None) -> dict:
+        resume: bool = False, ray=None, docs: bool = False) -> dict:
     """Run the study; writes CSV/JSON/PNG to ``out_dir`` when given; returns rows, summary, curves and meta.
     Every finished task's rows are checkpointed; ``resume=True`` skips those. ``ray``: None (this
     process), "local" or a cluster address (``p2penv.experiments.dispatch``). ``save_models`` is kept
-    for compatibility and ignored (the study keeps no models)."""
+    for compatibility and ignored (the study keeps no models). ``docs``: also write
+    ``docs/results/market_power.json`` and the figures in ``docs/figures`` (what the README is made of)."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     cells = [(st, n, m, s) for st in cfg.settings for n in cfg.ns for m in cfg.methods for s in cfg.seeds]
@@ -213,6 +215,14 @@ def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: 
         plot(summary, cfg, out / "market_power.png")
         if curves:
             plot_curves(curves, cfg, out / "market_power_curves.png")
+    if docs:
+        from p2penv.agents.checkpoint import atomic_write_json
+
+        atomic_write_json(DOCS / "results" / "market_power.json", dict(meta=meta, runs=rows, summary=summary,
+                                                                        curves=curves))
+        plot(summary, cfg, DOCS / "figures" / "market_power.png")
+        if curves:
+            plot_curves(curves, cfg, DOCS / "figures" / "market_power_curves.png")
     cols = ("setting", "N", "method", "markup_rel", "lerner", "hhi", "welfare_loss_rel", "nash_conv")
     echo(format_table(summary, cols if len(cfg.settings) > 1 else cols[1:]))
     echo(f"cells: mean +- half-width of the 95 % t interval over seeds {list(cfg.seeds)} (no +-: identical "
@@ -325,6 +335,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
                     "cluster, anything else is the address of a running one (e.g. auto, ray://head:10001)")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
+    ap.add_argument("--docs", action="store_true", help="also write docs/results/market_power.json and its figures")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MarketPowerConfig()
     over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), ns=a.ns and tuple(a.ns),
@@ -333,7 +344,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     if a.inelastic:
         over.update(settings=("inelastic-uniform",))
     try:
-        return run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray)
+        return run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray, docs=a.docs)
     except CheckpointError as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 
