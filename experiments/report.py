@@ -47,6 +47,8 @@ def compare(a: dict, b: dict, key: str, what: str) -> str:
     """One sentence comparing ``key`` between summary rows ``a`` and ``b`` (labelled by ``what``)."""
     la, lb = what.format(**a), what.format(**b)
     va, vb = fmt(a[key], a.get(key + "_ci")), fmt(b[key], b.get(key + "_ci"))
+    if not (math.isfinite(a[key]) and math.isfinite(b[key])):
+        return f"{key} not comparable between {la} ({va}) and {lb} ({vb}): undefined where nan"
     if separated(a, b, key):
         verb = "falls" if b[key] < a[key] else "rises"
         return f"{key} {verb} from {va} ({la}) to {vb} ({lb}); the intervals separate"

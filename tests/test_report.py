@@ -26,6 +26,11 @@ def test_claim_sentences_cite_intervals():
          "at this budget")
 
 
+def test_an_undefined_mean_is_not_compared():
+    assert report.compare(row(1.3, 0.0, N=2), row(math.nan, math.nan, N=20), "markup_rel", "N = {N}") == \
+        "markup_rel not comparable between N = 2 (1.300) and N = 20 (nan): undefined where nan"
+
+
 def test_render_replaces_only_the_marked_section(tmp_path):
     summ = [dict(scenario="s", method=m, profit=p, profit_ci=0.1, welfare=1.0, welfare_ci=0.0, nash_conv=0.1,
                  nash_conv_ci=0.0, price=0.2, price_ci=0.0) for m, p in (("ppo_shared", 1.0), ("qlearning", 2.0))]
