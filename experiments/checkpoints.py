@@ -30,12 +30,16 @@ class RowCheckpoint:
 
     ``total``: rows the run will have; each new row prints a progress line (count, ETA) on stderr.
 
+    ``sweep``: config fields that only choose which cells run (e.g. ``("ns", "seeds")``). A saved
+    checkpoint whose config differs from the current one in those fields only is resumed too: its rows
+    are looked up by their keys, so extending a sweep (another N, more seeds) computes only the new cells.
+
     Attributes: ``rows``; ``reused`` (rows taken from the file); ``discarded`` (rows dropped because
     the config changed); ``matched`` (a saved checkpoint of this same config was found and resumed).
     """
 
     def __init__(self, out_dir: str | Path | None, name: str, config: dict, resume: bool = False,
-                 total: int | None = None):
+                 total: int | None = None, sweep: tuple[str, ...] = ()):
         self.name, self.total = name, total
         self._t0 = time.perf_counter()
         self._new = 0
@@ -46,12 +50,13 @@ class RowCheckpoint:
         self.matched = False
         if resume and self.path is not None and self.path.exists():
             saved = self._read()
-            if saved["config"] == self.config:
+            fixed = lambda c: {k: v for k, v in c.items() if k not in sweep}  # noqa: E731
+            if fixed(saved["config"]) == fixed(self.config):
                 self.rows, self.reused, self.matched = saved["rows"], len(saved["rows"]), True
             else:
                 self.discarded = len(saved["rows"])
                 diff = sorted(k for k in set(saved["config"]) | set(self.config)
-                              if saved["config"].get(k) != self.config.get(k))
+                              if saved["config"].get(k) != self.config.get(k) and k not in sweep)
                 print(f"{name}: {self.path} was made with a different config (differs in {', '.join(diff)}); "
                       f"discarded its {self.discarded} row(s), starting over", file=sys.stderr, flush=True)
         if self.path is not None:

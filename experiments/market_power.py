@@ -61,7 +61,7 @@ class MarketPowerConfig:
     nash_method: "grid" or "exact" (p2penv.diagnostics.nash)."""
 
     ns: tuple[int, ...] = (2, 3, 5, 10, 20)
-    settings: tuple[str, ...] = ("elastic-uniform", "inelastic-uniform", "elastic-pay_as_bid")
+    settings: tuple[str, ...] = tuple(SETTINGS)
     seeds: tuple[int, ...] = tuple(range(10))
     methods: tuple[str, ...] = METHODS
     ppo_steps: int = 15_360
@@ -202,14 +202,16 @@ def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: 
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     cells = [(st, n, m, s) for st in cfg.settings for n in cfg.ns for m in cfg.methods for s in cfg.seeds]
-    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume, total=len(cells))
+    ck = RowCheckpoint(out, "market_power", asdict(cfg), resume, total=len(cells),
+                       sweep=("ns", "settings", "seeds", "methods"))
+    resumed = sum(ck.find(setting=st, N=n, method=m, seed=s) is not None for st, n, m, s in cells)
     run_tasks(tasks(cfg), ck, ray)
     full = [ck.find(setting=st, N=n, method=m, seed=s) for st, n, m, s in cells]
     rows = [{k: v for k, v in r.items() if k != "curve"} for r in full]
     curves = curve_summary(full)
     summary = summarise(rows, ("setting", "N", "method"), METRICS)
     shape = trend(summary)
-    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape, resumed_rows=ck.reused)
+    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape, resumed_rows=resumed)
     if out is not None:
         save_outputs(out, "market_power", rows, summary, meta, curves=curves)
         plot(summary, cfg, out / "market_power.png")

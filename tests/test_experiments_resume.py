@@ -29,14 +29,28 @@ def test_resume_keeps_the_runs_csv_column_order(tmp_path):
     assert list(res["rows"][0])[:5] == ["setting", "N", "method", "seed", "agent_steps"]
 
 
+def test_extending_the_sweep_computes_only_the_new_cells(tmp_path, capsys):
+    first = mp.run(MP, tmp_path)
+    capsys.readouterr()
+    more = mp.run(replace(MP, seeds=(0, 1, 2), ns=(2, 3)), tmp_path, resume=True)
+    assert more["meta"]["resumed_rows"] == 2  # N = 2, seeds 0 and 1
+    assert more["rows"][:2] == first["rows"]
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(") ")[0] for line in err] == [
+        "market_power: row 3/6 (setting=elastic-uniform, N=2, method=competitive, seed=2",
+        "market_power: row 4/6 (setting=elastic-uniform, N=3, method=competitive, seed=0",
+        "market_power: row 5/6 (setting=elastic-uniform, N=3, method=competitive, seed=1",
+        "market_power: row 6/6 (setting=elastic-uniform, N=3, method=competitive, seed=2"]
+
+
 def test_changed_config_says_it_discards_the_checkpoint_rows(tmp_path, capsys):
     mp.run(MP, tmp_path)
     capsys.readouterr()
-    res = mp.run(replace(MP, seeds=(0,)), tmp_path, resume=True)
+    res = mp.run(replace(MP, seeds=(0,), nash_method="grid"), tmp_path, resume=True)
     assert res["meta"]["resumed_rows"] == 0
     ck = tmp_path / "market_power_checkpoint.json"
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == (f"market_power: {ck} was made with a different config (differs in seeds); "
+    assert err[0] == (f"market_power: {ck} was made with a different config (differs in nash_method); "
                       "discarded its 2 row(s), starting over")
     # then one progress line per new row: count of the total, the cell, elapsed time
     assert [line.split(") ")[0] for line in err[1:]] == ["market_power: row 1/1 (setting=elastic-uniform, N=2, method=competitive, seed=0"]
