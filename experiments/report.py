@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
+TOL = 5e-4  # gaps below half the tables' last digit (3 decimals) are not claimed as differences
 
 
 def fmt(x: float, ci: float | None = None, digits: int = 3) -> str:
@@ -33,14 +34,14 @@ def fmt(x: float, ci: float | None = None, digits: int = 3) -> str:
 
 def separated(a: dict, b: dict, key: str) -> bool:
     """The 95 % intervals of ``key`` in summary rows ``a`` and ``b`` do not overlap (a zero-width
-    interval counts as a point)."""
+    interval counts as a point; a gap below ``TOL``, invisible at the tables' precision, is not a difference)."""
     ma, mb = a[key], b[key]
     ca, cb = (r.get(key + "_ci") for r in (a, b))
     ca = 0.0 if ca is None or not math.isfinite(ca) else ca
     cb = 0.0 if cb is None or not math.isfinite(cb) else cb
     if not (math.isfinite(ma) and math.isfinite(mb)):
         return False
-    return ma + ca < mb - cb or mb + cb < ma - ca
+    return ma + ca < mb - cb - TOL or mb + cb < ma - ca - TOL
 
 
 def compare(a: dict, b: dict, key: str, what: str) -> str:

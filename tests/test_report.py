@@ -14,6 +14,8 @@ def test_separation_rule():
     assert not report.separated(row(0.5, 0.2), row(0.2, 0.15), "markup_rel")
     assert report.separated(row(0.3, math.nan), row(0.1, 0.0), "markup_rel")  # points
     assert not report.separated(row(math.nan, 0.1), row(0.1, 0.0), "markup_rel")
+    assert not report.separated(row(8 / 7, 0.0), row(8 / 7 - 3e-7, 0.0), "markup_rel")  # below the 3rd decimal
+    assert report.separated(row(0.300, 0.0), row(0.301, 0.0), "markup_rel")
 
 
 def test_claim_sentences_cite_intervals():
