@@ -394,7 +394,8 @@ class QLearners:
             vol, welfare, ended = nan, nan, np.zeros(B, bool)
         self.market_log.add_step(r, ended, dict(clearing_price=cp, volume_kwh=vol, welfare=welfare))
 
-    def step(self) -> None:
+    def step(self) -> np.ndarray:
+        """One step of every session; returns the joint price indices played, ``(B, L)``."""
         cfg, B, L, m = self.cfg, self.cfg.n_sessions, len(self.learners), self.cfg.n_prices
         if not self.Q.flags.c_contiguous:
             self.Q = np.ascontiguousarray(self.Q)
@@ -436,6 +437,7 @@ class QLearners:
             self._acc_p = np.zeros(B)
             self._acc_r = np.zeros((B, L))
             self._acc_n = 0
+        return a
 
     def warm_start(self, Q: np.ndarray, s: np.ndarray) -> None:
         """Start training from Q-tables ``Q`` (B, L, S, m) and states ``s`` (B, L) (e.g. a converged

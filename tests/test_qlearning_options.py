@@ -33,9 +33,8 @@ def test_frozen_learners_keep_their_q_and_never_explore():
     q = _q(kernel="table", frozen=(1,), beta=0.0)
     q0 = q.Q.copy()
     played = []
-    orig = q._play
-    q._play = lambda a: played.append(a.copy()) or orig(a)
-    q.train()
+    while q.t < q.cfg.total_steps:  # what train() runs (no convergence stop configured)
+        played.append(q.step())
     assert np.array_equal(q.Q[:, 1], q0[:, 1]) and not np.array_equal(q.Q[:, 0], q0[:, 0])
     # learner 1 always greedy: its action is the argmax of its (unchanged) Q at the state
     m = 5
@@ -51,17 +50,10 @@ def test_staggered_exploration_never_has_two_learners_experimenting():
     q = _q(kernel="table", exploration="staggered", beta=0.0, n_sessions=8)  # epsilon 1: the turn's learner explores
     seen = []
     greedy_of = []
-    orig = q._play
-
-    def spy(a):
-        base = (np.arange(8)[:, None] * 2 + np.arange(2)[None, :]) * q.S
-        greedy_of.append(q.Q.reshape(-1, 5)[base + q.s].argmax(-1))
-        seen.append(a.copy())
-        return orig(a)
-
-    q._play = spy
+    base = (np.arange(8)[:, None] * 2 + np.arange(2)[None, :]) * q.S
     for _ in range(200):
-        q.step()
+        greedy_of.append(q.Q.reshape(-1, 5)[base + q.s].argmax(-1))  # greedy at the state, before the step
+        seen.append(q.step())
     off = [(np.array(a) != g) for a, g in zip(seen, greedy_of)]  # off-greedy = experimenting
     assert not any((o.all(1)).any() for o in off)
     assert all(not o[:, (t + 1) % 2].any() for t, o in enumerate(off))  # only learner t mod 2
