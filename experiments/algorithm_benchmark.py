@@ -27,7 +27,7 @@ from pathlib import Path
 import p2penv
 
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, run_tasks
+from .dispatch import Task, add_ray_option, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 
@@ -187,8 +187,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--scenarios", nargs="*", help="registered scenario ids (p2penv.list_scenarios())")
     ap.add_argument("--methods", nargs="*", choices=METHODS)
-    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
-                    "cluster, anything else is the address of a running one")
+    add_ray_option(ap, "rows")
     ap.add_argument("--docs", action="store_true", help="also write docs/results/algorithm_benchmark.json and the figure")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)

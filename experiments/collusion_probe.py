@@ -48,7 +48,7 @@ import numpy as np
 from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, run_tasks
+from .dispatch import Task, add_ray_option, run_tasks
 from .metrics import mean_ci
 from .output import echo, format_table, new_figure, save_figure, write_csv
 
@@ -520,8 +520,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--variants", nargs="+", choices=VARIANTS)
     ap.add_argument("--mechanisms", nargs="+", choices=MECHANISMS)
     ap.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
-    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the cells as Ray tasks: 'local' starts a local "
-                    "cluster, anything else is the address of a running one")
+    add_ray_option(ap, "cells")
     ap.add_argument("--publish", action="store_true", help="copy JSON and figures to docs/results, docs/figures")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else CollusionConfig()

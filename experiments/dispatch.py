@@ -52,6 +52,12 @@ class RayOptions:
     runtime_env: dict | None = field(default=None)
 
 
+def add_ray_option(parser, what: str = "rows") -> None:
+    """The experiments' shared ``--ray local|ADDRESS`` command-line option (value: ``run_tasks``'s ``ray``)."""
+    parser.add_argument("--ray", metavar="local|ADDRESS", help=f"run the {what} as Ray tasks: 'local' starts a "
+                        "local cluster, anything else is the address of a running one (e.g. auto, ray://head:10001)")
+
+
 def run_tasks(tasks: Sequence[Task], ck: RowCheckpoint, ray: str | RayOptions | None = None) -> int:
     """Compute the rows of every task not yet done and add them to ``ck``; returns the number of tasks run."""
     todo = [t for t in tasks if not t.done(ck)]

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, run_tasks
+from .dispatch import Task, add_ray_option, run_tasks
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 
 PROFILES = ("truthful", "nash", "coalition", "withhold", "shade")
@@ -317,8 +317,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--out", default="results/local_market_power")
     ap.add_argument("--scenarios", nargs="*", choices=SCENARIOS)
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
-    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the scenarios as Ray tasks: 'local' starts a local "
-                    "cluster, anything else is the address of a running one")
+    add_ray_option(ap, "scenarios")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else LocalMarketPowerConfig()
     if a.scenarios:

@@ -30,7 +30,7 @@ import numpy as np
 from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, run_tasks
+from .dispatch import Task, add_ray_option, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, save_figure, save_outputs
 from .policies import NashPolicy
@@ -334,8 +334,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--q-steps", type=int)
     ap.add_argument("--nash-method", choices=("grid", "exact"))
     ap.add_argument("--inelastic", action="store_true", help="the inelastic-uniform setting only")
-    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
-                    "cluster, anything else is the address of a running one (e.g. auto, ray://head:10001)")
+    add_ray_option(ap, "rows")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     ap.add_argument("--docs", action="store_true", help="also write docs/results/market_power.json and its figures")
     a = ap.parse_args(argv)

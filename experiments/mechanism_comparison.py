@@ -23,7 +23,7 @@ import numpy as np
 from p2penv.scenarios.sellers_buyers import SellerBuyerMarket, seller_buyer_env_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, run_tasks
+from .dispatch import Task, add_ray_option, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 from .policies import NashPolicy
@@ -163,8 +163,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--out", default="results/mechanism_comparison")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
-    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
-                    "cluster, anything else is the address of a running one")
+    add_ray_option(ap, "rows")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MechanismConfig()
     if a.seeds:

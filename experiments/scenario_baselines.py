@@ -24,7 +24,7 @@ import p2penv
 
 from .algorithm_benchmark import BenchmarkConfig, applies as _applies, policy_for, scenario
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, run_tasks
+from .dispatch import Task, add_ray_option, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table
 
@@ -170,8 +170,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out")
     ap.add_argument("--docs", action="store_true", help="write docs/results/scenario_baselines.json and the table")
     ap.add_argument("--seeds", type=int, nargs="*")
-    ap.add_argument("--ray", metavar="local|ADDRESS", help="run the rows as Ray tasks: 'local' starts a local "
-                    "cluster, anything else is the address of a running one")
+    add_ray_option(ap, "rows")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else BaselineConfig()
     if a.seeds:

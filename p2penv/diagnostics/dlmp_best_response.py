@@ -373,6 +373,38 @@ def primal_box(A, lo, hi, rl, ru):
     return blo, bhi, art_lo, art_hi
 
 
+@dataclass(frozen=True)
+class BigM:
+    """Bounds for the big-M encoding of one LP ``rl <= A x <= ru, lo <= x <= hi``, cost ``c``: row duals
+    ``ylo``/``yhi``, reduced-cost bound ``mu_max`` per column, the primal box ``blo``/``bhi`` (with
+    ``art_lo``/``art_hi`` marking artificial bounds) and the row activity range ``amin``/``amax``."""
+
+    ylo: np.ndarray
+    yhi: np.ndarray
+    mu_max: np.ndarray
+    blo: np.ndarray
+    bhi: np.ndarray
+    art_lo: np.ndarray
+    art_hi: np.ndarray
+    amin: np.ndarray
+    amax: np.ndarray
+
+
+def big_m_bounds(A, c, lo, hi, rl, ru, price_cols, price_cost_max: float, free_col: int) -> BigM:
+    """``BigM`` of the DLMP LP whose ``price_cols`` carry a variable offer price (their cost in ``c`` set to 0;
+    ``price_cost_max``: the largest |cost| they can take, $ per kWh column unit); ``free_col``: the column
+    left out of the row-dual bounds (-1: none; see ``row_dual_bounds``)."""
+    ylo, yhi = row_dual_bounds(A, c, lo, hi, free_col)
+    ymax = np.maximum(np.abs(ylo), np.abs(yhi))
+    c_abs = np.abs(c)
+    c_abs[price_cols] = price_cost_max
+    mu_max = c_abs + np.abs(A).T @ ymax
+    blo, bhi, art_lo, art_hi = primal_box(A, lo, hi, rl, ru)
+    amin = np.minimum(A * blo, A * bhi).sum(1)
+    amax = np.maximum(A * blo, A * bhi).sum(1)
+    return BigM(ylo, yhi, mu_max, blo, bhi, art_lo, art_hi, amin, amax)
+
+
 def add_row_optimality(m: Milp, x: list[int], A, rl, ru, ylo, yhi, amin, amax):
     """Add the LP ``rl <= A x <= ru`` and its row duals with big-M complementarity to ``m``.
 
@@ -436,14 +468,9 @@ def dlmp_best_response(market: DlmpMarket, agent: int, prices, quantities, sides
     c[col] = 0.0
     n_row, n_col = A.shape
 
-    ylo, yhi = row_dual_bounds(A, c, lo, hi, col)
-    ymax = np.maximum(np.abs(ylo), np.abs(yhi))
-    c_abs = np.abs(c)
-    c_abs[col] = dt * max(abs(p_lo), abs(p_hi))
-    mu_max = c_abs + np.abs(A).T @ ymax
-    blo, bhi, art_lo, art_hi = primal_box(A, lo, hi, rl, ru)
-    amin = np.minimum(A * blo, A * bhi).sum(1)
-    amax = np.maximum(A * blo, A * bhi).sum(1)
+    bm = big_m_bounds(A, c, lo, hi, rl, ru, [col], dt * max(abs(p_lo), abs(p_hi)), col)
+    ylo, yhi, mu_max, blo, bhi = bm.ylo, bm.yhi, bm.mu_max, bm.blo, bm.bhi
+    art_lo, art_hi, amin, amax = bm.art_lo, bm.art_hi, bm.amin, bm.amax
 
     m = Milp()
     x = [m.var(blo[j], bhi[j]) for j in range(n_col)]

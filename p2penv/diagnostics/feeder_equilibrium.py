@@ -54,8 +54,7 @@ from .dlmp_best_response import (
     INF,
     Milp,
     add_row_optimality,
-    primal_box,
-    row_dual_bounds,
+    big_m_bounds,
     dlmp_best_response,
 )
 
@@ -345,14 +344,10 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
     for col in cols:
         c[col] = 0.0
     n_row, n_col = A.shape
-    ylo, yhi = row_dual_bounds(A, c, lo, hi, -1)  # member columns are bounded: never used for the bounds
-    ymax = np.maximum(np.abs(ylo), np.abs(yhi))
-    c_abs = np.abs(c)
-    c_abs[cols] = dt * max(abs(p_lo), abs(p_hi))
-    mu_max = c_abs + np.abs(A).T @ ymax
-    blo, bhi, art_lo, art_hi = primal_box(A, lo, hi, rl, ru)
-    amin = np.minimum(A * blo, A * bhi).sum(1)
-    amax = np.maximum(A * blo, A * bhi).sum(1)
+    # member columns are bounded: none is left out of the row-dual bounds (-1)
+    bm = big_m_bounds(A, c, lo, hi, rl, ru, cols, dt * max(abs(p_lo), abs(p_hi)), -1)
+    ylo, yhi, mu_max, blo, bhi = bm.ylo, bm.yhi, bm.mu_max, bm.blo, bm.bhi
+    art_lo, art_hi, amin, amax = bm.art_lo, bm.art_hi, bm.amin, bm.amax
 
     m = Milp()
     x = [m.var(blo[j], bhi[j]) for j in range(n_col)]
