@@ -55,12 +55,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from .action_dists import DISTRIBUTIONS, make_dist
 from .checkpoint import atomic_save_with, atomic_write_text
 from .config import config_from_dict
 
 MODES = ("shared", "independent")
+LR_SCHEDULES = ("constant", "linear")
 CRITICS = ("local", "central")
-_LOG_2PI = math.log(2.0 * math.pi)
 PROGRESS_FIELDS = ("agent_steps", "updates", "episode_return", "clearing_price", "welfare", "policy_loss",
                    "value_loss", "entropy", "approx_kl", "clip_frac", "std", "wall_s", "env_s", "forward_s",
                    "update_s", "nash_conv", "markup_rel")
@@ -75,18 +76,31 @@ class VectorPPOConfig:
     total_steps: int = 1_000_000  # agent-steps to train for (rounded up to whole rollouts)
     num_envs: int = 256  # markets stepped together (E)
     n_steps: int = 24  # env steps per rollout (24 = one default episode); a rollout is n_steps*E*N samples
-    epochs: int = 4  # passes over each rollout
-    minibatch_size: int = 8192  # samples (agent-steps) per minibatch, at least this many unless the rollout is smaller
-    learning_rate: float = 3e-4  # Adam
-    gamma: float = 0.99  # discount per env step
+    epochs: int = 10  # passes over each rollout
+    # samples (agent-steps) per minibatch, at least this many unless the rollout is smaller; None: a quarter
+    # of the rollout, at least 256 (minibatches sized to the rollout: 4 per epoch on large rollouts)
+    minibatch_size: int | None = None
+    learning_rate: float = 1e-3  # Adam
+    lr_schedule: str = "constant"  # "constant" or "linear" (decays to 0 at total_steps)
+    # discount per env step; None: follow the env (0 where the steps are independent stage games, i.e. no
+    # storage and no binding ramp among the learners; else 0.99): see ``steps_linked``
+    gamma: float | None = None
     gae_lambda: float = 0.95
     clip_range: float = 0.2  # PPO ratio clip
-    ent_coef: float = 0.0  # entropy bonus weight
+    ent_coef: float = 0.0  # entropy bonus weight (at the start)
+    ent_coef_final: float | None = None  # entropy weight at the end (linear schedule); None: constant
     vf_coef: float = 0.5  # value loss weight
     max_grad_norm: float = 0.5  # global gradient-norm clip over all parameters
     reward_scale: float = 1.0  # rewards ($) are multiplied by this before learning (logs stay in $)
+    # divide rewards by the running standard deviation of the discounted return (per learner), as SB3's
+    # VecNormalize does; logs stay in $
+    normalize_reward: bool = False
     net_arch: tuple[int, ...] = (64, 64)  # hidden sizes of the policy and of the value network (tanh)
-    log_std_init: float = 0.0  # initial log standard deviation of the Gaussian policy
+    # "gaussian" (clipped to [-1, 1]), "tanh" (squashed Gaussian) or "categorical" (action_bins per
+    # action dimension): p2penv.agents.action_dists
+    action_dist: str = "categorical"
+    action_bins: int = 41  # categorical: evenly spaced points of [-1, 1] per action dimension
+    log_std_init: float = 0.0  # initial log standard deviation of the Gaussian policies
     mode: str = "shared"  # "shared" (one network for all agents) or "independent" (per-agent weights)
     critic: str = "local"  # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO)
     agent_id: bool = False  # shared mode: add the agent one-hot to the actor / local critic input
@@ -107,12 +121,21 @@ class VectorPPOConfig:
         if self.critic not in CRITICS:
             raise ValueError(f"critic: expected one of {CRITICS}, got {self.critic!r}")
         for name in ("total_steps", "num_envs", "n_steps", "epochs", "minibatch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.net_arch or any(h < 1 for h in self.net_arch):
             raise ValueError(f"net_arch: need one or more positive sizes, got {self.net_arch}")
-        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError(f"gamma, gae_lambda: must lie in [0, 1], got {self.gamma}, {self.gae_lambda}")
+        if (self.gamma is not None and not 0 <= self.gamma <= 1) or not 0 <= self.gae_lambda <= 1:
+            raise ValueError(f"gamma, gae_lambda: must lie in [0, 1] (gamma None: follow the env), got "
+                             f"{self.gamma}, {self.gae_lambda}")
+        if self.action_dist not in DISTRIBUTIONS:
+            raise ValueError(f"action_dist: expected one of {DISTRIBUTIONS}, got {self.action_dist!r}")
+        if self.action_bins < 2:
+            raise ValueError(f"action_bins: need >= 2, got {self.action_bins}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.ent_coef < 0 or (self.ent_coef_final is not None and self.ent_coef_final < 0):
+            raise ValueError(f"ent_coef, ent_coef_final: must be >= 0, got {self.ent_coef}, {self.ent_coef_final}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
         if self.torch_threads is not None and self.torch_threads < 1:
@@ -204,7 +227,8 @@ class GroupMLP(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Gaussian actor (mean net + state-independent log-std) and critic for N agents; see module doc."""
+    """Actor (a head for the action distribution ``cfg.action_dist``; the Gaussians add a
+    state-independent log-std) and critic for N agents; see module doc."""
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int, act_dim: int, cfg: VectorPPOConfig,
                  generator: torch.Generator):
@@ -213,8 +237,10 @@ class ActorCritic(nn.Module):
         one_hot = cfg.agent_id and g == 1
         self.n_agents, self.obs_dim, self.state_dim, self.act_dim = n_agents, obs_dim, state_dim, act_dim
         self.central = cfg.critic == "central"
-        self.actor = GroupMLP(g, n_agents, obs_dim, cfg.net_arch, act_dim, 0.01, one_hot, generator)
-        self.log_std = nn.Parameter(torch.full((g, 1, act_dim), float(cfg.log_std_init)))
+        self.dist = make_dist(cfg.action_dist, act_dim, cfg.action_bins)
+        self.actor = GroupMLP(g, n_agents, obs_dim, cfg.net_arch, self.dist.head_dim, 0.01, one_hot, generator)
+        self.log_std = (nn.Parameter(torch.full((g, 1, act_dim), float(cfg.log_std_init)))
+                        if self.dist.has_log_std else None)
         if self.central:  # V(state, one-hot); per-agent weights carry the identity in independent mode
             self.critic = GroupMLP(g, n_agents, state_dim, cfg.net_arch, 1, 1.0, g == 1, generator)
         else:
@@ -225,14 +251,29 @@ class ActorCritic(nn.Module):
         x = state.unsqueeze(0) if self.central else obs
         return self.critic(x)[..., 0]
 
-    def log_prob(self, mean: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Sum over action dims of the Gaussian log density; shapes ``(N, B, A)`` -> ``(N, B)``."""
-        z = (actions - mean) * torch.exp(-self.log_std)
-        return (-0.5 * z * z - self.log_std).sum(-1) - 0.5 * _LOG_2PI * self.act_dim
+    def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs (N, B, F)`` -> (stored action ``(N, B, A)``, log-probability ``(N, B)``)."""
+        return self.dist.sample(self.actor(obs), self.log_std, generator)
 
-    def entropy(self) -> torch.Tensor:
-        """Mean entropy per agent (nats)."""
-        return (self.log_std.sum((1, 2)) + 0.5 * (1.0 + _LOG_2PI) * self.act_dim).mean()
+    def log_prob(self, head: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
+        """Log-probability ``(N, B)`` of stored actions under the actor head ``(N, B, H)``."""
+        return self.dist.log_prob(head, self.log_std, stored)
+
+    def entropy(self, head: torch.Tensor) -> torch.Tensor:
+        """Mean entropy per agent and sample (nats)."""
+        return self.dist.entropy(head, self.log_std)
+
+    def env_action(self, stored: torch.Tensor) -> torch.Tensor:
+        """Stored actions -> env actions in [-1, 1]."""
+        return self.dist.env_action(stored)
+
+    def mode(self, obs: torch.Tensor) -> torch.Tensor:
+        """Deterministic action ``(N, B, A)`` in [-1, 1]."""
+        return self.dist.mode(self.actor(obs))
+
+    def spread(self) -> float:
+        """Exploration summary for the logs: the Gaussians' mean std, NaN for the categorical."""
+        return float(self.log_std.detach().exp().mean()) if self.log_std is not None else float("nan")
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, last_values: torch.Tensor, dones: torch.Tensor,
@@ -269,16 +310,18 @@ class VectorPolicy:
         self.model, self.agent_names, self.config = model.eval(), list(agent_names), config
 
     def act(self, obs, deterministic: bool = True, generator: torch.Generator | None = None) -> np.ndarray:
+        """Actions in [-1, 1]: the distribution's mode (``deterministic``) or a draw from it."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         single = x.dim() == 2
         if single:
             x = x.unsqueeze(0)
         with torch.no_grad():
-            mean = self.model.actor(x.transpose(0, 1))
-            if not deterministic:
-                std = self.model.log_std.exp()
-                mean = mean + std * torch.randn(mean.shape, generator=generator)
-            a = mean.clamp_(-1.0, 1.0).transpose(0, 1).numpy()
+            xt = x.transpose(0, 1)
+            if deterministic:
+                act = self.model.mode(xt)
+            else:
+                act = self.model.env_action(self.model.sample(xt, generator)[0])  # None: torch's global RNG
+            a = act.transpose(0, 1).contiguous().numpy()
         return a[0] if single else a
 
     def act_vector(self, obs: np.ndarray) -> np.ndarray:
@@ -387,6 +430,62 @@ def _fmt(row: dict) -> dict:
     return {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
 
 
+def steps_linked(vec: Any, learners: np.ndarray | None = None) -> bool:
+    """Whether an agent's action can change its later rewards in this vector env (after ``reset``): a
+    battery (SOC), or a ramp limit that can bind (``ramp_kw`` below the agent's largest capacity). Where
+    no learner has either, every step is an independent stage game and the right discount is 0.
+    Envs that do not expose their fleet count as linked."""
+    core = getattr(vec, "core", None)
+    fleet = getattr(core, "fleet", None)
+    if fleet is None:
+        return True
+    if core.max_cycles == 1:
+        return False
+    if core.has_storage:
+        return True
+    return _ramp_binds(fleet, learners)
+
+
+def _ramp_binds(fleet, learners) -> bool:
+    p_max = np.asarray(fleet.p_max_kw)  # (E, T, N)
+    ramp = np.broadcast_to(np.asarray(fleet.ramp_kw), (p_max.shape[0], p_max.shape[-1]))  # (E, N)
+    binds = ramp < p_max.max(axis=1)
+    return bool((binds if learners is None else binds[:, learners]).any())
+
+
+class ReturnNormalizer:
+    """Running variance of each learner's discounted return (SB3's VecNormalize reward scaling): rewards
+    are divided by its standard deviation before GAE. State is a plain dict (saved in model.pt)."""
+
+    def __init__(self, n_agents: int, num_envs: int, gamma: float):
+        self.gamma = gamma
+        self.ret = np.zeros((num_envs, n_agents))
+        self.mean = np.zeros(n_agents)
+        self.var = np.ones(n_agents)
+        self.count = 1e-4
+
+    def observe(self, rew: np.ndarray, done: np.ndarray) -> None:
+        """One step's rewards ``(E, N)`` and episode ends."""
+        self.ret = self.ret * self.gamma + rew
+        b_mean, b_var, b_n = self.ret.mean(0), self.ret.var(0), self.ret.shape[0]
+        delta, tot = b_mean - self.mean, self.count + b_n
+        self.mean = self.mean + delta * b_n / tot
+        self.var = (self.var * self.count + b_var * b_n + delta ** 2 * self.count * b_n / tot) / tot
+        self.count = tot
+        self.ret[done] = 0.0
+
+    def inverse_std(self) -> torch.Tensor:
+        """``(N,)`` float32 factor, broadcast over ``(T, E, N)`` rewards."""
+        return torch.from_numpy(1.0 / np.sqrt(self.var + 1e-8)).float()
+
+    def state(self) -> dict:
+        return dict(ret=self.ret.tolist(), mean=self.mean.tolist(), var=self.var.tolist(), count=self.count)
+
+    def load_state(self, d: dict) -> None:
+        self.ret, self.mean, self.var = (np.asarray(d[k], dtype=float) for k in ("ret", "mean", "var"))
+        self.count = float(d["count"])
+
+
 class _Trainer:
     def __init__(self, env_fn, cfg: VectorPPOConfig, out: Path | None, resume: bool, others: Any = None):
         self.cfg, self.out, self.others = cfg, out, others
@@ -445,10 +544,14 @@ class _Trainer:
             self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, fused=True)
         except (RuntimeError, TypeError):
             self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, foreach=True)
+        self.gamma = cfg.gamma if cfg.gamma is not None else (0.99 if steps_linked(vec, self.idx) else 0.0)
+        self.rew_norm = ReturnNormalizer(self.N, self.E, self.gamma) if cfg.normalize_reward else None
         if ck is not None:
             self.model.load_state_dict(ck["model"])
             self.opt.load_state_dict(ck["optimizer"])
             self.gen.set_state(ck["rng"])
+            if self.rew_norm is not None and ck.get("reward_norm") is not None:
+                self.rew_norm.load_state(ck["reward_norm"])
         T, E, N, F, A = cfg.n_steps, self.E, self.N, self.F, self.A
         f32 = torch.float32
         self.b_obs = torch.zeros(T, E, N, F, dtype=f32)
@@ -492,8 +595,6 @@ class _Trainer:
         ret_sum, ret_n = 0.0, 0
         obs = self.obs
         with torch.no_grad():
-            std = m.log_std.exp()  # (G, 1, A)
-            c = (m.log_std.sum(-1) + 0.5 * _LOG_2PI * self.A)  # (G, 1)
             for t in range(cfg.n_steps):
                 t0 = pc()
                 self.b_obs[t].copy_(torch.from_numpy(self._mine(obs)))
@@ -501,19 +602,19 @@ class _Trainer:
                 st = self._state_t()
                 if st is not None:
                     self.b_state[t].copy_(st)
-                mean = m.actor(x)  # (N, E, A)
-                noise = torch.randn(mean.shape, generator=self.gen)
-                act = mean + std * noise
-                self.b_act[t].copy_(act.transpose(0, 1))
-                self.b_logp[t].copy_((-0.5 * (noise * noise).sum(-1) - c).transpose(0, 1))
+                stored, logp = m.sample(x, self.gen)  # (N, E, A), (N, E)
+                self.b_act[t].copy_(stored.transpose(0, 1))
+                self.b_logp[t].copy_(logp.transpose(0, 1))
                 self.b_val[t].copy_(m.value(x, st).transpose(0, 1))
-                a_env = self._joint_action(obs, self.b_act[t].clamp(-1.0, 1.0).numpy())
+                a_env = self._joint_action(obs, m.env_action(self.b_act[t]).numpy())
                 t1 = pc()
                 obs, rew, term, trunc, infos = vec.step(a_env)
                 t2 = pc()
                 rew, term, trunc = self._mine(rew), self._mine(term), self._mine(trunc)
                 self.b_rew[t].copy_(torch.from_numpy(rew))
                 done = term | trunc
+                if self.rew_norm is not None:
+                    self.rew_norm.observe(rew, done)
                 self.b_done[t].copy_(torch.from_numpy(done))
                 self.b_term[t].copy_(torch.from_numpy(term))
                 mk = infos.get("market")
@@ -553,18 +654,26 @@ class _Trainer:
         T, E, N = cfg.n_steps, self.E, self.N
         R = T * E
         rew = self.b_rew * cfg.reward_scale if cfg.reward_scale != 1.0 else self.b_rew
+        if self.rew_norm is not None:
+            rew = rew * self.rew_norm.inverse_std()
+        frac = min(self.done / cfg.total_steps, 1.0)  # share of the budget spent before this update
+        lr = cfg.learning_rate * (1.0 - frac if cfg.lr_schedule == "linear" else 1.0)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        ent_c = cfg.ent_coef if cfg.ent_coef_final is None else cfg.ent_coef + (cfg.ent_coef_final - cfg.ent_coef) * frac
         with torch.no_grad():
             adv, ret = compute_gae(rew, self.b_val, self.last_val, self.b_done, self.b_final, self.b_term,
-                                   cfg.gamma, cfg.gae_lambda)
+                                   self.gamma, cfg.gae_lambda)
 
         def agent_major(b):  # (T, E, N, ...) -> (N, T*E, ...) contiguous
             return b.reshape(R, N, *b.shape[3:]).transpose(0, 1).contiguous()
 
         obs, act, logp0, adv, ret = (agent_major(b) for b in (self.b_obs, self.b_act, self.b_logp, adv, ret))
         state = self.b_state.reshape(R, self.S) if self.S else None
-        rows_mb = min(R, -(-cfg.minibatch_size // N))  # rows (env steps) per minibatch, all agents each
+        mb = cfg.minibatch_size if cfg.minibatch_size is not None else max(256, -(-R * N // 4))
+        rows_mb = min(R, -(-mb // N))  # rows (env steps) per minibatch, all agents each
         n_mb = max(1, R // rows_mb)
-        clip, vf, ent_c = cfg.clip_range, cfg.vf_coef, cfg.ent_coef
+        clip, vf = cfg.clip_range, cfg.vf_coef
         stats = torch.zeros(6)
         for _ in range(cfg.epochs):
             perm = torch.randperm(R, generator=self.gen)
@@ -572,14 +681,14 @@ class _Trainer:
                 o = obs.index_select(1, idx)
                 a_mb = adv.index_select(1, idx)
                 a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
-                mean = m.actor(o)
-                lp = m.log_prob(mean, act.index_select(1, idx))
+                head = m.actor(o)
+                lp = m.log_prob(head, act.index_select(1, idx))
                 log_ratio = lp - logp0.index_select(1, idx)
                 ratio = torch.exp(log_ratio)
                 pg = -torch.min(ratio * a_mb, ratio.clamp(1.0 - clip, 1.0 + clip) * a_mb).mean()
                 v = m.value(o, state.index_select(0, idx) if state is not None else None)
                 v_loss = (ret.index_select(1, idx) - v).pow(2).mean()
-                ent = m.entropy()
+                ent = m.entropy(head)
                 loss = pg + vf * v_loss - ent_c * ent
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -590,13 +699,13 @@ class _Trainer:
                                           ((ratio - 1).abs() > clip).float().mean(), loss])
         s = (stats / (cfg.epochs * n_mb)).tolist()
         return dict(policy_loss=s[0], value_loss=s[1], entropy=s[2], approx_kl=s[3], clip_frac=s[4], loss=s[5],
-                    std=float(m.log_std.detach().exp().mean()))
+                    std=m.spread())
 
     # checkpoint ------------------------------------------------------------------------------------
     def save(self, finished: bool = False) -> None:
         ck = dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), config=asdict(self.cfg),
                   num_timesteps=self.done, updates=self.updates, rng=self.gen.get_state(), meta=self.meta,
-                  finished=finished)
+                  finished=finished, reward_norm=None if self.rew_norm is None else self.rew_norm.state())
         atomic_save_with(self.out / "model.pt", lambda f: torch.save(ck, f))
 
 

@@ -129,7 +129,7 @@ def test_network_is_a_tanh_mlp():
 
 
 def test_independent_mode_has_distinct_per_agent_parameters():
-    r = train_vector_ppo(AUCTION, cfg(mode="independent", total_steps=1))
+    r = train_vector_ppo(AUCTION, cfg(mode="independent", total_steps=1, action_dist="gaussian"))
     m = r.policy.model
     w = m.actor.weights[0]
     assert w.shape[0] == 4 and m.log_std.shape[0] == 4 and m.critic.weights[0].shape[0] == 4
@@ -236,7 +236,8 @@ def _learning(updates):
 def test_learning_30_updates_beats_random_policy_clearly():
     # 2 sellers + 3 inelastic buyers; ~3 s here (not marked slow)
     trained, random, init = _learning(30)
-    assert trained > random + 2.0 and trained > init + 4.0, (trained, random, init)
+    # the categorical policy starts near-uniform over its grid, i.e. about as good as the random policy
+    assert trained > random + 2.0 and trained > init + 2.0, (trained, random, init)
 
 
 def test_dlmp_vector_env_one_update():
