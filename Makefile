@@ -1,9 +1,10 @@
 # Two commands: `make demo` and `make test`. Both create .venv on first use.
+# `make test-all` adds the long runs (@pytest.mark.slow) after `make test`; .ci/run runs it.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-all bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[test,train,profiles,ray,rllib,torchrl]"
+	$(BIN)/pip install --quiet -e ".[test,train,profiles,ray,rllib,torchrl,tune]"
 	touch $@
 
 # BenchMARL pins an older TorchRL: its test runs in a venv of its own (torch re-pinned: torchvision
@@ -30,14 +31,20 @@ $(BM_VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m p2penv.experiments.demo
+	$(BIN)/p2penv experiment demo
 
 test: $(VENV)/.installed-test $(BM_VENV)/.installed
 	$(BIN)/python -m pytest -q
 	$(BM_VENV)/bin/python -m pytest -q tests/test_benchmarl.py
 
+# the slow tests `make test` leaves out: full-size experiment checks and the docs' training snippets
+# (the BenchMARL one in its own venv)
+test-all: test
+	$(BIN)/python -m pytest -q -m slow
+	$(BM_VENV)/bin/python -m pytest -q -m slow tests/test_docs.py -k benchmarl
+
 bench: $(VENV)/.installed-test
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/p2penv bench
 
 clean:
 	rm -rf $(VENV) $(BM_VENV) .pytest_cache .hypothesis

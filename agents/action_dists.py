@@ -25,7 +25,11 @@ from __future__ import annotations
 
 import math
 
-import torch
+try:
+    import torch
+except ImportError as e:  # the core install has no torch: say which extra brings it
+    raise ImportError("p2penv.agents.action_dists needs torch: pip install 'p2penv[train]' "
+                      "(torch==2.13.0 first on CPU-only machines; docs/install.md)") from e
 
 DISTRIBUTIONS = ("gaussian", "tanh", "categorical")
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -61,6 +65,10 @@ class ActionDist:
         """The deterministic action in [-1, 1] (evaluation)."""
         raise NotImplementedError
 
+    def mean(self, head) -> torch.Tensor:
+        """The expected env action in [-1, 1] (evaluation; equals ``mode`` once the policy is pure)."""
+        raise NotImplementedError
+
 
 class GaussianDist(ActionDist):
     """Diagonal Gaussian, sampled unbounded; the env gets the sample clipped to [-1, 1]."""
@@ -84,6 +92,9 @@ class GaussianDist(ActionDist):
     def mode(self, head):
         return head.clamp(-1.0, 1.0)
 
+    def mean(self, head):
+        return self.mode(head)  # the clipped mean, as for the mode (the policy's centre)
+
 
 class TanhGaussianDist(GaussianDist):
     """Gaussian in the pre-squash space, action ``tanh(z)``. The stored value is z: the Jacobian of
@@ -94,6 +105,9 @@ class TanhGaussianDist(GaussianDist):
         return torch.tanh(stored)
 
     def mode(self, head):
+        return torch.tanh(head)
+
+    def mean(self, head):
         return torch.tanh(head)
 
 
@@ -133,6 +147,10 @@ class CategoricalDist(ActionDist):
 
     def mode(self, head):
         return self.env_action(torch.argmax(head.unflatten(-1, (self.act_dim, self.bins)), -1).to(head.dtype))
+
+    def mean(self, head):
+        k = torch.arange(self.bins, dtype=head.dtype)
+        return self.env_action((self.probs(head) * k).sum(-1))
 
     def probs(self, head) -> torch.Tensor:
         """``(N, B, A, K)`` probabilities of the bins (a mixed strategy over the grid)."""

@@ -30,9 +30,11 @@ markup_rel         -         (p - lambda) / lambda, volume-weighted over market-
                              sellers sell). The env infos do not carry lambda: the trainer computes
                              it from the step's context before the step (``competitive_price``, one
                              small QP, 0.3-0.6 ms per market-step, about 10-15% of a small SB3 PPO
-                             run's time); nan where it does not (SB3/torch PPO on the
-                             vector env: one QP per market per step would cost more than the step;
-                             dlmp_v0: the auction's lambda does not apply to DLMPs) or no step traded
+                             run's time). The torch vector PPO instead takes it from its evaluator's
+                             evaluation episode on the rows where the evaluator runs (one QP per market
+                             per step would cost more than the step); nan where neither applies (SB3
+                             on the vector env; dlmp_v0: the auction's lambda does not apply to DLMPs)
+                             or no step traded
 nash_conv          $/step    stage-game NashConv of the learners (``p2penv evaluate``'s nash_conv) on
                              one evaluation episode of the current policy (deterministic actions,
                              fixed seed), every ``nash_conv_every`` updates (rows k, 2k, ...); empty
@@ -248,9 +250,12 @@ class MarketLog:
             raise ValueError(f"{name}: expected {m} value(s), one per market, got shape {np.shape(x)}")
         return c
 
-    def end_update(self, agent_steps: int, nash_conv: float | None = None) -> MarketRow:
+    def end_update(self, agent_steps: int, nash_conv: float | None = None,
+                   markup_rel: float | None = None) -> MarketRow:
         """Close the current update: write its row (and tensorboard scalars) and start a new one.
-        ``nash_conv``: $/step measured for this row (see ``nash_due``), None when not measured."""
+        ``nash_conv``: $/step measured for this row (see ``nash_due``), None when not measured.
+        ``markup_rel``: measured by the trainer on an evaluation episode (the vector PPO's evaluator),
+        used where the steps carried no competitive price."""
         a = self._acc
         if a.steps == 0:
             raise ValueError("end_update: no add_step since the last row")
@@ -260,7 +265,8 @@ class MarketLog:
             returns={g: (float(np.mean(v)) if v else math.nan) for g, v in a.ep_returns.items()},
             clearing_price=a.price_sum / a.price_n if a.price_n else math.nan,
             traded_kwh=a.volume_sum / n, welfare=a.welfare_sum / n,
-            markup_rel=a.markup_wsum / a.markup_w if a.markup_w > 0 else math.nan,
+            markup_rel=(a.markup_wsum / a.markup_w if a.markup_w > 0 else
+                        float(markup_rel) if markup_rel is not None else math.nan),
             nash_conv=None if nash_conv is None else float(nash_conv))
         d = row.as_dict()
         line = ",".join(_fmt(d[c]) for c in self.columns) + "\n"

@@ -14,11 +14,17 @@ and there are no per-agent dicts or per-agent Python loops.
 The one-hot inputs are never materialised: a one-hot block of a first layer is a per-agent bias row
 (``GroupMLP.emb``), mathematically the same as concatenating the one-hot to the input.
 
-Policy: Gaussian with a state-independent log-std; actions are sampled unbounded, the unclipped action
-is stored for the log-probability and the clipped one (``[-1, 1]``) goes to the env. Episodes of the
+Policy: ``action_dist`` (``p2penv.agents.action_dists``): by default a factorised categorical over 61
+evenly spaced points of [-1, 1] per action dimension; a clipped or a tanh-squashed Gaussian with a
+state-independent log-std otherwise. Evaluation acts at the distribution's mode (``eval_point``). The
+discount follows the env (``gamma=None``): 0 where every step is an independent stage game
+(``steps_linked``), 0.99 where batteries or binding ramps link the steps. Episodes of the
 vector env end by truncation (fixed length, all markets together): at the ending step the value target
 bootstraps from V(final obs) (``infos["final_obs"]``/``infos["final_state"]``), since truncation is not
-termination; GAE does not run across the episode boundary. Advantages are normalised per minibatch.
+termination; GAE does not run across the episode boundary. Advantages are normalised per minibatch;
+``normalize_reward`` divides rewards by the running std of the discounted return. The defaults were
+chosen by a hyper-parameter search over the learner-validation tasks and then validated at full budget
+(``p2penv.experiments.learner_validation``, ``docs/learner_validation.md``).
 
 Outputs in ``out_dir``: ``model.pt`` (network and optimizer state dicts, config, step counter, rng
 state; written atomically every ``checkpoint_every`` agent-steps and at the end), ``progress.csv``
@@ -36,10 +42,10 @@ With ``out_dir`` the run also writes ``market_log.csv`` (``p2penv.agents.market_
 agent group, clearing price, traded kWh, welfare, and the evaluator's NashConv on its rows), the columns
 every trainer of the suite shares.
 
-Speed (2-core CPU, E = 256, N = 10, defaults, one rollout = 61,440 agent-steps): 110k-130k agent-steps/s
-end to end with both cores free, 85k-95k with ``torch_threads=1``; the PPO update is ~85 % of it, env
-stepping ~3 %. Torch's OpenMP threads on every core are fragile when another process holds a core
-(5-10x slower then): pass ``torch_threads=1`` on a shared machine.
+Speed (2-core CPU, E = 256, N = 10): the PPO update is most of the time; see ``benchmarks/bench_ppo.py``
+and ``benchmarks/results/ppo.json`` for the validated defaults beside the pre-validation configuration.
+Torch's OpenMP threads on every core collapse when another process holds a core (measured 4.3x slower),
+so ``torch_threads`` defaults to 1.
 """
 from __future__ import annotations
 
@@ -52,7 +58,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError as e:  # the core install has no torch: say which extra brings it
+    raise ImportError("p2penv.agents.vector_ppo needs torch: pip install 'p2penv[train]' "
+                      "(torch==2.13.0 first on CPU-only machines; docs/install.md)") from e
 from torch import nn
 
 from .action_dists import DISTRIBUTIONS, make_dist
@@ -61,6 +72,7 @@ from .config import config_from_dict
 
 MODES = ("shared", "independent")
 LR_SCHEDULES = ("constant", "linear")
+EVAL_POINTS = ("mode", "mean")
 CRITICS = ("local", "central")
 PROGRESS_FIELDS = ("agent_steps", "updates", "episode_return", "clearing_price", "welfare", "policy_loss",
                    "value_loss", "entropy", "approx_kl", "clip_frac", "std", "wall_s", "env_s", "forward_s",
@@ -76,36 +88,39 @@ class VectorPPOConfig:
     total_steps: int = 1_000_000  # agent-steps to train for (rounded up to whole rollouts)
     num_envs: int = 256  # markets stepped together (E)
     n_steps: int = 24  # env steps per rollout (24 = one default episode); a rollout is n_steps*E*N samples
-    epochs: int = 10  # passes over each rollout
+    epochs: int = 5  # passes over each rollout
     # samples (agent-steps) per minibatch, at least this many unless the rollout is smaller; None: a quarter
     # of the rollout, at least 256 (minibatches sized to the rollout: 4 per epoch on large rollouts)
     minibatch_size: int | None = None
-    learning_rate: float = 1e-3  # Adam
-    lr_schedule: str = "constant"  # "constant" or "linear" (decays to 0 at total_steps)
+    learning_rate: float = 2e-3  # Adam
+    lr_schedule: str = "linear"  # "constant" or "linear" (decays to 0 at total_steps)
     # discount per env step; None: follow the env (0 where the steps are independent stage games, i.e. no
     # storage and no binding ramp among the learners; else 0.99): see ``steps_linked``
     gamma: float | None = None
     gae_lambda: float = 0.95
     clip_range: float = 0.2  # PPO ratio clip
-    ent_coef: float = 0.0  # entropy bonus weight (at the start)
-    ent_coef_final: float | None = None  # entropy weight at the end (linear schedule); None: constant
+    ent_coef: float = 0.01  # entropy bonus weight (at the start)
+    ent_coef_final: float | None = 0.0  # entropy weight at the end (linear schedule); None: constant
     vf_coef: float = 0.5  # value loss weight
     max_grad_norm: float = 0.5  # global gradient-norm clip over all parameters
     reward_scale: float = 1.0  # rewards ($) are multiplied by this before learning (logs stay in $)
     # divide rewards by the running standard deviation of the discounted return (per learner), as SB3's
     # VecNormalize does; logs stay in $
     normalize_reward: bool = False
-    net_arch: tuple[int, ...] = (64, 64)  # hidden sizes of the policy and of the value network (tanh)
+    net_arch: tuple[int, ...] = (128, 128)  # hidden sizes of the policy and of the value network (tanh)
     # "gaussian" (clipped to [-1, 1]), "tanh" (squashed Gaussian) or "categorical" (action_bins per
     # action dimension): p2penv.agents.action_dists
     action_dist: str = "categorical"
-    action_bins: int = 41  # categorical: evenly spaced points of [-1, 1] per action dimension
+    action_bins: int = 61  # categorical: evenly spaced points of [-1, 1] per action dimension
+    eval_point: str = "mode"  # the deterministic action of a trained policy: "mode" or "mean" of the distribution
     log_std_init: float = 0.0  # initial log standard deviation of the Gaussian policies
     mode: str = "shared"  # "shared" (one network for all agents) or "independent" (per-agent weights)
     critic: str = "local"  # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO)
     agent_id: bool = False  # shared mode: add the agent one-hot to the actor / local critic input
     seed: int = 0
-    torch_threads: int | None = None  # torch.set_num_threads (None: leave as is, i.e. all cores)
+    # torch.set_num_threads; 1 by measurement: with another process on one of 2 cores, all threads ran 4.3x
+    # slower (3.6k vs 15.6k agent-steps/s, E = 256, N = 10); None: leave torch's setting (all cores)
+    torch_threads: int | None = 1
     checkpoint_every: int = 0  # agent-steps between model.pt checkpoints (0: only at the end)
     tensorboard: bool = False  # scalars under out_dir/tb
     progress: bool = False  # tqdm bar over agent-steps
@@ -132,6 +147,8 @@ class VectorPPOConfig:
             raise ValueError(f"action_dist: expected one of {DISTRIBUTIONS}, got {self.action_dist!r}")
         if self.action_bins < 2:
             raise ValueError(f"action_bins: need >= 2, got {self.action_bins}")
+        if self.eval_point not in EVAL_POINTS:
+            raise ValueError(f"eval_point: expected one of {EVAL_POINTS}, got {self.eval_point!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.ent_coef < 0 or (self.ent_coef_final is not None and self.ent_coef_final < 0):
@@ -309,8 +326,10 @@ class VectorPolicy:
     def __init__(self, model: ActorCritic, agent_names: list[str], config: VectorPPOConfig):
         self.model, self.agent_names, self.config = model.eval(), list(agent_names), config
 
-    def act(self, obs, deterministic: bool = True, generator: torch.Generator | None = None) -> np.ndarray:
-        """Actions in [-1, 1]: the distribution's mode (``deterministic``) or a draw from it."""
+    def act(self, obs, deterministic: bool = True, generator: torch.Generator | None = None,
+            point: str | None = None) -> np.ndarray:
+        """Actions in [-1, 1]: with ``deterministic`` the distribution's ``point`` (``"mode"`` or
+        ``"mean"``; default ``config.eval_point``), else a draw from it."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         single = x.dim() == 2
         if single:
@@ -318,7 +337,10 @@ class VectorPolicy:
         with torch.no_grad():
             xt = x.transpose(0, 1)
             if deterministic:
-                act = self.model.mode(xt)
+                pt = point or self.config.eval_point
+                if pt not in EVAL_POINTS:
+                    raise ValueError(f"point: expected one of {EVAL_POINTS}, got {pt!r}")
+                act = self.model.mode(xt) if pt == "mode" else self.model.dist.mean(self.model.actor(xt))
             else:
                 act = self.model.env_action(self.model.sample(xt, generator)[0])  # None: torch's global RNG
             a = act.transpose(0, 1).contiguous().numpy()
@@ -775,8 +797,9 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
                 last.update({k: float(ev[k]) for k in EVAL_FIELDS if k in ev})
                 curve.append(dict(agent_steps=tr.done, **{k: float(v) for k, v in ev.items()}))
             if tr.market_log is not None:
-                nc = last["nash_conv"]
-                tr.market_log.end_update(tr.done, nash_conv=None if nc == "" else nc)
+                nc, mk = last["nash_conv"], last["markup_rel"]
+                tr.market_log.end_update(tr.done, nash_conv=None if nc == "" else nc,
+                                         markup_rel=None if mk == "" else mk)
             row = _fmt({k: last[k] for k in PROGRESS_FIELDS})
             rows.append(row)
             if csv_path is not None:
@@ -785,9 +808,6 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
             if writer is not None:
                 for k in PROGRESS_FIELDS[2:11]:
                     writer.add_scalar(f"vector_ppo/{k}", last[k], tr.done)
-                for k in EVAL_FIELDS:
-                    if last[k] != "":
-                        writer.add_scalar(f"market/{k}", last[k], tr.done)
                 writer.add_scalar("time/steps_per_s", (tr.done - start) / max(last["wall_s"], 1e-9), tr.done)
             if bar is not None:
                 bar.update(per_update)

@@ -11,7 +11,7 @@ import platform
 
 import numpy as np
 
-from benchmarks.timing import dict_only_steps_per_second, median_rate
+from .timing import dict_only_steps_per_second, median_rate
 from p2penv import auction_v0
 from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
 from p2penv.market.mechanisms import pay_as_bid, uniform

@@ -17,7 +17,7 @@ import highspy
 import numpy as np
 import scipy
 
-from benchmarks.timing import dict_only_steps_per_second, median_rate, median_us
+from .timing import dict_only_steps_per_second, median_rate, median_us
 from p2penv import dlmp_v0
 from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
 from p2penv.envs.dlmp_core import DLMP_INFO_NAMES, DLMP_OBS_NAMES

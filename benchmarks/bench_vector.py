@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from benchmarks.timing import median_rate, vector_stepper
+from .timing import median_rate, vector_stepper
 from p2penv import auction_v0, dlmp_v0
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "vector.json")

@@ -25,8 +25,11 @@ class RowCheckpoint:
     ``resume=True`` the saved rows are reused when the saved config equals the current one;
     otherwise they are discarded (one line on stderr says so and how many).
 
-    ``<out_dir>/<name>_checkpoint.json``: {"config": ..., "rows": [...]}, rows in their original
-    key order (so resumed CSVs keep their columns). No ``out_dir``: in memory only.
+    ``<out_dir>/<name>_checkpoint.json``: {"config": ..., "rows": [...], "fields": [...]}, rows in their
+    original key order (so resumed CSVs keep their columns); ``fields`` lists each distinct set of field
+    names the rows were saved with, so a row edited by hand that lost (or gained) a field is refused on
+    resume instead of being used (deleting whole rows is fine: their cells are computed again). No
+    ``out_dir``: in memory only.
 
     ``total``: rows the run will have; each new row prints a progress line (count, ETA) on stderr.
 
@@ -46,12 +49,16 @@ class RowCheckpoint:
         self.path = None if out_dir is None else Path(out_dir) / f"{name}_checkpoint.json"
         self.config = json.loads(json.dumps(config, default=_jsonable, sort_keys=True))
         self.rows: list[dict] = []
+        self._fields: list[list[str]] = []  # the distinct field lists of the rows
         self.reused = self.discarded = 0
         self.matched = False
         if resume and self.path is not None and self.path.exists():
             saved = self._read()
             fixed = lambda c: {k: v for k, v in c.items() if k not in sweep}  # noqa: E731
             if fixed(saved["config"]) == fixed(self.config):
+                self._check_fields(saved)
+                for row in saved["rows"]:
+                    self._record_fields(row)
                 self.rows, self.reused, self.matched = saved["rows"], len(saved["rows"]), True
             else:
                 self.discarded = len(saved["rows"])
@@ -73,8 +80,31 @@ class RowCheckpoint:
                                   f'"rows": [{{...}}, ...]}}); {RECOVER}')
         return saved
 
+    def _check_fields(self, saved: dict) -> None:
+        """CheckpointError naming the row and the fields when a row's field set is none of those the rows
+        were saved with (a hand edit). Checkpoints written before the field lists were recorded are not checked."""
+        fields = saved.get("fields")
+        if fields is None:
+            return
+        if not (isinstance(fields, list) and all(isinstance(f, list) for f in fields)):
+            raise CheckpointError(f"{self.path}: 'fields' is not a list of field lists; {RECOVER}")
+        known = [set(f) for f in fields]
+        for i, row in enumerate(saved["rows"]):
+            if set(row) in known:
+                continue
+            closest = min(known, key=lambda f: len(f ^ set(row)), default=set())
+            missing, extra = sorted(closest - set(row)), sorted(set(row) - closest)
+            what = "; ".join(([f"missing field(s) {missing}"] if missing else [])
+                             + ([f"unexpected field(s) {extra}"] if extra else []))
+            raise CheckpointError(f"{self.path}: row {i + 1} ({_label(row)}): {what} against the fields the rows were "
+                                  f"saved with (edited by hand?); {RECOVER}")
+
+    def _record_fields(self, row: dict) -> None:
+        if list(row) not in self._fields:
+            self._fields.append(list(row))
+
     def _write(self) -> None:
-        atomic_write_json(self.path, dict(config=self.config, rows=self.rows), sort_keys=False)
+        atomic_write_json(self.path, dict(config=self.config, rows=self.rows, fields=self._fields), sort_keys=False)
 
     def find(self, **key) -> dict | None:
         """The saved row whose fields match ``key``, or None."""
@@ -82,6 +112,7 @@ class RowCheckpoint:
 
     def add(self, row: dict) -> dict:
         self.rows.append(row)
+        self._record_fields(row)
         if self.path is not None:
             self._write()
         self._new += 1
@@ -91,9 +122,14 @@ class RowCheckpoint:
     def _progress(self, row: dict) -> None:
         """One stderr line per finished row: count (of ``total``), what it was, elapsed and ETA."""
         done = len(self.rows)
-        label = ", ".join(f"{k}={row[k]}" for k in ROW_KEYS if k in row)
+        label = _label(row)
         elapsed = time.perf_counter() - self._t0
         line = f"{self.name}: row {done}" + (f"/{self.total}" if self.total else "") + f" ({label}) {elapsed:.0f} s"
         if self.total and self.total > done:
             line += f", ETA {elapsed / self._new * (self.total - done):.0f} s"
         print(line, file=sys.stderr, flush=True)
+
+
+def _label(row: dict) -> str:
+    """Which cell a row is: its ``ROW_KEYS`` fields, e.g. ``setting=elastic-uniform, N=2, method=nash, seed=0``."""
+    return ", ".join(f"{k}={row[k]}" for k in ROW_KEYS if k in row)

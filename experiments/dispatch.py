@@ -12,7 +12,7 @@ experiments order their output by their own cell order, not by completion order.
 ``ray=None``: in this process. ``ray="local"``: start a local Ray cluster (``ray.init(num_cpus=...)``).
 Any other string: the address of a running cluster to join (``ray.init(address=...)``, e.g. ``"auto"``
 on a cluster node or ``"ray://head:10001"`` through Ray Client); every node needs ``p2penv`` installed
-(``pip install "p2penv[ray,train]"``), or ship it with ``runtime_env`` (see the README).
+(``pip install "p2penv[ray,train]"``), or ship it with ``runtime_env`` (see docs/training.md).
 
 Each Ray task reserves ``cpus_per_task`` CPUs (default 1) and runs torch with one thread.
 """
@@ -23,7 +23,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from .checkpoints import RowCheckpoint
+from .checkpoints import CheckpointError, RowCheckpoint
+
+
+class TaskFailed(CheckpointError):
+    """A Ray task whose worker died twice (its retry included): the message is one line naming the task,
+    the cause and how to continue (the rows finished so far are in the checkpoint, ``--resume`` reuses them).
+    A ``CheckpointError``, so the experiments' command lines print it as one line, not a traceback."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,23 @@ def _run_on_ray(todo: Sequence[Task], ck: RowCheckpoint, opts: RayOptions) -> in
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             t = pending.pop(done[0])
-            _add(ck, t, ray.get(done[0]))
+            try:
+                rows = ray.get(done[0])
+            except ray.exceptions.RayTaskError:  # an exception in the task's own code: its traceback is the news
+                raise
+            except ray.exceptions.RayError as e:  # the worker (or its node) died, on the retry too
+                raise TaskFailed(task_failed_message(t, e, ck)) from None
+            _add(ck, t, rows)
     finally:
         if started:
             ray.shutdown()
     return len(todo)
+
+
+def task_failed_message(t: Task, e: BaseException, ck: RowCheckpoint) -> str:
+    """One line: which task failed, Ray's reason (its first line), and how to continue."""
+    reason = (str(e).strip().splitlines() or [""])[0][:200]
+    where = (f"the {len(ck.rows)} finished row(s) are saved in {ck.path}; rerun with --resume to continue"
+             if ck.path is not None else "no --out was given, so nothing was saved; rerun to start over")
+    return (f"{ck.name}: task {t.label or t.fn.__name__} failed on Ray after its retry "
+            f"({type(e).__name__}: {reason}); {where}")

@@ -34,6 +34,7 @@ interface fit (``applies``); a row that does not apply is listed with the reason
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -74,6 +75,9 @@ class ValidationTask:
     description: str
     budget: int  # agent-steps (every learner's slot counts; the validated vector PPO's budget)
     num_envs: int = 32  # markets stepped together by the vector learners
+    # which deterministic action represents a stochastic policy: its "mode" (pricing at a cliff: the mean
+    # of a mixed ask falls off it) or its "mean" (a continuous bid function, as NPGA reads a Gaussian's mean)
+    eval_point: str = "mode"
 
 
 def _market_tasks() -> list[ValidationTask]:
@@ -86,14 +90,14 @@ def _market_tasks() -> list[ValidationTask]:
 
 
 def _battery_tasks() -> list[ValidationTask]:
-    return [ValidationTask(f"battery/{p}", "battery", f"one battery, {p} prices, SOC back at start", 737_280, 64)
+    return [ValidationTask(f"battery/{p}", "battery", f"one battery, {p} prices, SOC back at start", 393_216, 64)
             for p in ("tou", "wholesale")]
 
 
 def _bayesian_tasks() -> list[ValidationTask]:
-    return [ValidationTask("bayesian/first_price2", "bayesian", "first-price auction, 2 buyers", 500_000, 256),
-            ValidationTask("bayesian/first_price3", "bayesian", "first-price auction, 3 buyers", 500_000, 256),
-            ValidationTask("bayesian/k_double", "bayesian", "bilateral k = 1/2 double auction", 500_000, 256)]
+    return [ValidationTask("bayesian/first_price2", "bayesian", "first-price auction, 2 buyers", 500_000, 256, "mean"),
+            ValidationTask("bayesian/first_price3", "bayesian", "first-price auction, 3 buyers", 1_000_000, 256, "mean"),
+            ValidationTask("bayesian/k_double", "bayesian", "bilateral k = 1/2 double auction", 500_000, 256, "mean")]
 
 
 def all_tasks() -> dict[str, ValidationTask]:
@@ -226,16 +230,17 @@ def applies(learner: str, task: ValidationTask) -> str | None:
     raise ValueError(f"learner: unknown {learner!r}; known {LEARNERS}")
 
 
-def train_vector(task: ValidationTask, learner: str, seed: int, budget: int, env: Any, **overrides):
-    """Train a vector-PPO variant on a built task; returns ``(act_learners, TrainResult)``."""
+def train_vector(task: ValidationTask, learner: str, seed: int, budget: int, env: Any, evaluator=None, **overrides):
+    """Train a vector-PPO variant on a built task; returns ``(act_learners, TrainResult)``. ``evaluator``:
+    ``train_vector_ppo``'s learning-curve hook (with ``eval_every`` in ``overrides``)."""
     from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
 
     mode, critic = PPO_VARIANTS[learner]
     opts = dict(total_steps=budget, num_envs=task.num_envs, seed=seed, torch_threads=1, mode=mode, critic=critic,
                 learners=env.learners)
     opts.update(overrides)
-    r = train_vector_ppo(env.vector_fn, VectorPPOConfig(**opts), others=env.others)
-    return r.policy.act, r
+    r = train_vector_ppo(env.vector_fn, VectorPPOConfig(**opts), others=env.others, evaluator=evaluator)
+    return functools.partial(r.policy.act, point=task.eval_point), r
 
 
 @dataclass(frozen=True)
@@ -275,7 +280,11 @@ def _bayesian_build(task: ValidationTask) -> BuiltTask:
     spec = p2penv.get_spec(sid)
     env = p2penv.make(sid)
     learners = tuple(spec.learners or env.possible_agents)
-    others = None if len(learners) == len(env.possible_agents) else _idle_others()
+    others = None
+    if len(learners) < len(env.possible_agents):  # the first-price seller: asks its cost 0, offers its unit
+        from p2penv.diagnostics.bayes_nash import BnePolicy
+
+        others = BnePolicy(env.config)
     return BuiltTask(lambda e, s: p2penv.make_vector(sid, e, seed=s), lambda s: p2penv.make(sid, seed=s), learners,
                      others, sid)
 
@@ -308,12 +317,286 @@ def score(task: ValidationTask, built: BuiltTask, act_learners: Callable[[np.nda
         p = episode_profit(built.vector_fn, act_learners, built.learners, built.others)
         return dict(profit=p, optimum=s.optimum, score=p / s.optimum, passed=bool(p / s.optimum >= PASS_SCORE))
     if task.family == "battery":
-        from p2penv.scenarios.arbitrage import arbitrage_optimum
+        from p2penv.diagnostics.arbitrage import arbitrage_optimum
 
         opt = arbitrage_optimum(built.scenario_id).profit
         p = episode_profit(built.vector_fn, act_learners, built.learners, built.others)
         return dict(profit=p, optimum=opt, score=p / opt, passed=bool(p / opt >= PASS_SCORE))
-    from p2penv.diagnostics import bayes_nash
+    from p2penv.diagnostics.bayes_exploitability import exploitability
+    from p2penv.diagnostics.bayes_nash import bid_functions, bne_metrics
 
-    m = bayes_nash.policy_metrics(built.scenario_id, act_learners)
-    return dict(m, passed=bool(m["l2"] <= PASS_L2 and m["utility_loss"] <= PASS_UTILITY_LOSS))
+    bf = bid_functions(built.scenario_id, act_learners, agents=built.learners)
+    ms = bne_metrics(bf)
+    eps = max(e.eps for e in exploitability(bf))  # is the learned profile an equilibrium (of any kind)?
+    l2 = max(m.l2 for m in ms)
+    loss = max(m.utility_loss for m in ms)
+    return dict(l2=l2, utility_loss=loss, exploitability=eps, l2_mean=float(np.mean([m.l2 for m in ms])),
+                utility_loss_mean=float(np.mean([m.utility_loss for m in ms])),
+                per_agent={m.agent: dict(role=m.role, l2=m.l2, utility_loss=m.utility_loss) for m in ms},
+                passed=bool(l2 <= PASS_L2 and loss <= PASS_UTILITY_LOSS))
+
+
+# -- one run ----------------------------------------------------------------------------------------
+def _learning_curve_evaluator(task: ValidationTask, built: BuiltTask, t0: float) -> Callable:
+    def evaluate(policy) -> dict:
+        m = score(task, built, functools.partial(policy.act, point=task.eval_point))
+        return dict(wall_s=time.perf_counter() - t0, passed=float(m["passed"]),
+                    **{k: float(m[k]) for k in ("score", "l2", "utility_loss") if k in m})
+    return evaluate
+
+
+def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | None = None,
+                curve_points: int = 10) -> dict:
+    """Train ``learner`` on ``task`` once (seed ``seed``, ``budget`` agent-steps, default the task's) and
+    score it; the row carries the learning curve (vector PPO: ``curve_points`` evaluations) and the
+    wall seconds to the first passing evaluation (``time_to_solve_s``, NaN if never)."""
+    budget = task.budget if budget is None else budget
+    why = applies(learner, task)
+    base = dict(task=task.name, family=task.family, learner=learner, seed=seed, budget=budget,
+                eval_point=task.eval_point)
+    if why is not None:
+        return dict(base, applicable=False, reason=why)
+    built = build(task)
+    t0 = time.perf_counter()
+    curve: list[dict] = []
+    if learner in PPO_VARIANTS:
+        per_update = 24 * task.num_envs * len(built.learners)
+        every = max(1, -(-budget // per_update) // curve_points)
+        act, r = train_vector(task, learner, seed, budget, built,
+                              evaluator=_learning_curve_evaluator(task, built, t0) if curve_points else None,
+                              eval_every=every if curve_points else 0)
+        curve = r.curve if curve_points else []
+    elif learner == "sb3_ppo":
+        act = _train_sb3(task, built, seed, budget)
+    elif learner == "qlearning":
+        act = None
+        q = _train_q(task, built, seed, budget)
+    else:
+        act = _train_rllib(task, built, seed, budget)
+    wall = time.perf_counter() - t0
+    m = _score_q(task, built, q) if learner == "qlearning" else score(task, built, act)
+    solved = [c for c in curve if c.get("passed")]
+    return dict(base, applicable=True, wall_s=wall, time_to_solve_s=solved[0]["wall_s"] if solved else float("nan"),
+                steps_to_solve=solved[0]["agent_steps"] if solved else float("nan"),
+                **{k: v for k, v in m.items() if k != "per_agent"}, curve=curve)
+
+
+def _train_sb3(task: ValidationTask, built: BuiltTask, seed: int, budget: int):
+    from p2penv.agents.sb3_shared import SB3Config, train_shared
+
+    cfg = SB3Config(total_steps=budget, seed=seed, gamma=0.0 if task.family in ("monopoly", "best_response",
+                                                                               "bayesian") else 0.99,
+                    market_log=False, torch_threads=1, n_steps=96 if task.family != "bayesian" else 64)
+    r = train_shared(lambda: built.single_fn(seed), cfg, learners=built.learners, others=built.others)
+    pol = r.policy
+
+    def act(obs):
+        e, n, f = obs.shape
+        return np.asarray(pol.act_batch(obs.reshape(e * n, f)), np.float32).reshape(e, n, -1)
+    return act
+
+
+def _train_q(task: ValidationTask, built: BuiltTask, seed: int, budget: int):
+    from p2penv.agents.qlearning import QConfig, QLearners
+
+    steps = budget // len(built.learners)
+    cfg = QConfig(total_steps=steps, n_sessions=1, seed=seed, beta=4.6 / steps, gamma=0.0, n_prices=41,
+                  kernel="table")
+    try:  # the tabulated stage game where the market allows it (same rewards, much faster)
+        q = QLearners(lambda: built.single_fn(seed), cfg, learners=built.learners)
+    except ValueError:  # rewards depend on the last price or dispatch: clear the market every step
+        q = QLearners(lambda: built.single_fn(seed), replace(cfg, kernel="market"), learners=built.learners)
+    q.train()
+    return q
+
+
+def _score_q(task: ValidationTask, built: BuiltTask, q) -> dict:
+    from p2penv.agents.rollout import rollout
+
+    env = built.single_fn(0)
+    tr = rollout(env, q.policy(0), seed=0)[0]
+    idx = [list(tr.agents).index(a) for a in built.learners]
+    p = float(tr.rewards[:, idx].sum())
+    opt = market_setup(task.name).optimum
+    return dict(profit=p, optimum=opt, score=p / opt, passed=bool(p / opt >= PASS_SCORE))
+
+
+def _train_rllib(task: ValidationTask, built: BuiltTask, seed: int, budget: int):
+    import tempfile
+
+    from p2penv.agents.rllib_ppo import RLlibPolicy, RLlibPPOConfig, iterations_for, train_rllib_ppo
+
+    cfg = RLlibPPOConfig(seed=seed, train_batch_size=4000, minibatch_size=500, num_epochs=10,
+                         gamma=0.0 if task.family == "bayesian" else 0.99, lr=1e-3)
+    cfg = replace(cfg, iterations=iterations_for(budget, cfg.train_batch_size))
+    with tempfile.TemporaryDirectory(prefix="p2penv-rllib-") as out:  # the policy is loaded, then the folder goes
+        train_rllib_ppo(built.scenario_id, {"seed": seed}, cfg, out_dir=out)
+        pol = RLlibPolicy.load(out)
+    names = list(built.learners)
+
+    def act(obs):
+        rows = [pol(None, {a: obs[e, i] for i, a in enumerate(names)}) for e in range(obs.shape[0])]
+        return np.stack([np.stack([r[a] for a in names]) for r in rows]).astype(np.float32)
+    return act
+
+
+# -- the study --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Which tasks x learners x seeds; ``budgets`` overrides a task's budget (agent-steps) by name."""
+
+    tasks: tuple[str, ...] = tuple(TASKS)
+    learners: tuple[str, ...] = LEARNERS
+    seeds: tuple[int, ...] = tuple(range(10))
+    budgets: tuple[tuple[str, int], ...] = ()
+    curve_points: int = 10
+
+    def __post_init__(self):
+        bad = [t for t in self.tasks if t not in TASKS]
+        if bad:
+            raise ValueError(f"tasks: unknown {bad}; known {tuple(TASKS)}")
+        bad = [x for x in self.learners if x not in LEARNERS]
+        if bad:
+            raise ValueError(f"learners: unknown {bad}; known {LEARNERS}")
+        if not self.seeds:
+            raise ValueError("seeds: need at least one seed")
+
+    def budget(self, task: str) -> int:
+        return dict(self.budgets).get(task, TASKS[task].budget)
+
+
+QUICK = ValidationConfig(tasks=("monopoly/elastic-uniform", "best_response/N3-truthful"), learners=("ppo_shared",),
+                         seeds=(0,), curve_points=2)
+
+
+def validation_row(cfg: ValidationConfig, task: str, learner: str, seed: int) -> list[dict]:
+    return [run_learner(TASKS[task], learner, seed, cfg.budget(task), cfg.curve_points)]
+
+
+def summarise_runs(rows: list[dict]) -> list[dict]:
+    """Per (task, learner): seeds run, passes, and the median and IQM with a 95 % percentile bootstrap
+    interval of the task's main metric (score; bayesian: l2 and utility loss). NaN never dropped silently:
+    ``n_finite`` counts the seeds that produced a number."""
+    out = []
+    order = {t: i for i, t in enumerate(TASKS)}
+    keys = sorted({(r["task"], r["learner"]) for r in rows}, key=lambda k: (order[k[0]], LEARNERS.index(k[1])))
+    for task, learner in keys:
+        rs = [r for r in rows if r["task"] == task and r["learner"] == learner]
+        if not rs[0].get("applicable", True):
+            out.append(dict(task=task, learner=learner, applicable=False, reason=rs[0]["reason"]))
+            continue
+        s = dict(task=task, learner=learner, applicable=True, seeds=len(rs), passed=sum(bool(r["passed"]) for r in rs),
+                 budget=rs[0]["budget"], wall_s_median=float(np.median([r["wall_s"] for r in rs])))
+        tts = [r["time_to_solve_s"] for r in rs if r.get("time_to_solve_s") == r.get("time_to_solve_s")]
+        s["time_to_solve_s_median"] = float(np.median(tts)) if tts else float("nan")
+        metrics = ("l2", "utility_loss") if TASKS[task].family == "bayesian" else ("score",)
+        if TASKS[task].family == "bayesian" and all("exploitability" in r for r in rs):
+            metrics += ("exploitability",)
+        for metric in metrics:
+            x = np.array([r[metric] for r in rs], dtype=float)
+            fin = x[np.isfinite(x)]
+            s[f"{metric}_n_finite"] = int(fin.size)
+            s[f"{metric}_median"] = float(np.median(fin)) if fin.size else float("nan")
+            s[f"{metric}_min"] = float(fin.min()) if fin.size else float("nan")
+            s[f"{metric}_max"] = float(fin.max()) if fin.size else float("nan")
+            s[f"{metric}_iqm"], s[f"{metric}_iqm_ci"] = _iqm_ci(fin)
+        out.append(s)
+    return out
+
+
+def _iqm(x: np.ndarray) -> float:
+    x = np.sort(x)
+    k = int(np.floor(0.25 * x.size))
+    return float(x[k:x.size - k].mean()) if x.size else float("nan")
+
+
+def _iqm_ci(x: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, list[float]]:
+    """IQM and its 95 % percentile-bootstrap interval over seeds ([v, v] when every seed agrees)."""
+    if x.size == 0:
+        return float("nan"), [float("nan"), float("nan")]
+    if np.all(x == x[0]):
+        return float(x[0]), [float(x[0]), float(x[0])]
+    rng = np.random.default_rng(seed)
+    boot = np.array([_iqm(x[rng.integers(0, x.size, x.size)]) for _ in range(reps)])
+    return _iqm(x), [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
+
+
+def run(cfg: ValidationConfig, out_dir: str | Path | None = None, resume: bool = False, ray=None,
+        docs: bool = False) -> dict:
+    """Every (task, learner, seed) row as a task (``ray``: None, "local" or an address); rows are
+    checkpointed in ``out_dir`` and ``resume`` reuses them. ``docs``: write docs/results/learner_validation.json."""
+    t0 = time.perf_counter()
+    cells = [(t, lr, s) for t in cfg.tasks for lr in cfg.learners for s in cfg.seeds]
+    ck = RowCheckpoint(out_dir, "learner_validation", asdict(cfg), resume, total=len(cells),
+                       sweep=("tasks", "learners", "seeds", "budgets"))
+    run_tasks([Task(validation_row, (cfg, t, lr, s), (dict(task=t, learner=lr, seed=s),), f"{t} {lr} seed={s}")
+               for t, lr, s in cells], ck, ray)
+    rows = [ck.find(task=t, learner=lr, seed=s) for t, lr, s in cells]
+    return report(rows, dict(config=asdict(cfg), wall_s=time.perf_counter() - t0), docs)
+
+
+def merge(dirs: list[str | Path], docs: bool = False) -> dict:
+    """One result from the row checkpoints of several runs (e.g. runs of different learners side by
+    side); a (task, learner, seed) cell found twice must hold the same row."""
+    rows: dict[tuple, dict] = {}
+    for d in dirs:
+        saved = json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())
+        for r in saved["rows"]:
+            key = (r["task"], r["learner"], r["seed"])
+            if key in rows and rows[key] != r:
+                raise CheckpointError(f"merge: cell {key} differs between checkpoints")
+            rows[key] = r
+    order = {t: i for i, t in enumerate(TASKS)}
+    ordered = sorted(rows.values(), key=lambda r: (order[r["task"]], LEARNERS.index(r["learner"]), r["seed"]))
+    return report(ordered, dict(merged_from=[str(d) for d in dirs]), docs)
+
+
+def report(rows: list[dict], meta: dict, docs: bool = False) -> dict:
+    """Summary table, echo and (``docs``) docs/results/learner_validation.json of a set of rows."""
+    summary = summarise_runs(rows)
+    meta = dict(meta, ppo_defaults=ppo_defaults(),
+                thresholds=dict(score=PASS_SCORE, l2=PASS_L2, utility_loss=PASS_UTILITY_LOSS),
+                tasks={t: asdict(TASKS[t]) for t in dict.fromkeys(r["task"] for r in rows)})
+    for s in summary:
+        if s.get("applicable"):
+            m = "l2" if TASKS[s["task"]].family == "bayesian" else "score"
+            echo(f"{s['task']:34s} {s['learner']:16s} passed {s['passed']}/{s['seeds']}  {m} median "
+                 f"{s[m + '_median']:.4f} [{s[m + '_min']:.4f}, {s[m + '_max']:.4f}]")
+    result = dict(meta=meta, summary=summary, rows=rows)
+    if docs:
+        (DOCS / "results").mkdir(exist_ok=True)
+        (DOCS / "results" / "learner_validation.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    return result
+
+
+def main(argv=None, prog: str | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one seed of two tasks (smoke run, ~20 s)")
+    ap.add_argument("--out", default="results/learner_validation")
+    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out")
+    ap.add_argument("--docs", action="store_true", help="write docs/results/learner_validation.json")
+    ap.add_argument("--tasks", nargs="*", choices=tuple(TASKS), metavar="TASK", help=f"default all: {', '.join(TASKS)}")
+    ap.add_argument("--learners", nargs="*", choices=LEARNERS)
+    ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--budget", type=int, help="agent-steps of every selected task (default: each task's own)")
+    ap.add_argument("--merge", nargs="+", metavar="DIR", help="only merge the row checkpoints of these --out "
+                    "folders into one result (with --docs: the docs JSON)")
+    add_ray_option(ap, "rows")
+    a = ap.parse_args(argv)
+    if a.merge:
+        return merge(a.merge, a.docs)
+    cfg = QUICK if a.quick else ValidationConfig()
+    for k in ("tasks", "learners", "seeds"):
+        if getattr(a, k):
+            cfg = replace(cfg, **{k: tuple(getattr(a, k))})
+    if a.budget:
+        cfg = replace(cfg, budgets=tuple((t, a.budget) for t in cfg.tasks))
+    try:
+        return run(cfg, a.out, resume=a.resume, docs=a.docs, ray=a.ray)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
+
+
+if __name__ == "__main__":
+    main()

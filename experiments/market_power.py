@@ -108,13 +108,25 @@ def _eval(cfg: MarketPowerConfig, f, policy, n: int, seed: int) -> dict:
 
 def benchmark_rows(cfg: MarketPowerConfig, setting: str, n: int, method: str) -> list[dict]:
     """Rows of the competitive or stage-game Nash profile for every seed (the Nash profile is solved
-    once per step context and reused across seeds)."""
+    once per step context and reused across seeds).
+
+    The "nash" rows are iterated best response's profiles; each carries ``label``: "nash" only when
+    its exact stage NashConv is at most ``equilibrium_set.NASH_TOL`` $/step
+    (``equilibrium_set.label_profile``), else "ibr (not converged)"; with ``nash_method="grid"`` the
+    gap is only a lower bound, so the label says "ibr (grid gap only)"."""
     from p2penv.agents.rollout import CompetitivePolicy
+    from p2penv.diagnostics.equilibrium_set import NASH_TOL, label_profile
 
     single, _ = env_fns(cfg, setting, n)
     pol = CompetitivePolicy() if method == "competitive" else NashPolicy(players=range(n), method=cfg.nash_method)
-    return [dict(setting=setting, N=n, method=method, seed=s, agent_steps=0, **_eval(cfg, single(s), pol, n, s))
+    rows = [dict(setting=setting, N=n, method=method, seed=s, agent_steps=0, **_eval(cfg, single(s), pol, n, s))
             for s in cfg.seeds]
+    if method == "nash":
+        for r in rows:
+            exact = cfg.nash_method == "exact"
+            r["label"] = label_profile(r["nash_conv"]).label if exact else "ibr (grid gap only)"
+            r["nash_tol"] = NASH_TOL
+    return rows
 
 
 def ppo_row(cfg: MarketPowerConfig, setting: str, n: int, method: str, seed: int) -> list[dict]:

@@ -1,5 +1,5 @@
-"""Mechanism comparison: uniform-price k-double auction vs pay-as-bid vs DLMP for the same seller
-profiles on ``SellerBuyerMarket``: truthful, fixed markup, capacity withholding, stage-game Nash and
+"""Mechanism comparison: uniform-price k-double auction vs pay-as-bid vs posted price vs DLMP for the
+same seller profiles on ``SellerBuyerMarket``: truthful, fixed markup, capacity withholding, stage-game Nash and
 Q-learning (trained under each mechanism). Metrics: clearing price, relative markup, relative
 welfare loss, seller profit $/episode, stage NashConv $/step.
 
@@ -9,7 +9,13 @@ options equal the auctions' backstop and only the pricing differs (LP duals: the
 price, times the bus MLF). Nash and Q-learning profiles exist for the auctions only (the stage-game
 search and the Q-learning kernel batch the auction clearing; the DLMP LP clears one book at a time).
 
-    python -m p2penv.experiments.mechanism_comparison [--quick] [--out results/mechanism_comparison]
+Posted price (``posted_price``): every trade at the registered default, the mid-market rate of the
+default tariffs (0.175 $/kWh, above this market's competitive price 0.14); an order's price is only
+its reservation price, so the sellers' price profiles change participation, not the price, and
+dispatch is the only lever (withholding). The buyers' excess demand or the sellers' excess supply
+is rationed pro rata (``p2penv.market.mechanisms.posted_price``).
+
+    python -m p2penv.experiments.mechanism_comparison [--quick] [--mechanisms ...] [--out results/mechanism_comparison]
 """
 from __future__ import annotations
 
@@ -34,7 +40,7 @@ METRICS = ("price", "markup_rel", "welfare_loss_rel", "profit", "nash_conv")
 
 @dataclass(frozen=True)
 class MechanismConfig:
-    mechanisms: tuple[str, ...] = ("uniform", "pay_as_bid", "dlmp")
+    mechanisms: tuple[str, ...] = ("uniform", "pay_as_bid", "posted_price", "dlmp")
     profiles: tuple[str, ...] = PROFILES
     n_sellers: int = 3
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -162,12 +168,15 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default="results/mechanism_comparison")
     ap.add_argument("--seeds", type=int, nargs="*")
+    ap.add_argument("--mechanisms", nargs="*", help="subset of the config's mechanisms (e.g. posted_price uniform)")
     ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     add_ray_option(ap, "rows")
     a = ap.parse_args(argv)
     cfg = QUICK if a.quick else MechanismConfig()
     if a.seeds:
         cfg = replace(cfg, seeds=tuple(a.seeds))
+    if a.mechanisms:
+        cfg = replace(cfg, mechanisms=tuple(a.mechanisms))
     try:
         return run(cfg, a.out, resume=a.resume, ray=a.ray)
     except CheckpointError as e:

@@ -1,13 +1,14 @@
-"""The README's result tables, generated from the committed JSON files in ``docs/results/``.
+"""The result tables of ``docs/results.md``, generated from the committed JSON files in ``docs/results/``.
 
-Each table sits in README.md between ``<!-- results:NAME:begin -->`` and ``<!-- results:NAME:end -->``
-markers and is rewritten from ``docs/results/NAME.json`` (the output of the experiment's ``--docs`` /
-``--out`` run). Claims are made here, from the data, by one rule: a difference is stated only where
-the 95 % t intervals of the two means do not overlap; otherwise the text says that no difference was
-detected at that budget. Every stated number carries its interval.
+Each table sits in a page of ``PAGES`` (``docs/results.md``) between ``<!-- results:NAME:begin -->`` and
+``<!-- results:NAME:end -->`` markers and is rewritten from ``docs/results/NAME.json`` (the output of the
+experiment's ``--docs`` / ``--out`` run); the text around the markers is written by hand. Claims are
+made here, from the data, by one rule: a difference is stated only where the 95 % t intervals of the
+two means do not overlap; otherwise the text says that no difference was detected at that budget.
+Every stated number carries its interval.
 
-    python -m p2penv.experiments.report            # rewrite the README tables
-    python -m p2penv.experiments.report --check    # exit 1 if the README is out of date
+    python -m p2penv.experiments.report            # rewrite the tables
+    python -m p2penv.experiments.report --check    # exit 1 if a page is out of date
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
+PAGES = (ROOT / "docs" / "results.md",)  # pages whose marked sections are generated
 TOL = 5e-4  # gaps below half the tables' last digit (3 decimals) are not claimed as differences
 
 
@@ -153,41 +155,65 @@ def exploitability_section(d: dict) -> str:
     return "\n".join(out)
 
 
+def learner_validation_section(d: dict) -> str:
+    """Per (task, learner): passes of seeds, the task's metric (median, IQM with its 95 % bootstrap
+    interval, min-max over seeds), the budget and the median wall seconds (to the first pass)."""
+    out = ["| task | learner | passed | metric | median | IQM [95 % bootstrap] | min-max | budget (agent-steps) "
+           "| wall s (to pass) |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in d["summary"]:
+        if not r.get("applicable", True):
+            out.append(f"| {r['task']} | {r['learner']} | n/a | {r['reason']} | | | | | |")
+            continue
+        for m in ("l2", "utility_loss", "exploitability") if r["task"].startswith("bayesian/") else ("score",):
+            if f"{m}_iqm_ci" not in r:
+                continue
+            lo, hi = r[f"{m}_iqm_ci"]
+            out.append(f"| {r['task']} | {r['learner']} | {r['passed']}/{r['seeds']} | {m} "
+                       f"({r[f'{m}_n_finite']} finite) | {r[f'{m}_median']:.4f} | {r[f'{m}_iqm']:.4f} [{lo:.4f}, "
+                       f"{hi:.4f}] | {r[f'{m}_min']:.4f}-{r[f'{m}_max']:.4f} | {r['budget']:,} | "
+                       f"{r['wall_s_median']:.0f} ({fmt(r['time_to_solve_s_median'], None, 0)}) |")
+    return "\n".join(out)
+
+
 SECTIONS = {
     "market_power": ("market_power.json", market_power_section),
     "market_power_curves": ("market_power.json", curves_section),
     "algorithm_benchmark": ("algorithm_benchmark.json", leaderboard_section),
     "collusion": ("collusion.json", collusion_section),
     "exploitability": ("exploitability.json", exploitability_section),
+    "learner_validation": ("learner_validation.json", learner_validation_section),
 }
 
 
-def render(readme: str, results: Path = RESULTS) -> str:
-    """README text with every marked section regenerated from its JSON (sections whose JSON is
+def render(page: str, results: Path = RESULTS) -> str:
+    """``page``'s text with every marked section regenerated from its JSON (sections whose JSON is
     missing are left as they are)."""
     for name, (fname, fn) in SECTIONS.items():
         begin, end = f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
-        if begin not in readme or not (results / fname).exists():
+        if begin not in page or not (results / fname).exists():
             continue
-        i, j = readme.index(begin) + len(begin), readme.index(end)
+        i, j = page.index(begin) + len(begin), page.index(end)
         body = fn(json.loads((results / fname).read_text()))
-        readme = readme[:i] + "\n" + body + "\n" + readme[j:]
-    return readme
+        page = page[:i] + "\n" + body + "\n" + page[j:]
+    return page
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the JSON files")
+    ap = argparse.ArgumentParser(prog="python -m p2penv.experiments.report", description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a page differs from the JSON files")
     a = ap.parse_args(argv)
-    path = ROOT / "README.md"
-    old = path.read_text()
-    new = render(old)
-    if a.check:
+    stale = []
+    for path in PAGES:
+        old = path.read_text()
+        new = render(old)
         if new != old:
-            print("README.md result tables are out of date: run python -m p2penv.experiments.report", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(new)
+            stale.append(path)
+            if not a.check:
+                path.write_text(new)
+    if a.check and stale:
+        print(f"{', '.join(str(p.relative_to(ROOT)) for p in stale)}: result tables out of date: run "
+              "python -m p2penv.experiments.report", file=sys.stderr)
+        return 1
     return 0
 
 

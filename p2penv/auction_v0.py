@@ -9,30 +9,46 @@ The spec is the docstring of ``AuctionEnv``.
 """
 from __future__ import annotations
 
+import inspect
+
+from gymnasium.vector import AutoresetMode
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
 from .envs.auction_env import AuctionEnv
 from .envs.auction_vector import AuctionVectorEnv
 from .envs.config import MarketConfig
+from .envs.options import document
 
 __all__ = ["AuctionEnv", "AuctionVectorEnv", "MarketConfig", "env", "parallel_env", "raw_env", "vector_env"]
 
 
-def parallel_env(**kwargs) -> AuctionEnv:
-    """The native parallel environment."""
-    return AuctionEnv(**kwargs)
+def parallel_env(**options) -> AuctionEnv:
+    return AuctionEnv(**options)
 
 
-def raw_env(**kwargs):
-    """AEC view without wrappers."""
-    return parallel_to_aec_wrapper(AuctionEnv(**kwargs))
+def raw_env(**options):
+    return parallel_to_aec_wrapper(AuctionEnv(**options))
 
 
-def env(**kwargs):
-    """AEC view with PettingZoo's order-enforcing wrapper."""
-    return parallel_to_aec(AuctionEnv(**kwargs))
+def env(**options):
+    return parallel_to_aec(AuctionEnv(**options))
 
 
-def vector_env(num_envs: int, **kwargs) -> AuctionVectorEnv:
-    """``num_envs`` markets of one configuration stepped as arrays; ``autoreset_mode=`` as in Gymnasium."""
-    return AuctionVectorEnv(num_envs, **kwargs)
+def vector_env(num_envs: int, **options) -> AuctionVectorEnv:
+    return AuctionVectorEnv(num_envs, **options)
+
+
+_KW = inspect.Parameter.KEYWORD_ONLY
+_CONFIG = inspect.Parameter("config", _KW, default=None, annotation=MarketConfig | None)
+_RENDER = (inspect.Parameter("render_mode", _KW, default=None, annotation=str | None),
+           'None, "human" (prints the ansi table), "ansi" (a table per step) or "rgb_array" (supply/demand curves)')
+_AUTORESET = (inspect.Parameter("autoreset_mode", _KW, default=AutoresetMode.SAME_STEP, annotation=AutoresetMode | str),
+              "SAME_STEP (next episode's first obs, the final one in infos['final_obs']), NEXT_STEP or DISABLED")
+document(parallel_env, MarketConfig, "The native parallel environment (spec: ``AuctionEnv``).", (_CONFIG,), (_RENDER,),
+         AuctionEnv)
+document(raw_env, MarketConfig, "AEC view without wrappers.", (_CONFIG,), (_RENDER,))
+document(env, MarketConfig, "AEC view with PettingZoo's order-enforcing wrapper.", (_CONFIG,), (_RENDER,))
+document(vector_env, MarketConfig, "``num_envs`` markets of one configuration stepped as arrays ``(E, N, ...)``; "
+         "market e is the single env seeded ``seed + e``.",
+         (inspect.Parameter("num_envs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=int), _CONFIG),
+         (_AUTORESET,), AuctionVectorEnv)

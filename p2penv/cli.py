@@ -5,24 +5,31 @@
     p2penv train --algo rllib_ppo --mode independent --scenario dlmp_v0/teaching4-v0 --steps 288  # RLlib PPO
     p2penv train --config run.json        # {"env": {...MarketConfig...}, "algo": ..., "train": {...}}
     p2penv evaluate runs/ppo --episodes 3
-    p2penv experiment market_power --quick --out results/mp [--resume]
-    p2penv bench [--adapters]
+    p2penv experiment market_power --quick --out results/mp [--resume]   # NAME --help: its own options
+    p2penv bench [--quick] [--only vector scaling] [--adapters]
 
 Every output is written atomically; ``train --resume`` continues from the last checkpoint in
 ``--out`` (SB3: model + replay buffer + step counter; Q-learning: Q-tables + rng state + t).
 ``train`` runs the env once (reset + one truthful step) before it writes anything to ``--out``.
-Bad input (options, config files, run folders) ends with one line ``p2penv CMD: error: ...`` on
-stderr naming the file or field, and exit status 2.
+Bad input (options, config files, run folders) and a missing pip extra end with one line
+``p2penv CMD: error: ...`` on stderr naming the file, field or extra, and exit status 2; a mistyped
+command, choice or option gets the closest match suggested.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import difflib
+import importlib
 import importlib.util
 import json
-import subprocess
+import os
+import re
 import sys
+import time
+from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo",
                "local_market_power", "scenario_baselines", "exploitability_study")
@@ -31,11 +38,43 @@ ALGOS = ("ppo", "sac", "qlearning", "rllib_ppo")
 MODES = ("shared", "independent")
 SPEC_KEYS = ("env", "algo", "mode", "sellers", "seed", "train")
 RECORD_KEYS = ("env_config",)  # written to run.json for the record; ignored when it is read back as --config
+# what `train` uses when neither an option nor the --config file says
+DEFAULT_ENV, DEFAULT_ALGO, DEFAULT_MODE, DEFAULT_SEED = "auction_v0", "ppo", "shared", 0
+
+# pip extra that provides a top-level module (pyproject.toml [project.optional-dependencies])
+EXTRA_OF = {"torch": "train", "stable_baselines3": "train", "tensorboard": "train", "supersuit": "train",
+            "tqdm": "train", "ray": "ray", "torchrl": "torchrl", "benchmarl": "benchmarl", "pvlib": "profiles",
+            "demandlib": "profiles", "pandas": "profiles", "pandapower": "test"}
+# experiments that train torch policies (PPO): they need the train extra before they write anything
+EXPERIMENT_EXTRAS = {"market_power": ("torch",), "algorithm_benchmark": ("torch",), "demo": ("torch",),
+                     "scenario_baselines": ("torch",), "exploitability_study": ("torch",)}
 
 
 class UsageError(Exception):
-    """Bad input (option, config file, run folder): ``main`` prints ``p2penv CMD: error: MSG``
-    as one line on stderr and exits with status 2, like argparse."""
+    """Bad input (option, config file, run folder) or a missing pip extra: ``main`` prints
+    ``p2penv CMD: error: MSG`` as one line on stderr and exits with status 2, like argparse."""
+
+
+def installed(module: str) -> bool:
+    """``module`` (dotted names too) can be imported, checked without importing it or its package."""
+    top, _, rest = module.partition(".")
+    spec = importlib.util.find_spec(top)
+    if spec is None or not rest:
+        return spec is not None
+    return any(Path(loc, *rest.split(".")).exists() for loc in spec.submodule_search_locations or ())
+
+
+def missing_extra(module: str, what: str, extra: str | None = None) -> UsageError:
+    """The one-line error for a module that is not installed: which pip extra brings it."""
+    extra = extra or EXTRA_OF[module.partition(".")[0]]
+    return UsageError(f"{what} needs the '{extra}' extra (no module {module!r}): pip install 'p2penv[{extra}]'")
+
+
+def require(modules, what: str, extra: str | None = None) -> None:
+    """UsageError naming the pip extra of the first of ``modules`` that is not installed."""
+    for m in modules:
+        if not installed(m):
+            raise missing_extra(m, what, extra)
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -71,7 +110,7 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int, vector: bool = False
         if vector:
             return lambda num_envs, seed: p2penv.make_vector(scenario_id, num_envs, **dict(opts, seed=seed))
         return lambda: p2penv.make(scenario_id, **opts)
-    name = opts.pop("name", "auction_v0")
+    name = opts.pop("name", DEFAULT_ENV)
     if name not in ENVS:
         raise UsageError(f"env: unknown {name!r}; known {ENVS}")
     mod = importlib.import_module(f"p2penv.{name}")
@@ -131,11 +170,13 @@ def _load_spec(a) -> dict:
         train["tensorboard"] = True
     if getattr(a, "nash_conv_every", None) is not None:  # SB3: nash_conv_every; vector PPO: eval_every
         train["eval_every" if "num_envs" in train else "nash_conv_every"] = a.nash_conv_every
-    if a.progress:
-        train["progress"] = True
-    seed = a.seed if a.seed is not None else spec.get("seed", 0)
+    if a.progress is not None:  # --progress / --no-progress; unset: decided at train time (see _with_progress)
+        train["progress"] = a.progress
+    if getattr(a, "torch_threads", None) is not None:
+        train["torch_threads"] = a.torch_threads
+    seed = a.seed if a.seed is not None else spec.get("seed", DEFAULT_SEED)
     train["seed"] = seed
-    out = dict(env=env, algo=a.algo or spec.get("algo", "ppo"), mode=a.mode or spec.get("mode", "shared"),
+    out = dict(env=env, algo=a.algo or spec.get("algo", DEFAULT_ALGO), mode=a.mode or spec.get("mode", DEFAULT_MODE),
                sellers=a.sellers if a.sellers is not None else spec.get("sellers"), seed=seed, train=train)
     _check_spec(out, a.config or "options")
     return out
@@ -194,7 +235,8 @@ def _rllib_config(spec: dict, where: str | Path):
         raise UsageError(f"{where}: sellers: algo 'rllib_ppo' trains every agent; use --n-prosumers or --scenario "
                          "(e.g. auction_v0/sellers3-v0)")
     tr = dict(spec["train"])
-    bad = sorted(k for k in ("checkpoint_every", "num_envs", "critic", "tensorboard", "progress", "policies") if k in tr)
+    bad = sorted(k for k in ("checkpoint_every", "num_envs", "critic", "tensorboard", "progress", "policies",
+                             "torch_threads") if k in tr)
     if bad:
         raise ValueError(f"{bad[0]}: not an option of algo 'rllib_ppo' (policies: use mode)")
     total = tr.pop("total_steps", None)
@@ -206,7 +248,7 @@ def _rllib_env(spec: dict) -> tuple[str, dict]:
     """(env name or scenario id, env options with the run's seed) of an ``rllib_ppo`` spec."""
     opts = dict(spec["env"])
     scenario_id = opts.pop("scenario_id", None)
-    name = opts.pop("name", "auction_v0")
+    name = opts.pop("name", DEFAULT_ENV)
     opts.setdefault("seed", spec["seed"])
     return scenario_id or name, opts
 
@@ -224,7 +266,10 @@ def _model_algo(path: Path) -> str | None:
 
 
 def _check_resume(out: Path, spec: dict) -> None:
-    """``--resume`` into ``out``: the saved run must have the same env, algo, mode and sellers."""
+    """``--resume`` into ``out``: the folder must exist, the saved run must have the same env, algo, mode
+    and sellers, and the checkpoint it continues from must load."""
+    if not out.is_dir():
+        raise UsageError(f"--resume: {out}: no such folder, so nothing to resume; drop --resume to start a new run")
     prev_path = out / "run.json"
     prev = _read_json(prev_path, "the spec of the run to resume") if prev_path.exists() else spec
     diff = [k for k in ("env", "algo", "mode", "sellers") if not isinstance(prev, dict) or prev.get(k) != spec[k]]
@@ -238,6 +283,38 @@ def _check_resume(out: Path, spec: dict) -> None:
         saved = _model_algo(model)
         if saved is not None and saved != spec["algo"]:
             raise UsageError(f"--resume: {model} is a {saved} model, this run asks for algo={spec['algo']!r}")
+    _check_checkpoint(out, spec)
+
+
+def _check_checkpoint(out: Path, spec: dict) -> None:
+    """UsageError naming the file when the checkpoint ``--resume`` would continue from does not load
+    (a truncated write, a file from elsewhere): the trainer would fail deep inside torch or pickle."""
+    if spec["algo"] == "qlearning":
+        path, load = out / "checkpoint.pkl", _load_pickle
+    elif "num_envs" in spec["train"]:
+        path, load = out / "model.pt", _load_torch
+    else:
+        return  # SB3's model.zip is checked by _model_algo
+    if path.is_file():
+        try:
+            load(path)
+        except Exception as e:  # noqa: BLE001 - one line naming the file instead of a library traceback
+            reason = (str(e).strip().splitlines() or [""])[0][:200]
+            raise UsageError(f"--resume: {path}: cannot load ({type(e).__name__}: {reason}); delete it to start "
+                             "over, or train into a new --out") from None
+
+
+def _load_torch(path: Path) -> None:
+    import torch
+
+    torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _load_pickle(path: Path) -> None:
+    import pickle
+
+    with open(path, "rb") as f:
+        pickle.load(f)
 
 
 def config_record(x: Any) -> Any:
@@ -271,32 +348,103 @@ def env_record(env) -> dict:
     return {"name": env.metadata.get("name"), **config_record(env.config)}
 
 
+def _needs(spec: dict, training: bool) -> tuple[list[str], str | None]:
+    """(modules, extra) a run of ``spec`` imports: torch and SB3 (train), Ray's RLlib (rllib); training also
+    tensorboard and the progress bar's tqdm when asked for."""
+    tr = spec["train"]
+    if spec["algo"] == "rllib_ppo":
+        return ["ray", "ray.rllib", "torch"], "rllib"
+    mods = []
+    if spec["algo"] in ("ppo", "sac"):
+        mods += ["torch"] if "num_envs" in tr else ["torch", "stable_baselines3"]
+    if training:
+        mods += ["tensorboard"] * bool(tr.get("tensorboard")) + ["tqdm"] * bool(tr.get("progress"))
+    return mods, None
+
+
+def _with_progress(cfg, spec: dict):
+    """(cfg, lines): the trainer config with its ``progress`` decided, and whether to print it as lines.
+    --progress / --no-progress as given; neither: on when tqdm is installed. A bar when stderr is a
+    terminal, else a line per update (``ProgressLines``). RLlib's trainer has no progress option."""
+    if not any(f.name == "progress" for f in dataclasses.fields(cfg)):
+        return cfg, False
+    on = spec["train"].get("progress")
+    on = installed("tqdm") if on is None else bool(on)
+    return dataclasses.replace(cfg, progress=on), on and not sys.stderr.isatty()
+
+
+class ProgressLines:
+    """stderr for a progress bar when stderr is not a terminal (a log file, CI): each of tqdm's
+    carriage-return refreshes becomes a line of its own, at most one per ``interval`` seconds plus the
+    last, so a log gets about a line per policy update instead of one endless line. Other text passes
+    through. No ``encoding`` attribute, so tqdm draws its bar in ASCII."""
+
+    def __init__(self, stream, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.stream, self.interval, self.clock = stream, interval, clock
+        self._pending, self._last, self._in_bar = "", -float("inf"), False
+
+    def write(self, text: str) -> int:
+        if "\r" in text:  # a bar refresh: "\r" + status (+ padding)
+            status = text.rsplit("\r", 1)[1].rstrip()
+            self._pending = status or self._pending
+            self._in_bar = True
+            if self._pending and self.clock() - self._last >= self.interval:
+                self._emit()
+        elif self._in_bar and text == "\n":  # the bar closes: its last state is the line
+            self._emit()
+            self._in_bar = False
+        else:
+            self._emit()
+            self._in_bar = False
+            self.stream.write(text)
+        return len(text)
+
+    def _emit(self) -> None:
+        if self._pending:
+            self.stream.write(self._pending + "\n")
+            self._pending, self._last = "", self.clock()
+
+    def flush(self) -> None:
+        self._emit()
+        self.stream.flush()
+
+
 def cmd_train(a) -> int:
     from p2penv.agents.baselines import TruthfulAgent
     from p2penv.agents.checkpoint import atomic_write_json
 
     spec = _load_spec(a)
     out = Path(a.out)
-    f = _env_fn(spec["env"], spec["sellers"], spec["seed"])
     # everything is checked before run.json (or anything else) is written
+    mods, extra = _needs(spec, training=True)
+    require(mods, f"algo {spec['algo']!r}", extra)
+    f = _env_fn(spec["env"], spec["sellers"], spec["seed"])
     env = _check_env(f, spec)
-    cfg = _trainer_config(spec, a.config or "options")
+    cfg, lines = _with_progress(_trainer_config(spec, a.config or "options"), spec)
     learners = [f"prosumer_{i}" for i in range(spec["sellers"])] if spec["sellers"] else None
     others = TruthfulAgent(env.config)
     if a.resume:
         _check_resume(out, spec)
     atomic_write_json(out / "run.json", dict(spec, env_config=env_record(env)))
+    # SB3 makes an (empty) log folder tempdir/SB3-<time> per model unless told where: the run's own folder
+    os.environ.setdefault("SB3_LOGDIR", str(out))
+    with redirect_stderr(ProgressLines(sys.stderr)) if lines else nullcontext():
+        return _train(spec, cfg, f, env, out, learners, others, a.resume)
+
+
+def _train(spec: dict, cfg, f, env, out: Path, learners, others, resume: bool) -> int:
+    """Run the trainer of ``spec`` (everything is checked and run.json written)."""
     if spec["algo"] == "qlearning":
         from p2penv.agents.qlearning import QLearners
 
         q = QLearners(f, cfg, learners=learners, env_seed=spec["seed"])
-        res = q.train(out, resume=a.resume)
+        res = q.train(out, resume=resume)
         print(f"qlearning: t={res.t} state={res.state_kind} converged={res.converged.tolist()} -> {out}")
         return 0
     if spec["algo"] == "rllib_ppo":  # RLlib PPO, every agent learns (agents.rllib_ppo)
         from p2penv.agents.rllib_ppo import result_summary, train_rllib_ppo
 
-        r = train_rllib_ppo(*_rllib_env(spec), cfg, out, resume=a.resume)
+        r = train_rllib_ppo(*_rllib_env(spec), cfg, out, resume=resume)
         print(f"rllib_ppo/{spec['mode']}: {result_summary(r)} -> {out}")
         return 0
     if "num_envs" in spec["train"]:  # torch PPO on the vector env; with --sellers only the sellers learn
@@ -310,13 +458,13 @@ def cmd_train(a) -> int:
             evaluator = lambda pol: dict(nash_conv=eval_nash_conv(f(), pol.joint(others), seed=spec["seed"],  # noqa: E731
                                                                   players=players))
         r = train_vector_ppo(_env_fn(spec["env"], spec["sellers"], spec["seed"], vector=True), cfg, out,
-                             resume=a.resume, others=others, evaluator=evaluator)
+                             resume=resume, others=others, evaluator=evaluator)
     else:
         if spec["mode"] == "shared":
             from p2penv.agents.sb3_shared import train_shared as train
         else:
             from p2penv.agents.independent import train_independent as train
-        r = train(f, cfg, out, learners=learners, others=others, resume=a.resume)
+        r = train(f, cfg, out, learners=learners, others=others, resume=resume)
     print(f"{spec['algo']}/{spec['mode']}: {r.num_timesteps} agent-steps, {r.steps_per_s:.0f} steps/s -> {out}")
     return 0
 
@@ -413,6 +561,8 @@ def cmd_evaluate(a) -> int:
 
     run = Path(a.run)
     spec = _run_spec(run)
+    mods, extra = _needs(spec, training=False)
+    require(mods, f"evaluating algo {spec['algo']!r}", extra)
     seed = a.seed if a.seed is not None else spec["seed"]
     f = _env_fn(spec["env"], spec["sellers"], seed)
     pol, _ = load_policy(run, f, spec)
@@ -463,24 +613,60 @@ def evaluation_table(res: dict, auction: bool, episodes: int, seed: int) -> str:
     return "\n".join([head] + rows + [""] * bool(notes) + notes)
 
 
-def cmd_experiment(a, extra: list[str]) -> int:
-    import importlib
+def experiment_summary(name: str) -> str:
+    """The first paragraph of an experiment module's docstring (cut at 100 characters), read from its
+    source: importing the module would import torch for most of them."""
+    import ast
 
-    if a.name not in EXPERIMENTS:
-        raise UsageError(f"unknown experiment {a.name!r}; known {', '.join(EXPERIMENTS)}")
+    spec = importlib.util.find_spec(f"p2penv.experiments.{name}")
+    try:
+        doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text()))
+    except (AttributeError, OSError, SyntaxError, TypeError):
+        doc = None
+    para = " ".join((doc or "").strip().split("\n\n")[0].split()).replace("``", "").replace("`", "")
+    return para if len(para) <= 100 else para[:97].rsplit(" ", 1)[0] + " ..."
+
+
+def cmd_experiment(a) -> int:
+    """``p2penv experiment NAME ARGS``: the experiment's own command line (``--help`` lists its options)."""
+    require(EXPERIMENT_EXTRAS.get(a.name, ()), f"experiment {a.name!r}")
+    if "--ray" in a.args or any(x.startswith("--ray=") for x in a.args):
+        require(["ray"], "--ray")
     mod = importlib.import_module(f"p2penv.experiments.{a.name}")
-    argv = list(extra) + (["--quick"] if a.quick else []) + (["--out", a.out] if a.out else []) \
-        + (["--resume"] if a.resume else [])
-    mod.main(argv, prog=f"p2penv experiment {a.name}")
+    mod.main(list(a.args), prog=f"p2penv experiment {a.name}")
     return 0
 
 
+def benchmarks_package(name: str = "p2penv_benchmarks"):
+    """The repository's ``benchmarks/`` folder imported by file path as the package ``name``.
+
+    TorchRL installs a top-level ``benchmarks`` package of its own, so ``import benchmarks`` finds
+    whichever comes first on sys.path; loading ours from its file under a name nobody else uses works
+    from any folder and any venv of an editable install (a wheel has no benchmarks: UsageError).
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    init = folder / "__init__.py"
+    if not init.is_file():
+        raise UsageError(f"the benchmark scripts live in the source tree ({folder} is missing): clone the "
+                         "repository and pip install -e . there")
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(folder)])
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def cmd_bench(a) -> int:
-    rc = 0
-    if importlib.util.find_spec("benchmarks.run_all") is not None:
-        rc = subprocess.call([sys.executable, "-m", "benchmarks.run_all"])
-    else:
-        print("benchmarks/run_all.py not present; nothing to run there")
+    pkg = benchmarks_package()
+    run_all = importlib.import_module(f"{pkg.__name__}.run_all")
+    argv = (["--quick"] * a.quick + (["--only", *a.only] if a.only else []) + (["--out", a.out] if a.out else [])
+            + ["--list"] * a.list)
+    if a.adapters:
+        require(["torch", "supersuit"], "--adapters")
+    scripts = not (a.adapters and a.only == [])  # `--adapters --only`: the adapter timing alone
+    rc = run_all.main(argv) if scripts else 0
     if a.adapters:
         from p2penv.agents.vec_adapter import adapter_steps_per_s
         from p2penv import auction_v0
@@ -491,64 +677,182 @@ def cmd_bench(a) -> int:
     return rc
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="p2penv", description="p2penv: train, evaluate, experiments, benchmarks")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train learners (PPO/SAC shared or independent, Q-learning, RLlib PPO)")
-    t.add_argument("--config", help="JSON file: {env, algo, mode, sellers, seed, train}")
-    t.add_argument("--scenario", metavar="ID", help="a registered scenario, e.g. auction_v0/storage-community-v0 "
-                   "(p2penv.list_scenarios())")
-    t.add_argument("--env", choices=ENVS, help="environment (default auction_v0; also settable in --config env.name)")
-    t.add_argument("--algo", choices=ALGOS, help="rllib_ppo: RLlib multi-agent PPO, every agent learns "
-                   "(agents.rllib_ppo; needs the rllib extra)")
-    t.add_argument("--mode", choices=("shared", "independent"))
-    t.add_argument("--steps", type=int, help="agent-steps (SB3; rllib_ppo: rounded up to whole iterations of "
-                   "train_batch_size agent-steps) or steps per session (Q-learning)")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--n-prosumers", type=int)
-    t.add_argument("--mechanism")
-    t.add_argument("--sellers", type=int, help="SellerBuyerMarket with this many learning sellers + 3 buyers")
-    t.add_argument("--num-envs", type=int, help="PPO on the batched vector env with this many markets "
-                   "(agents.vector_ppo; every agent learns, or the --sellers only)")
+# -- command line --------------------------------------------------------------------------------------
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults in --help, except the uninformative ones (None: see the option's text; False
+    of a flag)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def close_match(message: str, options: list[str]) -> str:
+    """``"; did you mean 'X'?"`` for argparse's invalid-choice and unrecognized-argument errors."""
+    m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if m:
+        word, known = m[1], re.findall(r"'([^']*)'", m[2]) or [c.strip() for c in m[2].split(",")]
+    else:
+        m = re.search(r"unrecognized arguments: (\S+)", message)
+        if not m or not m[1].startswith("-"):
+            return ""
+        word, known = m[1].split("=")[0], options
+    best = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"; did you mean {best[0]!r}?" if best else ""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with defaults in --help (``HelpFormatter``), the closest match suggested on a typo, and
+    help text filled in when it is shown (``help_defaults``: dest -> text, for defaults that would cost
+    an import of torch on every call)."""
+
+    def __init__(self, *args, help_defaults: Callable[[], dict[str, str]] | None = None, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        self.options: list[argparse.Action] = []  # every add_argument, for suggestions and help_defaults
+        self.help_defaults = help_defaults
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        action = super().add_argument(*args, **kwargs)
+        self.options.append(action)
+        return action
+
+    def format_help(self) -> str:
+        if self.help_defaults is not None:
+            extra, self.help_defaults = self.help_defaults(), None
+            for action in self.options:
+                if extra.get(action.dest):
+                    action.help = f"{action.help} ({extra[action.dest]})"
+        return super().format_help()
+
+    def error(self, message: str):
+        names = [s for action in self.options for s in action.option_strings]
+        super().error(message + close_match(message, names))
+
+
+TRAINERS = (("SB3", "p2penv.agents.sb3_shared", "SB3Config"),
+            ("vector PPO", "p2penv.agents.vector_ppo", "VectorPPOConfig"),
+            ("Q-learning", "p2penv.agents.qlearning", "QConfig"))
+TRAINER_OPTIONS = {"steps": "total_steps", "checkpoint_every": "checkpoint_every", "torch_threads": "torch_threads"}
+
+
+def trainer_defaults() -> dict[str, str]:
+    """``train --help``: the defaults of the options the trainers' config dataclasses decide, per trainer
+    (imports torch and SB3, so it runs only when the help is shown)."""
+    configs, missing = {}, []
+    for label, module, cls in TRAINERS:
+        try:
+            config = getattr(importlib.import_module(module), cls)
+            configs[label] = {f.name: f.default for f in dataclasses.fields(config)}
+        except ImportError:
+            missing.append(label)
+    out = {}
+    for dest, name in TRAINER_OPTIONS.items():
+        parts = [f"{label} {c[name]}" for label, c in configs.items() if name in c]
+        if missing:
+            parts.append(f"{', '.join(missing)}: pip install 'p2penv[train]' to see")
+        out[dest] = "default: " + "; ".join(parts) if parts else ""
+    return out
+
+
+def build_parser() -> Parser:
+    import p2penv
+    from p2penv.market.mechanisms import MECHANISMS
+
+    ap = Parser(prog="p2penv", description="p2penv: train, evaluate, experiments, benchmarks")
+    ap.add_argument("--version", action="version", version=f"p2penv {p2penv.__version__}")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="{train,evaluate,experiment,bench}")
+    t = sub.add_parser("train", help="train learners (PPO/SAC shared or independent, vector PPO/MAPPO, "
+                       "Q-learning, RLlib PPO)", help_defaults=trainer_defaults,
+                       description="Train learners. An option given here beats the same field of --config; "
+                       "what neither sets comes from the trainer's config dataclass (SB3Config, VectorPPOConfig, "
+                       "QConfig, RLlibPPOConfig).")
+    t.add_argument("--config", metavar="JSON", help="file: {env, algo, mode, sellers, seed, train}; a run.json works")
+    t.add_argument("--scenario", metavar="ID", choices=p2penv.list_scenarios(),
+                   help="a registered scenario (p2penv.list_scenarios()): " + ", ".join(p2penv.list_scenarios()))
+    t.add_argument("--env", choices=ENVS, help=f"environment (default {DEFAULT_ENV}, or --config's env.name)")
+    t.add_argument("--algo", choices=ALGOS, help=f"default {DEFAULT_ALGO}, or --config's; rllib_ppo: RLlib multi-agent "
+                   "PPO, every agent learns (needs the rllib extra)")
+    t.add_argument("--mode", choices=MODES, help=f"one policy for all learners or one each (default {DEFAULT_MODE}, "
+                   "or --config's)")
+    t.add_argument("--steps", type=int, help="agent-steps (SB3, vector PPO; rllib_ppo: rounded up to whole "
+                   "iterations of train_batch_size agent-steps) or steps per session (Q-learning)")
+    t.add_argument("--seed", type=int, help=f"seed of the trainer and the env (default {DEFAULT_SEED}, or --config's)")
+    t.add_argument("--n-prosumers", type=int, metavar="N", help="agents in the market (env option n_prosumers)")
+    t.add_argument("--mechanism", choices=sorted(MECHANISMS), help="auction_v0 clearing (env option mechanism; "
+                   "default uniform)")
+    t.add_argument("--sellers", type=int, metavar="N", help="SellerBuyerMarket with N learning sellers and 3 "
+                   "truthful buyers")
+    t.add_argument("--num-envs", type=int, metavar="E", help="train PPO on the batched vector env with E markets "
+                   "(p2penv.agents.vector_ppo; every agent learns, or the --sellers only)")
     t.add_argument("--critic", choices=("local", "central"), help="with --num-envs: central = MAPPO critic on the "
-                   "global state")
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--tensorboard", action="store_true")
+                   "global state (default local)")
+    t.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="agent-steps between checkpoints "
+                   "(0: only at the end)")
+    t.add_argument("--torch-threads", type=int, metavar="N", help="torch.set_num_threads for SB3 and vector PPO")
+    t.add_argument("--tensorboard", action="store_true", help="also write tensorboard scalars to OUT/tb")
     t.add_argument("--nash-conv-every", type=int, metavar="K", help="log the learners' stage-game NashConv every "
                    "K updates (market_log.csv, tensorboard market/nash_conv; auction_v0)")
-    t.add_argument("--progress", action="store_true")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress display (default: on when "
+                   "tqdm is installed: a bar on a terminal, a line per update when stderr is a file or pipe)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    t.add_argument("--out", default="runs/train")
-    e = sub.add_parser("evaluate", help="evaluate a trained run folder")
-    e.add_argument("run")
-    e.add_argument("--episodes", type=int, default=1)
-    e.add_argument("--seed", type=int)
-    x = sub.add_parser("experiment", help=f"run an experiment: {', '.join(EXPERIMENTS)}")
-    x.add_argument("name")
-    x.add_argument("--quick", action="store_true")
-    x.add_argument("--out")
-    x.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
-    b = sub.add_parser("bench", help="run benchmarks/run_all.py (and --adapters: VecEnv adapter speed)")
-    b.add_argument("--adapters", action="store_true")
-    b.add_argument("--steps", type=int, default=300)
+    t.add_argument("--out", default="runs/train", help="output folder")
+    e = sub.add_parser("evaluate", help="evaluate a trained run folder (writes RUN/eval.json, prints a table)")
+    e.add_argument("run", help="the --out folder of p2penv train")
+    e.add_argument("--episodes", type=positive_int, default=1, help="episodes to average over")
+    e.add_argument("--seed", type=int, help="evaluation seed (default: the run's seed)")
+    x = sub.add_parser("experiment", help="run an experiment: p2penv experiment NAME --help lists its options",
+                       description="Run an experiment; everything after NAME goes to the experiment's own command "
+                       "line (p2penv experiment NAME --help).\n\nexperiments:\n" + "\n".join(
+                           f"  {n:<22}{experiment_summary(n)}" for n in EXPERIMENTS),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    x.add_argument("name", choices=EXPERIMENTS, metavar="NAME", help="one of: " + ", ".join(EXPERIMENTS))
+    x.add_argument("args", nargs=argparse.REMAINDER, help="the experiment's options, e.g. --quick --out DIR --resume")
+    b = sub.add_parser("bench", help="speed benchmarks (the repository's benchmarks/ scripts; JSON to "
+                       "benchmarks/results/)")
+    b.add_argument("--quick", action="store_true", help="smoke runs of the scripts that have one (*_quick.json)")
+    b.add_argument("--only", nargs="*", metavar="NAME", help="run only these (vector, scaling, auction, dlmp, "
+                   "dlmp_env); empty with --adapters: none of them")
+    b.add_argument("--out", metavar="DIR", help="write the JSON files here instead of benchmarks/results/")
+    b.add_argument("--list", action="store_true", help="list the benchmark scripts and exit")
+    b.add_argument("--adapters", action="store_true", help="also time the VecEnv adapters (native vs SuperSuit)")
+    b.add_argument("--steps", type=int, default=300, help="env steps per adapter timing")
+    ap.commands = {"train": t, "evaluate": e, "experiment": x, "bench": b}
     return ap
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
+    return v
 
 
 def main(argv=None) -> int:
     ap = build_parser()
     a, extra = ap.parse_known_args(argv)
-    if extra and a.cmd != "experiment":
-        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # the command's own parser knows its options, so it can suggest the one meant
+        ap.commands[a.cmd].error(f"unrecognized arguments: {' '.join(extra)}")
+    prog = f"p2penv experiment {a.name}" if a.cmd == "experiment" else f"p2penv {a.cmd}"
     try:
         if a.cmd == "train":
             return cmd_train(a)
         if a.cmd == "evaluate":
             return cmd_evaluate(a)
         if a.cmd == "experiment":
-            return cmd_experiment(a, extra)
+            return cmd_experiment(a)
         return cmd_bench(a)
     except UsageError as e:
-        ap.exit(2, f"p2penv {a.cmd}: error: {e}\n")
+        ap.exit(2, f"{prog}: error: {e}\n")
+    except ModuleNotFoundError as e:  # a missing extra the checks above did not foresee
+        if (e.name or "").partition(".")[0] not in EXTRA_OF:
+            raise
+        ap.exit(2, f"{prog}: error: {missing_extra(e.name, prog)}\n")
 
 
 if __name__ == "__main__":

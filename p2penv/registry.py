@@ -71,15 +71,22 @@ def _module(env: str):
 
 
 def make(scenario_id: str, **overrides: Any):
-    """The parallel PettingZoo env of a scenario; ``overrides`` replace config options (e.g. seed)."""
+    """The parallel PettingZoo env of a scenario; ``overrides`` replace config options (e.g. seed).
+    The env knows its id: ``env.metadata["scenario_id"]``."""
     spec = get_spec(scenario_id)
-    return _module(spec.env).parallel_env(**_options(spec, overrides))
+    return _with_id(_module(spec.env).parallel_env(**_options(spec, overrides)), scenario_id)
 
 
 def make_vector(scenario_id: str, num_envs: int, **overrides: Any):
     """The vector env (``num_envs`` markets) of a scenario; ``overrides`` as in ``make``."""
     spec = get_spec(scenario_id)
-    return _module(spec.env).vector_env(num_envs, **_options(spec, overrides))
+    return _with_id(_module(spec.env).vector_env(num_envs, **_options(spec, overrides)), scenario_id)
+
+
+def _with_id(env, scenario_id: str):
+    """``env.metadata["scenario_id"]`` (a copy of the class's metadata, so other envs are untouched)."""
+    env.metadata = {**env.metadata, "scenario_id": scenario_id}
+    return env
 
 
 @dataclass(frozen=True)
@@ -186,5 +193,83 @@ for _spec in (
                  "33-bus without fixed load, 32 PV-heavy households at the two feeder ends, limits 0.999/1.001 "
                  "p.u.: noon PV overvoltage (exports curtailed) and evening undervoltage",
                  "How do voltage limits on both sides price PV at noon and load in the evening?"),
+    # more feeders (issue 21, docs/network_model.md "More feeders"); the three LV feeders are built by
+    # pandapower's network functions (pip install p2penv[test]), the 69-bus one is embedded
+    ScenarioSpec("dlmp_v0/ieee69-v0", "dlmp_v0", dict(scenario="ieee69-base", max_cycles=24),
+                 "Baran-Wu/Das 69-bus feeder, full base load (3802 kW), 48 agents (one per load bus); prices "
+                 "separate by losses", "Do loss-driven DLMPs on a longer feeder change who sells and at what markup?"),
+    ScenarioSpec("dlmp_v0/ieee-eu-lv-v0", "dlmp_v0", dict(scenario="ieee-eu-lv-base", max_cycles=24),
+                 "IEEE European LV test feeder as its balanced single-phase equivalent (0.416 kV, 907 buses, "
+                 "57 kW peak snapshot as fixed load), 55 households at its 55 load buses; needs pandapower",
+                 "On a real LV feeder with light fixed load, do household trades move DLMPs and voltages?"),
+    ScenarioSpec("dlmp_v0/cigre-lv-v0", "dlmp_v0", dict(scenario="cigre-lv-base", max_cycles=24),
+                 "CIGRE LV benchmark (residential, industrial and commercial feeders behind three 20/0.4 kV "
+                 "trafos; 687 kW fixed load), 15 agents at its load buses; needs pandapower",
+                 "How do loss factors differ between the residential, industrial and commercial LV feeders?"),
+    ScenarioSpec("dlmp_v0/kerber-dorfnetz-v0", "dlmp_v0", dict(scenario="kerber-dorfnetz-base", max_cycles=24),
+                 "Kerber village LV network (400 kVA trafo, 57 house connections of 6 kW as fixed load), "
+                 "57 agents; needs pandapower",
+                 "In a village LV network, how far do DLMPs spread between the transformer and the feeder ends?"),
+):
+    register(_spec)
+
+
+# -- Bayesian auctions with closed-form Bayes-Nash equilibria (learner validation) -----------------
+# One stage game per step (max_cycles=1: types U[0, 1] $/kWh redrawn at every autoreset); the metrics
+# against the BNE are in p2penv.diagnostics.bayes_nash, the market set-up in
+# p2penv.scenarios.bayesian_auctions. The first-price seller (prosumer_0) does not learn: it asks its
+# cost 0 (TruthfulAgent or BnePolicy as the trainer's ``others``).
+from .scenarios.bayesian_auctions import STAGE_GAME_MARKET, BilateralTrade, SingleUnitAuction  # noqa: E402
+
+for _spec in (
+    ScenarioSpec(
+        "auction_v0/first_price2-v0", "auction_v0",
+        dict(n_prosumers=3, generator=SingleUnitAuction(2), mechanism="pay_as_bid", **STAGE_GAME_MARKET),
+        "first-price sealed-bid auction: one unit (1 kWh) offered at ask 0 by a non-learning seller, 2 buyers "
+        "with values U[0, 1] $/kWh redrawn every step (one-step episodes); the highest bid wins and pays it, "
+        "a loser sheds its demand (utility 0). BNE b(v) = v/2, ex-ante utility 1/6 $",
+        "Do learning buyers recover the first-price Bayes-Nash equilibrium b(v) = v/2?",
+        learners=("prosumer_1", "prosumer_2")),
+    ScenarioSpec(
+        "auction_v0/first_price3-v0", "auction_v0",
+        dict(n_prosumers=4, generator=SingleUnitAuction(3), mechanism="pay_as_bid", **STAGE_GAME_MARKET),
+        "first-price sealed-bid auction as first_price2 with 3 buyers: BNE b(v) = 2v/3, ex-ante utility 1/12 $",
+        "Do learning buyers shade less with more competitors, as the BNE b(v) = 2v/3 says?",
+        learners=("prosumer_1", "prosumer_2", "prosumer_3")),
+    ScenarioSpec(
+        "auction_v0/k_double_bilateral-v0", "auction_v0",
+        dict(n_prosumers=2, generator=BilateralTrade(), mechanism="uniform", k=0.5, rule="marginal_pair",
+             **STAGE_GAME_MARKET),
+        "Chatterjee-Samuelson bilateral k-double auction (k = 1/2): a seller with cost c and a buyer with value "
+        "v, both U[0, 1] $/kWh redrawn every step, one unit (1 kWh); trade iff bid >= ask at (b + s)/2, an "
+        "unsold unit is curtailed (costs nothing). BNE b(v) = 2v/3 + 1/12, s(c) = 2c/3 + 1/4 (trade iff "
+        "v - c >= 1/4), ex-ante utility 9/128 $ each",
+        "Do a learning buyer and seller recover the linear Chatterjee-Samuelson equilibrium, and its "
+        "inefficiency (27/32 of the first-best gains)?",
+        learners=("prosumer_0", "prosumer_1")),
+):
+    register(_spec)
+
+# -- price-taker battery arbitrage: a learner check with a known optimum (p2penv.diagnostics.arbitrage) --
+from .scenarios.arbitrage import ArbitrageMarket  # noqa: E402  (appended block)
+
+for _spec in (
+    ScenarioSpec(
+        "auction_v0/arbitrage_tou-v0", "auction_v0",
+        dict(n_prosumers=2, generator=ArbitrageMarket("tou"), max_cycles=24),
+        "one battery (10 kWh, 2.5 kW both ways, 95 % one-way efficiencies, SOC in [1, 9] kWh from 5 kWh, "
+        "0.01 $/kWh throughput) buying and selling at the time-of-use tariff (0.18 $/kWh 22-07 h, 0.26 "
+        "shoulder, 0.38 17-21 h) through the backstop; the episode must end at the start SOC; prosumer_1 "
+        "is inert; 24 h from midnight",
+        "Does a learner reach the known optimum (arbitrage_optimum: 1.212 $/episode) of a price-taking battery?",
+        learners=("prosumer_0",)),
+    ScenarioSpec(
+        "auction_v0/arbitrage_wholesale-v0", "auction_v0",
+        dict(n_prosumers=2, generator=ArbitrageMarket("wholesale"), max_cycles=24),
+        "the arbitrage battery at the noise-free wholesale price of a June Monday (WholesaleModel: "
+        "0.039-0.110 $/kWh, morning and evening peaks, midday solar dip), bought and sold through the "
+        "backstop; the episode must end at the start SOC; prosumer_1 is inert; 24 h from midnight",
+        "Does a learner reach the known optimum (arbitrage_optimum: 0.234 $/episode) of two daily cycles?",
+        learners=("prosumer_0",)),
 ):
     register(_spec)

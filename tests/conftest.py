@@ -3,4 +3,16 @@ venv (``make test`` builds ``.venv-benchmarl`` and runs that file there). The ma
 naming the file explicitly still runs it, so a broken BenchMARL venv fails loudly."""
 import importlib.util
 
+import pytest
+
 collect_ignore = [] if importlib.util.find_spec("benchmarl") else ["test_benchmarl.py"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sb3_log_folder(tmp_path_factory):
+    """stable-baselines3 makes an empty folder tempdir/SB3-<date-time> for every model it trains without
+    tensorboard unless $SB3_LOGDIR names one: point it into pytest's temp folder, so tests leave nothing
+    outside their temp folders."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+        yield

@@ -65,7 +65,7 @@ def test_train_and_evaluate_a_registered_storage_scenario(tmp_path, capsys):
     assert cli.main(["evaluate", str(out)]) == 0
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "--scenario", "auction_v0/nope-v0", "--out", str(tmp_path / "bad")])
-    assert e.value.code == 2 and "unknown 'auction_v0/nope-v0'" in capsys.readouterr().err
+    assert e.value.code == 2 and "invalid choice: 'auction_v0/nope-v0'" in capsys.readouterr().err
 
 
 def test_bad_config_key_is_named(tmp_path, capsys):
@@ -86,18 +86,21 @@ def test_experiment_and_unknown_experiment(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["experiment", "nope"])
     assert e.value.code == 2
-    assert capsys.readouterr().err == ("p2penv experiment: error: unknown experiment 'nope'; known market_power, "
-                                       "algorithm_benchmark, mechanism_comparison, collusion_probe, demo, "
-                                       "local_market_power, scenario_baselines, exploitability_study\n")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "p2penv experiment: error: argument NAME: invalid choice: 'nope' (choose from 'market_power', "
+        "'algorithm_benchmark', 'mechanism_comparison', 'collusion_probe', 'demo', 'local_market_power', "
+        "'scenario_baselines', 'exploitability_study')")
 
 
-def test_bench_calls_run_all_and_times_adapters(monkeypatch, capsys):
-    calls = []
-    monkeypatch.setattr(cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
-    assert cli.main(["bench", "--adapters", "--steps", "20"]) == 0
+def test_bench_times_adapters_alone_and_runs_the_benchmarks_package(monkeypatch, capsys):
+    assert cli.main(["bench", "--adapters", "--only", "--steps", "20"]) == 0  # --only with no names: adapters only
     out = capsys.readouterr().out
     assert ("native" in out and "supersuit" in out)
-    assert calls == [] or calls[0][-1] == "benchmarks.run_all"
+    calls = []
+    run_all = __import__(f"{cli.benchmarks_package().__name__}.run_all", fromlist=["main"])
+    monkeypatch.setattr(run_all, "main", lambda argv: calls.append(argv) or 0)
+    assert cli.main(["bench", "--quick", "--only", "vector", "scaling"]) == 0
+    assert calls == [["--quick", "--only", "vector", "scaling"]]
 
 
 def test_train_and_evaluate_on_dlmp_v0(tmp_path, capsys):

@@ -79,3 +79,69 @@ def test_every_highs_instance_is_single_threaded():
     from p2penv.network.highs import new_highs
 
     assert new_highs().getOptionValue("threads")[1] == 1
+
+
+def _battery_next_to_a_load(soc0=6.0):
+    """Night 0.10, evening 0.30, night 0.12 $/kWh (feed-in 0); a 10 kWh battery, 4 kW both ways,
+    80 % one-way efficiencies (0.8 x 0.8 = 64 % round trip), 0.01 $/kWh throughput, SOC_0 = 6 kWh,
+    next to a fixed 5 kW load (so every kWh it discharges displaces an import at retail)."""
+    z = np.zeros((3, 2))
+    demand = z.copy()
+    demand[:, 1] = 5.0
+    st = Storage(np.array([10.0, 0.0]), np.array([4.0, 0.0]), np.array([4.0, 0.0]), np.array([0.8, 1.0]),
+                 np.array([0.8, 1.0]), np.zeros(2), np.array([10.0, 0.0]), np.array([soc0, 0.0]),
+                 np.array([0.01, 0.0]))
+    return Fleet(demand, z, np.full(2, np.inf), np.ones(2), np.full(2, 0.01), np.zeros(2), np.zeros(2),
+                 np.arange(1, 3), ("battery", "load"), None, st)
+
+
+PRICES_3 = np.array([0.10, 0.30, 0.12])
+NO_BATTERY_3 = -float(PRICES_3.sum()) * 5.0  # the load imports everything at retail
+
+
+def test_free_end_sells_the_battery_empty_when_it_pays():
+    """soc_end=None. Step 1 (0.30) is power-limited: 4 kWh out takes 4 / 0.8 = 5 kWh of SOC, which SOC_0 = 6
+    already holds, so charging at 0.10 buys nothing there (0.8 x 0.8 x (0.12 - 0.01) = 0.0704 < 0.11 to
+    resell at step 2). The last 1 kWh of SOC is worth 0.8 x (0.12 - 0.01) > 0 at step 2, so it is sold:
+    the battery ends empty. Profit 0.30 x 4 + 0.12 x 0.8 - 0.01 x 4.8 = 1.248 $."""
+    out = competitive_horizon(_battery_next_to_a_load(), 1.0, PRICES_3, 0.0)
+    np.testing.assert_allclose(out.charge_kwh[:, 0], [0.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out.discharge_kwh[:, 0], [0.0, 4.0, 0.8], atol=1e-6)
+    np.testing.assert_allclose(out.soc_kwh[:, 0], [6.0, 6.0, 1.0, 0.0], atol=1e-6)
+    assert out.welfare - NO_BATTERY_3 == pytest.approx(1.248, abs=1e-6)
+    np.testing.assert_allclose(out.price, PRICES_3, atol=1e-9)
+
+
+def test_soc_end_start_refills_the_battery_where_it_is_cheapest():
+    """soc_end="start": SOC_3 = 6. A kWh of SOC costs (0.10 + 0.01) / 0.8 = 0.1375 $ at step 0 and
+    (0.12 + 0.01) / 0.8 = 0.1625 $ at step 2, and is worth 0.8 x (0.30 - 0.01) = 0.232 $ at step 1: charge
+    4 kWh (the power limit) at step 0 (SOC 9.2), discharge 4 kWh at step 1 (SOC 4.2), refill 1.8 kWh of
+    SOC = 2.25 kWh at step 2. Profit 1.2 - 0.4 - 0.27 - 0.01 x 10.25 = 0.4275 $."""
+    out = competitive_horizon(_battery_next_to_a_load(), 1.0, PRICES_3, 0.0, soc_end="start")
+    np.testing.assert_allclose(out.charge_kwh[:, 0], [4.0, 0.0, 2.25], atol=1e-6)
+    np.testing.assert_allclose(out.discharge_kwh[:, 0], [0.0, 4.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out.soc_kwh[:, 0], [6.0, 9.2, 4.2, 6.0], atol=1e-6)
+    assert out.welfare - NO_BATTERY_3 == pytest.approx(0.4275, abs=1e-6)
+
+
+def test_soc_end_array_binds_the_evening_discharge():
+    """soc_end = [8, 0] kWh: both charging steps at their 4 kW limit add 3.2 kWh of SOC each, so the
+    evening may only take 6 + 6.4 - 8 = 4.4 kWh of SOC, i.e. 3.52 kWh delivered.
+    Profit 0.30 x 3.52 - 0.10 x 4 - 0.12 x 4 - 0.01 x 11.52 = 0.0608 $."""
+    out = competitive_horizon(_battery_next_to_a_load(), 1.0, PRICES_3, 0.0, soc_end=np.array([8.0, 0.0]))
+    np.testing.assert_allclose(out.charge_kwh[:, 0], [4.0, 0.0, 4.0], atol=1e-6)
+    np.testing.assert_allclose(out.discharge_kwh[:, 0], [0.0, 3.52, 0.0], atol=1e-6)
+    np.testing.assert_allclose(out.soc_kwh[:, 0], [6.0, 9.2, 4.8, 8.0], atol=1e-6)
+    assert out.welfare - NO_BATTERY_3 == pytest.approx(0.0608, abs=1e-6)
+
+
+@pytest.mark.parametrize("soc_end, msg", [
+    ("end", r"soc_end: expected None, 'start' or an \(N,\) array"),
+    (np.array([1.0]), r"soc_end: expected shape \(2,\) kWh"),
+    (np.array([11.0, 0.0]), r"agent 'battery': soc_end 11.0 kWh must lie in \[soc_min_kwh, soc_max_kwh\]"),
+    (np.array([10.0, 0.0]), r"agent 'battery': soc_end 10.0 kWh .* reachable from soc0_kwh 0.0 in 3 steps"),
+])
+def test_soc_end_errors_name_the_agent(soc_end, msg):
+    """(10 kWh from SOC_0 = 0 needs 10 / 3.2 > 3 full charging steps.)"""
+    with pytest.raises(ValueError, match=msg):
+        competitive_horizon(_battery_next_to_a_load(soc0=0.0), 1.0, PRICES_3, 0.0, soc_end=soc_end)

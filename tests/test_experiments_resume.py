@@ -86,7 +86,8 @@ def test_corrupt_checkpoint_names_the_file_and_the_way_out(tmp_path, capsys, tex
 
 def test_row_checkpoint_records_its_config_before_the_first_row(tmp_path):
     RowCheckpoint(tmp_path, "x", dict(a=(1, 2)))
-    assert json.loads((tmp_path / "x_checkpoint.json").read_text()) == {"config": {"a": [1, 2]}, "rows": []}
+    assert json.loads((tmp_path / "x_checkpoint.json").read_text()) == {"config": {"a": [1, 2]}, "rows": [],
+                                                                        "fields": []}
     ck = RowCheckpoint(tmp_path, "x", dict(a=(1, 2)), resume=True)
     assert ck.matched and ck.reused == 0
 

@@ -116,7 +116,7 @@ def test_from_pandapower_rejects_meshes_and_unsupported_elements():
 
 
 def test_registry():
-    assert set(FEEDERS) == {"ieee33", "teaching4"}
+    assert set(FEEDERS) == {"ieee33", "teaching4", "ieee69", "ieee_eu_lv", "cigre_lv", "kerber_dorfnetz"}
     assert get_feeder("ieee33").n_bus == 33 and get_feeder("teaching4").n_bus == 4
     with pytest.raises(ValueError, match="unknown name 'x'"):
         get_feeder("x")

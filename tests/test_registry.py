@@ -24,6 +24,16 @@ PINNED = {
     "dlmp_v0/outage-line7-v0": "238cd2fa819e4a67",
     "dlmp_v0/island-v0": "a58cf9a8df2c5189",
     "dlmp_v0/voltage-stress-v0": "74718cf2fa3fd57b",
+    "auction_v0/first_price2-v0": "1076c429003349dc",
+    "auction_v0/first_price3-v0": "c0e6c2142dba57f3",
+    "auction_v0/k_double_bilateral-v0": "e6145ee29594f246",
+    "auction_v0/arbitrage_tou-v0": "ec352baa2bb99050",
+    "auction_v0/arbitrage_wholesale-v0": "830fb7043d5b669c",
+    # issue 21 feeders; the three LV ones hash pandapower's network data too (pandapower 3.5.6)
+    "dlmp_v0/ieee69-v0": "7921c356d72c3240",
+    "dlmp_v0/ieee-eu-lv-v0": "3e6689c4013cc0f9",
+    "dlmp_v0/cigre-lv-v0": "ebecab29d279714d",
+    "dlmp_v0/kerber-dorfnetz-v0": "6d646b4ad6392a7d",
 }
 
 
@@ -34,10 +44,12 @@ def fingerprint(env) -> str:
     h = hashlib.sha256()
     h.update(np.round(np.stack([obs[a] for a in env.agents]).astype(np.float64), 6).tobytes())
     for _ in range(3):
-        acts = {a: rng.uniform(-1, 1, k) for a in env.agents}
+        if not env.agents:  # one-step episodes (the Bayesian stage games): the next stage game
+            env.reset()
+        acts = {a: rng.uniform(-1, 1, k) for a in env.possible_agents}
         obs, rew, *_ = env.step(acts)
-        h.update(np.round(np.stack([obs[a] for a in env.agents]).astype(np.float64), 6).tobytes())
-        h.update(np.round(np.array([rew[a] for a in env.agents]), 9).tobytes())
+        h.update(np.round(np.stack([obs[a] for a in env.possible_agents]).astype(np.float64), 6).tobytes())
+        h.update(np.round(np.array([rew[a] for a in env.possible_agents]), 9).tobytes())
     return h.hexdigest()[:16]
 
 

@@ -1,4 +1,4 @@
-"""README result tables come from docs/results/*.json; claims only where the intervals separate."""
+"""The result tables of docs/results.md come from docs/results/*.json; claims only where the intervals separate."""
 import json
 import math
 
@@ -47,5 +47,20 @@ def test_render_replaces_only_the_marked_section(tmp_path):
     assert report.render(out, tmp_path) == out  # idempotent
 
 
-def test_readme_tables_match_the_committed_json():
+def test_results_page_matches_the_committed_json():
+    assert report.PAGES == (report.ROOT / "docs" / "results.md",)
     assert report.main(["--check"]) == 0
+    page = report.PAGES[0].read_text()
+    for name in report.SECTIONS:  # every generated table has its place on the page
+        assert f"<!-- results:{name}:begin -->" in page and f"<!-- results:{name}:end -->" in page
+
+
+def test_check_fails_on_a_stale_table(tmp_path, monkeypatch, capsys):
+    page = tmp_path / "results.md"
+    page.write_text(report.PAGES[0].read_text().replace("| 2 | nash | 0.385 |", "| 2 | nash | 0.999 |", 1))
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    monkeypatch.setattr(report, "PAGES", (page,))
+    assert report.main(["--check"]) == 1
+    assert "results.md: result tables out of date" in capsys.readouterr().err
+    assert report.main([]) == 0 and report.main(["--check"]) == 0  # rewritten from the JSON
+    assert "| 2 | nash | 0.385 |" in page.read_text()

@@ -188,3 +188,116 @@ def test_inconsistent_price_series_is_refused():
 
     with pytest.raises(ValueError, match=r"step 0: feed_in \(0.2\) must be <= retail \(0.1\)"):
         auction_v0.parallel_env(generator=Bad()).reset(seed=0)
+
+
+# -- end-of-episode SOC (generator.soc_end = "start"): market.storage.soc_end_interval -----------------
+class _HoldSoc(HouseholdMix):
+    """The storage mix with every battery bound to end the episode at its start SOC."""
+
+    soc_end = "start"
+
+
+HOLD = _HoldSoc(kinds=MIX.kinds)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), horizon=st.integers(1, 30), dt_h=st.sampled_from([0.25, 1.0, 2.0]),
+       extreme=st.booleans())
+def test_soc_end_start_every_episode_ends_at_its_start_soc(seed, horizon, dt_h, extreme):
+    """Random actions (uniform, or always full power one way or the other, which runs into the
+    constraint): the SOC stays in its bounds, the battery power in the narrowed interval (the kernel
+    equals ``soc_end_interval`` and ``battery_power``), the narrowing is what the interval lost, and
+    every episode ends at SOC_0 to 1e-9."""
+    from p2penv.market.storage import battery_power, soc_end_interval, storage_interval
+
+    env = auction_v0.parallel_env(n_prosumers=6, generator=HOLD, max_cycles=horizon, dt_h=dt_h)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    stg = env.fleet.storage
+    soc = stg.soc0_kwh.copy()
+    for t in range(horizon):
+        ctx = env.ctx
+        cmax0, dmax0 = storage_interval(soc, stg, dt_h)
+        cmax, dmax = soc_end_interval(soc, stg.soc0_kwh, cmax0, dmax0, stg, dt_h, horizon - t - 1)
+        np.testing.assert_allclose(ctx.charge_max_kw, cmax, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(ctx.discharge_max_kw, dmax, rtol=0, atol=1e-12)
+        u = 1.2 * rng.choice([-1.0, 1.0], (6, 3)) if extreme else rng.uniform(-1.3, 1.3, (6, 3))
+        _, _, _, _, info = env.step({a: u[j] for j, a in enumerate(env.agents)})
+        g = {k: np.array([info[a][k] for a in info]) for k in info["prosumer_0"] if k != "market"}
+        b = g["charge_kw"] - g["discharge_kw"]
+        np.testing.assert_allclose(b, battery_power(u[:, 2], cmax, dmax), rtol=0, atol=1e-12)
+        assert np.all(b >= g["battery_lo_kw"] - 1e-12) and np.all(b <= g["battery_hi_kw"] + 1e-12)
+        np.testing.assert_allclose(g["soc_end_narrowing_kw"], (cmax0 + dmax0) - (cmax + dmax), rtol=0, atol=1e-12)
+        assert np.all(g["soc_end_narrowing_kw"] >= -1e-12)
+        np.testing.assert_allclose(g["clip_storage"], np.abs(u[:, 2] - np.clip(u[:, 2], -1, 1)), rtol=0, atol=0)
+        soc = g["soc_kwh"]
+        assert np.all(soc >= stg.soc_min_kwh - 1e-12) and np.all(soc <= stg.soc_max_kwh + 1e-12)
+    assert not env.agents
+    np.testing.assert_allclose(soc, stg.soc0_kwh, rtol=0, atol=1e-9)
+
+
+def test_soc_end_by_hand_forces_the_last_step():
+    """One battery, eta 1, 2 kW both ways, SOC 5 of [0, 10] kWh, 3 steps of 1 h, action always +1 (charge):
+    step 0 charges 2 kW (SOC 7; 7 is still 2 steps x 2 kWh from 5); step 1 may not charge (from 7 one
+    step reaches 5, from more it would not): interval [-2, 0], +1 means its upper end, idle, narrowing
+    2 kW; step 2 must land on 5: interval [-2, -2], a forced 2 kW discharge, narrowing 4 kW."""
+    from p2penv.scenarios.arbitrage import ArbitrageMarket
+
+    gen = ArbitrageMarket("tou", capacity_kwh=10.0, power_kw=2.0, eta=1.0, soc_min_kwh=0.0, soc_max_kwh=10.0,
+                          soc0_kwh=5.0)
+    env = auction_v0.parallel_env(n_prosumers=2, generator=gen, max_cycles=3)
+    env.reset(seed=0)
+    rows = []
+    while env.agents:
+        _, _, _, _, info = env.step({a: np.array([0.0, 0.0, 1.0]) for a in env.agents})
+        i = info["prosumer_0"]
+        rows.append([i["battery_lo_kw"], i["battery_hi_kw"], i["charge_kw"] - i["discharge_kw"],
+                     i["soc_end_narrowing_kw"], i["soc_kwh"]])
+    np.testing.assert_array_equal(rows, [[-2.0, 2.0, 2.0, 0.0, 7.0], [-2.0, 0.0, 0.0, 2.0, 7.0],
+                                         [-2.0, -2.0, -2.0, 4.0, 5.0]])
+
+
+def test_soc_end_is_off_by_default_and_reported_as_zero():
+    """Without the option the interval is storage_interval's and nothing is narrowed."""
+    env = auction_v0.parallel_env(n_prosumers=6, generator=MIX, max_cycles=3)
+    env.reset(seed=2)
+    assert env.core.soc_end is None
+    while env.agents:
+        ctx = env.ctx
+        _, _, _, _, info = env.step({a: np.array([0.0, 0.0, 1.0]) for a in env.agents})
+        g = {k: np.array([info[a][k] for a in info])
+             for k in ("battery_lo_kw", "battery_hi_kw", "soc_end_narrowing_kw")}
+        np.testing.assert_array_equal(g["battery_lo_kw"], -ctx.discharge_max_kw)
+        np.testing.assert_array_equal(g["battery_hi_kw"], ctx.charge_max_kw)
+        assert np.all(g["soc_end_narrowing_kw"] == 0.0)
+
+
+def test_battery_power_is_the_order_kernels_mapping_when_idle_is_allowed_and_inverts():
+    from p2penv.market.pipeline import orders_kernel
+    from p2penv.market.storage import battery_power, storage_action
+
+    rng = np.random.default_rng(0)
+    u = rng.uniform(-1, 1, (200, 1, 3))
+    cmax, dmax = rng.uniform(0, 5, (200, 1)), rng.uniform(0, 5, (200, 1))
+    z = np.zeros((200, 1))
+    battery = orders_kernel(u, z, z, z + 1, z, cmax, dmax, 1.0, 0.0, 0.4)[-1]
+    np.testing.assert_array_equal(battery_power(u[..., 2], cmax, dmax), battery)  # bit for bit
+    # intervals that exclude idle (soc_end): [1, 3] kW and [-3, -1] kW
+    np.testing.assert_allclose(battery_power([-1.0, 0.0, 0.5, 1.0], 3.0, -1.0), [1.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(battery_power([-1.0, -0.5, 0.0, 1.0], -1.0, 3.0), [-3.0, -2.0, -1.0, -1.0])
+    for c, d in ((3.0, -1.0), (-1.0, 3.0), (2.0, 4.0), (0.0, 0.0), (-2.0, 2.0)):
+        b = np.linspace(-d, c, 7)
+        np.testing.assert_allclose(battery_power(storage_action(b, c, d), c, d), b, atol=1e-12)
+
+
+def test_soc_end_needs_batteries_and_a_known_mode():
+    class NoBattery(HouseholdMix):
+        soc_end = "start"
+
+    class Bad(HouseholdMix):
+        soc_end = "empty"
+
+    with pytest.raises(ValueError, match=r"generator: soc_end='start' needs batteries"):
+        auction_v0.parallel_env(generator=NoBattery())
+    with pytest.raises(ValueError, match=r"generator: soc_end must be one of \(None, 'start'\), got 'empty'"):
+        auction_v0.parallel_env(generator=Bad(kinds=MIX.kinds))

@@ -75,7 +75,8 @@ def test_evaluator_gives_the_learning_curve_and_the_progress_columns(tmp_path):
         calls.append(pol.agent_names)
         return dict(nash_conv=0.25 * len(calls), markup_rel=0.1)
 
-    r = train_vector_ppo(VEC, cfg(total_steps=3 * PER, eval_every=2), tmp_path, others=TRUTH, evaluator=evaluator)
+    r = train_vector_ppo(VEC, cfg(total_steps=3 * PER, eval_every=2, tensorboard=True), tmp_path, others=TRUTH,
+                         evaluator=evaluator)
     # every 2nd update and after the last one
     assert [c["agent_steps"] for c in r.curve] == [2 * PER, 3 * PER]
     assert [c["nash_conv"] for c in r.curve] == [0.25, 0.5]
@@ -83,7 +84,17 @@ def test_evaluator_gives_the_learning_curve_and_the_progress_columns(tmp_path):
         prog = list(csv.DictReader(f))
     assert [p["nash_conv"] for p in prog] == ["", "0.25", "0.5"]
     with open(tmp_path / "market_log.csv", newline="") as f:
-        assert [x["nash_conv"] for x in csv.DictReader(f)] == ["", "0.25", "0.5"]
+        log = list(csv.DictReader(f))
+    assert [x["nash_conv"] for x in log] == ["", "0.25", "0.5"]
+    # the vector path has no per-step competitive price: the evaluator's markup fills its rows
+    assert [x["markup_rel"] for x in log] == ["nan", "0.1", "0.1"]
+    # each market scalar is written once (by the market log), not also by the trainer
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = []
+    for d in sorted({p.parent for p in (tmp_path / "tb").rglob("events.*")}):
+        tags += EventAccumulator(str(d)).Reload().Tags()["scalars"]
+    assert tags.count("market/nash_conv") == 1 and tags.count("market/markup_rel") == 1
 
 
 def test_resume_refuses_a_different_num_envs(tmp_path):

@@ -11,6 +11,13 @@ of a batch reproduces a single market seeded ``seed + e`` bit for bit. The singl
 (``AuctionEnv``) is this core with E = 1 plus the PettingZoo dicts; the vector environment
 (``AuctionVectorEnv``) is this core plus Gymnasium's vector conventions. Nothing here knows
 about dicts or agents' names beyond the list of them.
+
+End-of-episode SOC: a generator with ``soc_end = "start"`` (default ``None``: free) makes every
+battery end the episode at its start SOC (``market.storage.soc_end_interval``): each step's battery
+interval is narrowed so that the start SOC stays reachable, the last step lands on it, and the
+narrowing is reported in the ``soc_end_narrowing_kw`` info (the interval itself in ``battery_lo_kw``,
+``battery_hi_kw``). The storage action is mapped onto the narrowed interval by
+``market.storage.battery_power``; scenarios without the option take exactly the old path.
 """
 from __future__ import annotations
 
@@ -26,9 +33,10 @@ from ..market.mechanisms.types import Clearing
 from ..market.pipeline import MarketRules, StepContext, StepOutcome, orders_kernel
 from ..market.prosumer import Fleet
 from ..market.settlement import Settlement
-from .config import MarketConfig
-from ..market.storage import STORAGE_FIELDS, Storage
-from .core_kernels import feasible_kernel, observe_kernel, settle_markets_kernel, storage_kernel, storage_obs_kernel
+from .config import SEED_RULE, MarketConfig, is_seed
+from ..market.storage import SOC_END_MODES, STORAGE_FIELDS, Storage
+from .core_kernels import (feasible_kernel, observe_kernel, settle_markets_kernel, soc_end_kernel,
+                           storage_command_kernel, storage_kernel, storage_obs_kernel)
 from .fields import INFO_FIELDS, OBS_FIELDS, STORAGE_INFO_FIELDS, STORAGE_OBS_FIELDS, names
 
 OBS_NAMES = names(OBS_FIELDS)
@@ -61,7 +69,7 @@ class AuctionCore:
     """
 
     def __init__(self, config: MarketConfig, num_envs: int = 1, clear: Callable[..., Clearing] | None = None):
-        if not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
+        if isinstance(num_envs, bool) or not (isinstance(num_envs, (int, np.integer)) and num_envs >= 1):
             raise ValueError(f"num_envs: must be an integer >= 1, got {num_envs!r}")
         self.config = config
         self.num_envs = int(num_envs)
@@ -71,6 +79,11 @@ class AuctionCore:
         # Batteries add a third action component (storage) for every agent; see market.storage.
         self.has_storage = bool(getattr(config.generator, "has_storage", False))
         self.action_dim = 3 if self.has_storage else 2
+        self.soc_end = getattr(config.generator, "soc_end", None)  # None (free) or "start"; market.storage
+        if self.soc_end not in SOC_END_MODES:
+            raise ValueError(f"generator: soc_end must be one of {SOC_END_MODES}, got {self.soc_end!r}")
+        if self.soc_end is not None and not self.has_storage:
+            raise ValueError(f"generator: soc_end={self.soc_end!r} needs batteries (has_storage is False)")
         self._price_span = config.price_cap - config.price_floor
         self.seed(config.seed)
         self.fleet: Fleet | None = None
@@ -80,6 +93,8 @@ class AuctionCore:
     # -- episode ---------------------------------------------------------------------------------
     def seed(self, seed: int | None) -> None:
         """Market e draws from ``default_rng(seed + e)`` (fresh entropy when seed is None)."""
+        if not is_seed(seed):
+            raise ValueError(f"seed: {SEED_RULE}, got {seed!r}")
         self._rngs = [np.random.default_rng(None if seed is None else seed + e) for e in range(self.num_envs)]
 
     @property
@@ -117,9 +132,11 @@ class AuctionCore:
         self.soc = None if fleet.storage is None else np.array(fleet.storage.soc0_kwh, dtype=np.float64)
         self._last_battery = None
         self._no_battery = np.zeros(fleet.ramp_kw.shape)
+        self._narrowing = self._last_narrowing = self._no_battery
         if self.storage is not None:  # (E, N) float64 copies the compiled kernels take as they are
             self.storage = Storage(*(np.ascontiguousarray(np.broadcast_to(getattr(fleet.storage, f), fleet.ramp_kw.shape),
                                                           dtype=np.float64) for f in STORAGE_FIELDS))
+            self._soc_target = self.storage.soc0_kwh  # soc_end="start": where every episode must end
         span = self._price_span
         self._mc_slope = 2.0 * (2.0 * fleet.cost_a * cfg.dt_h / fleet.eta) / span
         self._mc_offset = 2.0 * (fleet.cost_b / fleet.eta - cfg.price_floor) / span - 1.0
@@ -148,6 +165,10 @@ class AuctionCore:
         self.soc, cmax, dmax = storage_kernel(self.soc, self._last_battery if moved else self._no_battery,
                                               st.charge_kw, st.discharge_kw, st.eta_charge, st.eta_discharge,
                                               st.soc_min_kwh, st.soc_max_kwh, dt, moved)
+        if self.soc_end is not None:  # keep the start SOC reachable in the steps left after this one
+            cmax, dmax, self._narrowing = soc_end_kernel(self.soc, self._soc_target, cmax, dmax, st.charge_kw,
+                                                         st.discharge_kw, st.eta_charge, st.eta_discharge, dt,
+                                                         self.max_cycles - t - 1)
         return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
                            dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in)
 
@@ -157,9 +178,14 @@ class AuctionCore:
         zero = self._no_battery
         cmax = zero if ctx.charge_max_kw is None else ctx.charge_max_kw
         dmax = zero if ctx.discharge_max_kw is None else ctx.discharge_max_kw
+        orders_in, storage_excess = actions, None
+        if self.soc_end is not None:  # the interval may exclude idle: map u2 first, hand over the exact power
+            orders_in, cmax, dmax, storage_excess = storage_command_kernel(actions, cmax, dmax)
         price, dispatch, qty, sides, excess, battery = orders_kernel(
-            actions, ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw, cmax, dmax, ctx.dt_h, rules.price_floor,
+            orders_in, ctx.lo_kw, ctx.hi_kw, ctx.eta, ctx.demand_kw, cmax, dmax, ctx.dt_h, rules.price_floor,
             rules.price_cap)
+        if storage_excess is not None:
+            excess[..., 2] = storage_excess
         clr = rules.clear(price, qty, sides)
         st, self.last_price = settle_markets_kernel(
             dispatch, qty, sides, clr.matched, clr.unit_price, battery, ctx.lo_kw, ctx.demand_kw, ctx.eta, ctx.cost_a,
@@ -177,6 +203,7 @@ class AuctionCore:
             self._last_battery = battery  # the SOC moves with it when the next context is built
             self._storage_action = np.clip(actions[..., 2], -1.0, 1.0)
         self.last_outcome, self.last_ctx = out, ctx
+        self._last_narrowing = self._narrowing
         self.t += 1
         if not self.done:
             f = self.fleet
@@ -258,10 +285,10 @@ class AuctionCore:
             "ramp_violation_kw": ctx.ramp_violation_kw,
             "clip_price": out.clip_excess[..., 0],
             "clip_dispatch": out.clip_excess[..., 1],
-            **(self._storage_columns(out) if self.storage is not None else {}),
+            **(self._storage_columns(out, ctx) if self.storage is not None else {}),
         }
 
-    def _storage_columns(self, out: StepOutcome) -> dict[str, np.ndarray]:
+    def _storage_columns(self, out: StepOutcome, ctx: StepContext) -> dict[str, np.ndarray]:
         st, b = self.storage, out.battery_kw
         return {
             "soc_kwh": self.soc,
@@ -272,6 +299,10 @@ class AuctionCore:
             "clip_storage": out.clip_excess[..., 2],
             # an agent without a battery has a storage component too (one action shape for the batch)
             "storage_ignored": np.where(st.capacity_kwh > 0, 0.0, np.abs(self._storage_action)),
+            # the step's battery interval [-discharge_max, charge_max] and what soc_end cut from it
+            "battery_lo_kw": -ctx.discharge_max_kw,
+            "battery_hi_kw": ctx.charge_max_kw,
+            "soc_end_narrowing_kw": self._last_narrowing,
         }
 
     @staticmethod

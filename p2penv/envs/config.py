@@ -15,7 +15,7 @@ from ..scenarios.households import HouseholdMix
 class MarketConfig:
     """Everything that defines an auction_v0 scenario. Unknown keys raise a ValueError."""
 
-    n_prosumers: int = 6
+    n_prosumers: int = 6  # agents in the market (>= 2)
     max_cycles: int = 24  # steps per episode (truncation)
     dt_h: float = 1.0  # step length, hours
     start_hour: float = 0.0  # hour of day of the first step
@@ -25,12 +25,12 @@ class MarketConfig:
     feed_in_tariff: float = 0.05  # $/kWh received for unmatched sells
     mechanism: str = "uniform"  # key of p2penv.market.mechanisms.MECHANISMS
     k: float = 0.5  # k-double-auction price position in the uniform-price interval
-    rule: str = "marginal_pair"  # or "walrasian": which uniform-price interval
-    unmatched: str = "backstop"  # or "curtail": lower dispatch before exporting at feed-in
-    generator: Callable[..., Any] = field(default_factory=HouseholdMix)
+    rule: str = "marginal_pair"  # which uniform-price interval: "marginal_pair" or "walrasian"
+    unmatched: str = "backstop"  # unmatched volume: "backstop" (tariffs) or "curtail" (lower dispatch before feed-in)
+    generator: Callable[..., Any] = field(default_factory=HouseholdMix)  # (n, T, dt_h, start_hour, rng) -> Fleet
     obs_kw_scale: float = 10.0  # kW mapped to 1.0 in observations
     nash_gap_in_infos: bool = False  # per-step stage-game NashConv in infos (slow)
-    seed: int | None = None  # default seed when reset() gets none
+    seed: int | None = None  # default seed when reset() gets none (None: fresh entropy)
 
     def __post_init__(self) -> None:
         err = []
@@ -38,6 +38,8 @@ class MarketConfig:
             err.append(f"n_prosumers: need an integer >= 2 agents for a market, got {self.n_prosumers!r}")
         if not _is_int(self.max_cycles) or self.max_cycles < 1:
             err.append(f"max_cycles: must be an integer >= 1, got {self.max_cycles!r}")
+        if not is_seed(self.seed):
+            err.append(f"seed: {SEED_RULE}, got {self.seed!r}")
         for name in ("dt_h", "start_hour", "price_floor", "price_cap", "retail_tariff", "feed_in_tariff", "k",
                      "obs_kw_scale"):
             v = getattr(self, name)
@@ -71,6 +73,14 @@ class MarketConfig:
         if bad:
             raise ValueError(f"{cls.__name__}: unknown option(s) {bad}; known {sorted(known)}")
         return cls(**kwargs)
+
+
+SEED_RULE = "expected None or an integer >= 0 (numpy's default_rng)"
+
+
+def is_seed(x) -> bool:
+    """None or an integer >= 0: what ``np.random.default_rng`` takes as a seed (bools are not seeds)."""
+    return x is None or (_is_int(x) and x >= 0)
 
 
 def _is_int(x) -> bool:

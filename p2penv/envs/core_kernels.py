@@ -140,3 +140,61 @@ def storage_obs_kernel(obs, soc, capacity, cmax, dmax, kw_scale):
             out[e, i, f + 1] = _clip1(cmax[e, i] * kw_scale)
             out[e, i, f + 2] = _clip1(dmax[e, i] * kw_scale)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def soc_end_kernel(soc, target, cmax, dmax, charge_kw, discharge_kw, eta_c, eta_d, dt_h, steps_after):
+    """``market.storage.soc_end_interval`` over ``(E, N)`` (same arithmetic): the battery interval
+    narrowed so that ``target`` stays reachable, and the narrowing (kW of interval width removed)."""
+    e_n, n = soc.shape
+    c_out = np.empty((e_n, n))
+    d_out = np.empty((e_n, n))
+    cut = np.empty((e_n, n))
+    for e in range(e_n):
+        for i in range(n):
+            s, ec, ed = soc[e, i], eta_c[e, i], eta_d[e, i]
+            lo_soc = target[e, i] - steps_after * ec * charge_kw[e, i] * dt_h
+            hi_soc = target[e, i] + steps_after * discharge_kw[e, i] * dt_h / ed
+            phys_lo = s - dmax[e, i] * dt_h / ed
+            phys_hi = s + ec * cmax[e, i] * dt_h
+            low = min(max(lo_soc, phys_lo), phys_hi)
+            high = max(min(hi_soc, phys_hi), low)
+            c = cmax[e, i]
+            if high < phys_hi:
+                d_soc = high - s
+                c = d_soc / (ec * dt_h) if d_soc >= 0.0 else d_soc * ed / dt_h
+            d = dmax[e, i]
+            if low > phys_lo:
+                d_soc = low - s
+                d = -(d_soc / (ec * dt_h) if d_soc >= 0.0 else d_soc * ed / dt_h)
+            c_out[e, i] = c
+            d_out[e, i] = d
+            cut[e, i] = (cmax[e, i] + dmax[e, i]) - (c + d)
+    return c_out, d_out, cut
+
+
+@numba.njit(cache=True, nogil=True)
+def storage_command_kernel(actions, cmax, dmax):
+    """Storage actions on an interval that may exclude idle (``soc_end``): ``market.storage.battery_power``.
+
+    Returns the actions with component 2 replaced by the sign of the battery power, the interval
+    ``(max(b, 0), max(-b, 0))`` on which ``pipeline.orders_kernel`` turns that sign into exactly ``b``,
+    and how far each original component 2 lay outside [-1, 1] (its clip excess).
+    """
+    e_n, n, k = actions.shape
+    acts = actions.copy()
+    c_out = np.empty((e_n, n))
+    d_out = np.empty((e_n, n))
+    excess = np.empty((e_n, n))
+    for e in range(e_n):
+        for i in range(n):
+            a = actions[e, i, 2]
+            u = min(max(a, -1.0), 1.0)
+            excess[e, i] = abs(a - u)
+            lo, hi = -dmax[e, i], cmax[e, i]
+            z = min(max(0.0, lo), hi)
+            b = z + u * (hi - z) if u >= 0.0 else z + u * (z - lo)
+            acts[e, i, 2] = 1.0 if b > 0.0 else (-1.0 if b < 0.0 else 0.0)
+            c_out[e, i] = max(b, 0.0)
+            d_out[e, i] = max(-b, 0.0)
+    return acts, c_out, d_out, excess

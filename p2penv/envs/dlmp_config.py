@@ -23,16 +23,22 @@ class DlmpConfig(MarketConfig):
     """Everything that defines a ``dlmp_v0`` run: the ``MarketConfig`` fields plus the network.
 
     n_prosumers:       None -> one agent per load bus of the scenario's feeder (32 on ieee33).
+    mechanism, k, rule: do not apply (every order settles at its bus DLMP): leave them at their defaults.
     scenario:          key of ``SCENARIOS``.
     agent_buses:       bus of each agent; None -> load buses, cycled if there are more agents.
     wholesale_price:   lambda_0 $/kWh; None -> the scenario's.
-    load_scale:        fixed load multiplier; None -> the scenario's.
+    load_scale:        fixed load multiplier; None -> the scenario's. Where the fixed load alone breaks a
+                       voltage or line limit (ieee33 above 1.18) every step is lp_violated, with DLMPs near
+                       the penalty: an overloaded feeder. The env warns when it is built.
     penalty:           $/kWh of the DLMP LP's slacks (unserved energy, overload, voltage).
     import_limit_kw, export_limit_kw: substation limits (kW).
     loss_linearisation: "previous" (losses linearised at the previous step's realised operating
                        point; default), "fixed" (at the fixed loads only, once) or "none" (lossless).
     audit_ac:          run a pandapower AC power flow on the realised injections every step (slow).
     lp_solver:         "highs" (warm-started highspy, default) or "linprog" (scipy, cold; benchmarks).
+    lp_reuse_basis:    True (default): each market keeps its last optimal LP basis and certifies it on the
+                       next step's LP before calling HiGHS (``network.basis_cache``); False: HiGHS every step.
+                       Same results either way (ties included); False is for benchmarks.
     loss_iterations:   LP solves per step (``DlmpMarket.clear(loss_iterations=...)``): 1 (default) clears once
                        with the losses linearised as ``loss_linearisation`` says; n > 1 re-linearises them at
                        the cleared LinDistFlow point and re-solves, up to n solves (successive LP).
@@ -52,6 +58,7 @@ class DlmpConfig(MarketConfig):
     loss_linearisation: str = "previous"
     audit_ac: bool = False
     lp_solver: str = "highs"
+    lp_reuse_basis: bool = True
     loss_iterations: int = 1
     loss_point: str = "lindistflow"  # or "distflow": re-linearise at the exact DistFlow point (AC-accurate)
 
@@ -99,6 +106,8 @@ class DlmpConfig(MarketConfig):
             err.append(f"loss_linearisation: expected one of {LOSS_LINEARISATIONS}, got {self.loss_linearisation!r}")
         if self.lp_solver not in ("highs", "linprog"):
             err.append(f"lp_solver: expected 'highs' or 'linprog', got {self.lp_solver!r}")
+        if not isinstance(self.lp_reuse_basis, (bool, np.bool_)):
+            err.append(f"lp_reuse_basis: expected True or False, got {self.lp_reuse_basis!r}")
         if (isinstance(self.loss_iterations, bool) or not isinstance(self.loss_iterations, (int, np.integer))
                 or self.loss_iterations < 1):
             err.append(f"loss_iterations: expected an integer >= 1, got {self.loss_iterations!r}")

@@ -1,17 +1,21 @@
 """The batched core of ``dlmp_v0``: the auction core with the DLMP clearing injected, plus the network.
 
     scenario (feeder, fixed loads, agents' buses) -> feasibility -> orders
-        -> clearing: one warm-started DLMP LP per market (``network.dlmp.DlmpMarket``)
+        -> clearing: one DLMP LP per market (``network.dlmp.DlmpMarket``; its kept basis certified
+           first, ``network.basis_cache``)
         -> settlement at the agent's bus DLMP
-        -> realised network (``network.lindistflow.RealisedNetwork``) -> observations, infos
+        -> realised network (``network.lindistflow.RealisedNetwork.states``) -> observations, infos
 
 Everything the auction core does (orders, settlement, observations, seeding) is inherited; this
 core adds the LPs, the realised network state of every market and the DLMP observation columns.
-The LPs are solved one per market; what is batched is everything around them.
+The LPs are solved one per market; what is batched is everything around them: the realised states
+and the next loss models of all markets are one compiled pass each (``network.kernels``), the DLMP
+observation columns another (``dlmp_kernels``).
 """
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,9 +24,10 @@ from ..market.mechanisms.types import Clearing
 from ..market.pipeline import StepContext, StepOutcome
 from ..network.ac_check import AcAudit
 from ..network.dlmp import DlmpMarket
-from ..network.lindistflow import LossModel, NetworkState, RealisedNetwork
+from ..network.lindistflow import LossModel, NetworkState, NetworkStates, RealisedNetwork
 from .auction_core import AuctionCore
 from .dlmp_config import DlmpConfig
+from .dlmp_kernels import dlmp_obs_kernel
 from .fields import DLMP_INFO_FIELDS, DLMP_OBS_FIELDS, names
 
 DLMP_OBS_NAMES = names(DLMP_OBS_FIELDS)
@@ -41,14 +46,41 @@ class DlmpBatchClearing(Clearing):
     operator_surplus: (E,) $, merchandising surplus of the LP (fixed loads pay their DLMP too).
     welfare:          (E,) $, declared: bids - asks - lambda_0 x import.
     lp:               (E,) object array of ``DlmpClearing``.
+    components:       (E, 5, n_bus) $/kWh: each market's DLMP, energy, loss, congestion and voltage parts.
     """
 
     lp: np.ndarray = None
+    components: np.ndarray = None
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)  # the LP caches the row bounds these loads give (by identity)
     return a
+
+
+def fixed_load_warning(feeder, fixed: NetworkState, scale: float, penalty: float) -> str:
+    """What a scenario means whose fixed load alone (no agent yet) breaks a voltage or line limit.
+
+    LinDistFlow's v^2 falls linearly in the load scale, so the largest scale that keeps every bus at
+    or above its v_min is ``scale x min_k (v0^2 - v_min,k^2) / (v0^2 - v_k^2)``.
+    """
+    v0 = feeder.v_root
+    parts = []
+    if fixed.voltage_violation_pu.max() > 0:
+        k = int(np.argmax(fixed.voltage_violation_pu))
+        drop = v0**2 - fixed.voltages**2
+        ok = drop > 0
+        s_max = scale * float(np.min((v0**2 - feeder.v_min[ok] ** 2) / drop[ok]))
+        parts.append(f"puts bus {k} at {fixed.voltages[k]:.3f} p.u., below its v_min of {feeder.v_min[k]:.3f} p.u. "
+                     f"(load_scale <= {s_max:.2f} keeps every bus inside)")
+    if fixed.overload_kw.max() > 0:
+        line = int(np.argmax(fixed.overload_kw))
+        parts.append(f"overloads line {feeder.from_bus[line]}->{feeder.to_bus[line]} by "
+                     f"{fixed.overload_kw[line]:.0f} kW")
+    return (f"dlmp_v0 load_scale={scale}: the fixed load alone, before any agent acts, {' and '.join(parts)} "
+            "(LinDistFlow). The DLMP LP can then meet the limits only through its penalised slacks: expect "
+            f"market['lp_violated'] on nearly every step and DLMPs near the penalty ({penalty:g} $/kWh). This "
+            "models an overloaded feeder, not a normal one.")
 
 
 class DlmpCore(AuctionCore):
@@ -67,6 +99,8 @@ class DlmpCore(AuctionCore):
         self.grid = RealisedNetwork(f, self.q_fixed_kvar)
         # refuse a load level where LinDistFlow means nothing (ValueError names the scale and voltage)
         fixed = self.grid.state(self.p_fixed_kw, LossModel.lossless(f), what=f"load_scale={s}")
+        if fixed.violated:
+            warnings.warn(fixed_load_warning(f, fixed, s, config.penalty), UserWarning, stacklevel=4)
         self.fixed_loss_model = self.grid.loss_model(fixed)
         super().__init__(config, num_envs, clear=self._clear)
         if config.import_limit_kw == 0 and config.export_limit_kw == 0:
@@ -74,7 +108,7 @@ class DlmpCore(AuctionCore):
             self.rules = dataclasses.replace(self.rules, island_voll=float(config.penalty))
         self.markets = [self._new_market() for _ in range(self.num_envs)]
         self.audit = AcAudit(f) if config.audit_ac else None
-        self.networks: list[NetworkState] = []
+        self.networks: NetworkStates | None = None  # realised state of every market (``networks[e]``: one)
         self.lps = None
 
     def wholesale_price(self) -> float:
@@ -88,7 +122,8 @@ class DlmpCore(AuctionCore):
     def _new_market(self) -> DlmpMarket:
         cfg = self.config
         return DlmpMarket(self.feeder, self.buses, loss_model=self._base_loss_model(), dt_h=cfg.dt_h,
-                          import_limit_kw=cfg.import_limit_kw, export_limit_kw=cfg.export_limit_kw, penalty=cfg.penalty)
+                          import_limit_kw=cfg.import_limit_kw, export_limit_kw=cfg.export_limit_kw, penalty=cfg.penalty,
+                          reuse_basis=bool(cfg.lp_reuse_basis))
 
     # -- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> None:
@@ -100,10 +135,10 @@ class DlmpCore(AuctionCore):
         """Reset operating point: fixed loads plus every agent at its initial dispatch."""
         base = self._base_loss_model()
         f0, ctx = self.fleet, self.ctx
-        self.networks = []
-        for e, m in enumerate(self.markets):
+        for m in self.markets:
             m.set_loss_model(base)
-            self.networks.append(self._realise(e, ctx.demand_kw[e] - f0.eta[e] * self.p_prev[e], base))
+        self.networks = self.grid.states(ctx.demand_kw - f0.eta * self.p_prev, self.buses, self.p_fixed_kw,
+                                         [base] * self.num_envs, "reset point of env {e}")
         self.lps = None
         self._next_loss_models()
         lam = self.wholesale_price()
@@ -116,47 +151,43 @@ class DlmpCore(AuctionCore):
 
     def _clear(self, prices, quantities, sides) -> DlmpBatchClearing:
         cfg, root = self.config, self.feeder.root
-        lps = np.empty(self.num_envs, dtype=object)
+        e_n, n = sides.shape
+        lps = np.empty(e_n, dtype=object)
+        matched, unit = np.empty((e_n, n)), np.empty((e_n, n))
+        comps = np.empty((e_n, 5, self.feeder.n_bus))
+        surplus, welfare = np.empty(e_n), np.empty(e_n)
         self.last_wholesale_price = lam = self.wholesale_price()
         for e, m in enumerate(self.markets):
-            lps[e] = m.clear(prices[e], quantities[e], sides[e], lam, self.p_fixed_kw, self.q_fixed_kvar,
-                             solver=cfg.lp_solver, loss_iterations=cfg.loss_iterations, loss_point=cfg.loss_point)
+            lp = lps[e] = m.clear(prices[e], quantities[e], sides[e], lam, self.p_fixed_kw, self.q_fixed_kvar,
+                                  solver=cfg.lp_solver, loss_iterations=cfg.loss_iterations, loss_point=cfg.loss_point)
+            matched[e], unit[e] = lp.matched, lp.unit_price
+            comps[e, 0], comps[e, 1], comps[e, 2], comps[e, 3], comps[e, 4] = (lp.dlmp, lp.energy, lp.loss,
+                                                                                 lp.congestion, lp.voltage)
+            surplus[e], welfare[e] = lp.operator_surplus, lp.welfare
         self.lps = lps
         self.last_loss_models = [m.loss_model for m in self.markets]  # what this step was cleared with
-        return DlmpBatchClearing(
-            matched=np.stack([lp.matched for lp in lps]), unit_price=np.stack([lp.unit_price for lp in lps]),
-            clearing_price=np.array([lp.energy[root] for lp in lps]), volume=np.array([lp.matched.sum() for lp in lps]),
-            operator_surplus=np.array([lp.operator_surplus for lp in lps]),
-            welfare=np.array([lp.welfare for lp in lps]), sides=sides, lp=lps)
+        return DlmpBatchClearing(matched=matched, unit_price=unit, clearing_price=comps[:, 1, root].copy(),
+                                 volume=matched.sum(axis=1), operator_surplus=surplus, welfare=welfare, sides=sides,
+                                 lp=lps, components=comps)
 
     def _on_step(self, out: StepOutcome) -> None:
         """Realise the network at the physical net positions; DLMP observations; next loss models."""
         net_load = out.settlement.net_kwh * (-1.0 / self.config.dt_h)
-        self.networks = [self._realise(e, net_load[e], m.loss_model, f"step {self.t - 1}: realised net load of env {e}")
-                         for e, m in enumerate(self.markets)]
-        self.dlmp_obs = self._dlmp_obs([(lp.dlmp, lp.energy, lp.loss, lp.congestion, lp.voltage) for lp in self.lps])
+        self.networks = self.grid.states(net_load, self.buses, self.p_fixed_kw, [m.loss_model for m in self.markets],
+                                         f"step {self.t - 1}: realised net load of env {{e}}")
+        self.dlmp_obs = self._dlmp_obs(out.clearing.components)
         if not self.done:
             self._next_loss_models()
 
     def _next_loss_models(self) -> None:
         if self.config.loss_linearisation == "previous":  # losses linearised at the last realised point
-            for m, net in zip(self.markets, self.networks):
-                m.set_loss_model(self.grid.loss_model(net))
+            for m, lm in zip(self.markets, self.grid.loss_models(self.networks)):
+                m.set_loss_model(lm)
 
-    def _realise(self, e: int, agent_net_load_kw: np.ndarray, loss_model: LossModel, what: str = "reset point"):
-        d = self.p_fixed_kw + np.bincount(self.buses, agent_net_load_kw, minlength=self.feeder.n_bus)
-        return self.grid.state(d, loss_model, what)
-
-    def _dlmp_obs(self, rows) -> np.ndarray:
+    def _dlmp_obs(self, components) -> np.ndarray:
         """(E, N, 5) DLMP columns at the agents' buses, mapped like prices (differences without offset)."""
-        lo, span = self.config.price_floor, self._price_span
-        m = np.array(rows)[:, :, self.buses].transpose(0, 2, 1)  # (E, 5 components, N) -> (E, N, 5) $/kWh
-        i = {k: j for j, k in enumerate(DLMP_OBS_NAMES)}
-        for k in ("dlmp", "dlmp_energy"):
-            m[..., i[k]] = 2.0 * (m[..., i[k]] - lo) / span - 1.0
-        for k in ("dlmp_loss", "dlmp_congestion", "dlmp_voltage"):
-            m[..., i[k]] *= 2.0 / span
-        return np.clip(m, -1.0, 1.0).astype(np.float32)
+        return dlmp_obs_kernel(np.asarray(components, dtype=np.float64), self.buses, self.config.price_floor,
+                               self._price_span)
 
     # -- observations, state, infos --------------------------------------------------------------
     def _observe(self) -> np.ndarray:
@@ -166,8 +197,9 @@ class DlmpCore(AuctionCore):
         """Auction state, then the realised voltages ((V - 1) / 0.2) and line loadings (|S| / rating - 1;
         unrated lines -1) of each market, clipped to [-1, 1]."""
         rated = np.isfinite(self.feeder.line_limit_kva)
-        extra = np.stack([np.concatenate([(n.voltages - 1.0) / V_OBS_HALF_SPAN, np.where(rated, n.loading - 1.0, -1.0)])
-                          for n in self.networks])
+        nets = self.networks
+        extra = np.concatenate([(nets.voltages - 1.0) / V_OBS_HALF_SPAN, np.where(rated, nets.loading - 1.0, -1.0)],
+                               axis=1)
         return np.concatenate([super().state(), np.clip(extra, -1.0, 1.0).astype(np.float32)], axis=1)
 
     @property
@@ -180,10 +212,10 @@ class DlmpCore(AuctionCore):
 
     def info_columns(self, out: StepOutcome, ctx: StepContext) -> dict[str, np.ndarray]:
         cols = super().info_columns(out, ctx)
-        b, lps = self.buses, out.clearing.lp
-        for name, attr in zip(DLMP_INFO_NAMES[:5], ("dlmp", "energy", "loss", "congestion", "voltage")):
-            cols[name] = np.stack([getattr(lp, attr)[b] for lp in lps])
-        cols["voltage_pu"] = np.stack([n.voltages[b] for n in self.networks])
+        at_agents = out.clearing.components[:, :, self.buses]  # (E, 5, N)
+        for j, name in enumerate(DLMP_INFO_NAMES[:5]):  # dlmp, energy, loss, congestion, voltage
+            cols[name] = at_agents[:, j]
+        cols["voltage_pu"] = self.networks.voltages[:, self.buses]
         return cols
 
     def market_columns(self, out: StepOutcome) -> dict[str, np.ndarray]:
@@ -201,14 +233,14 @@ class DlmpCore(AuctionCore):
         """(E,) summaries of each market's realised network (and the AC audit when enabled)."""
         nets = self.networks
         cols = {
-            "import_kw": np.array([n.import_kw for n in nets]),
-            "losses_kw": np.array([n.losses_kw for n in nets]),
-            "v_min_pu": np.array([n.voltages.min() for n in nets]),
-            "v_max_pu": np.array([n.voltages.max() for n in nets]),
-            "max_loading": np.array([n.loading.max() for n in nets]),
-            "max_overload_kw": np.array([n.overload_kw.max() for n in nets]),
-            "max_voltage_violation_pu": np.array([n.voltage_violation_pu.max() for n in nets]),
-            "violated": np.array([n.violated for n in nets]),
+            "import_kw": nets.import_kw,
+            "losses_kw": nets.losses_kw,
+            "v_min_pu": nets.voltages.min(axis=1),
+            "v_max_pu": nets.voltages.max(axis=1),
+            "max_loading": nets.loading.max(axis=1),
+            "max_overload_kw": nets.overload_kw.max(axis=1),
+            "max_voltage_violation_pu": nets.voltage_violation_pu.max(axis=1),
+            "violated": nets.violated,
         }
         if self.audit is not None:
             audits = [self.audit.compare(n, self.q_fixed_kvar) for n in nets]

@@ -35,7 +35,9 @@ class DlmpEnv(AuctionEnv):
     **Action** ``Box(-1, 1, (2,), float32)`` ``(price, dispatch)`` with the order semantics of
     ``auction_v0``: net position ``q = eta p - d`` -> one sell/buy order of ``|q| dt`` kWh at ``price``.
 
-    **Clearing**: the DLMP LP of ``p2penv.network.dlmp.DlmpMarket`` (warm-started HiGHS). The
+    **Clearing**: the DLMP LP of ``p2penv.network.dlmp.DlmpMarket`` (its last optimal basis kept and
+    certified each step, HiGHS when that fails; a tie is re-solved cold, so no result depends on the
+    steps before: ``p2penv.network.basis_cache``). The
     substation imports/exports at lambda_0 (``wholesale_price``); the scenario's fixed loads
     (``load_scale`` x the case's base loads, kW and kvar, constant over the episode; the agents come on
     top of them) are inelastic and enter the nodal balance. A bid clears when it is at least the DLMP

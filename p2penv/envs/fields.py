@@ -40,8 +40,10 @@ OBS_FIELDS: tuple[Field, ...] = (
 
 STORAGE_OBS_FIELDS: tuple[Field, ...] = (  # appended when the scenario has batteries
     Field("soc", "kWh", "2 SOC / capacity - 1 (-1 without a battery)"),
-    Field("charge_max", "kW", KW_SCALING + ": battery charging power allowed this step"),
-    Field("discharge_max", "kW", KW_SCALING + ": battery discharging power allowed this step"),
+    Field("charge_max", "kW", KW_SCALING + ": battery charging power allowed this step (< 0 only when "
+                              "soc_end forces discharging at least -x)"),
+    Field("discharge_max", "kW", KW_SCALING + ": battery discharging power allowed this step (< 0 only when "
+                                 "soc_end forces charging at least -x)"),
 )
 
 DLMP_OBS_FIELDS: tuple[Field, ...] = (
@@ -81,6 +83,12 @@ STORAGE_INFO_FIELDS: tuple[Field, ...] = (  # present when the scenario has batt
     Field("discharge_kw", "kW", "battery discharging power of the step", "[0, discharge_max]"),
     Field("clip_storage", "-", "how far action[2] lay outside [-1, 1]", ">= 0"),
     Field("storage_ignored", "-", "|action[2]| of an agent without a battery (ignored)", ">= 0"),
+    Field("battery_lo_kw", "kW", "lower end of the step's battery power interval, -discharge_max (> 0 charging)",
+          "[-P_discharge, battery_hi_kw]"),
+    Field("battery_hi_kw", "kW", "upper end of the step's battery power interval, charge_max",
+          "[battery_lo_kw, P_charge]"),
+    Field("soc_end_narrowing_kw", "kW", "width the end-of-episode SOC constraint (generator.soc_end='start') cut "
+                                        "from the battery interval; 0 without it", ">= 0"),
 )
 
 DLMP_INFO_FIELDS: tuple[Field, ...] = (

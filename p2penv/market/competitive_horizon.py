@@ -46,10 +46,15 @@ class HorizonOutcome:
     welfare: float  # $ over the horizon (the objective)
 
 
-def competitive_horizon(fleet: Fleet, dt_h: float, retail, feed_in) -> HorizonOutcome:
+def competitive_horizon(fleet: Fleet, dt_h: float, retail, feed_in, *,
+                        soc_end: str | np.ndarray | None = None) -> HorizonOutcome:
     """Solve the episode's competitive benchmark for one market (``fleet`` arrays (T, N) / (N,)).
 
     ``retail``, ``feed_in``: backstop tariffs, scalars or (T,) arrays ($/kWh).
+    ``soc_end``: the SOC every battery must end the horizon with: None (free: a battery ends empty
+    whenever its energy is worth more sold than kept, since kept energy is worth nothing here),
+    ``"start"`` (``SOC_T = SOC_0``, the environments' ``soc_end="start"``) or an (N,) array of kWh
+    inside each agent's SOC bounds and reachable from ``SOC_0`` in T steps.
     """
     if fleet.num_envs is not None:
         raise ValueError("fleet: pass one market (fleet.env(e)), not a batch")
@@ -59,6 +64,7 @@ def competitive_horizon(fleet: Fleet, dt_h: float, retail, feed_in) -> HorizonOu
     if np.any(feed_in > retail):
         raise ValueError("tariffs: feed_in must be <= retail at every step")
     st = fleet.storage if fleet.storage is not None else Storage.none((n,))
+    soc_target = _soc_target(soc_end, st, fleet.names, t_n, float(dt_h))
     sv = fleet.shed_values
     # A finite value of lost load makes the load a demand step (served at most D dt, valued at s);
     # where s >= retail it is always served, exactly like a fixed load. Fixed demand's own value is a
@@ -148,6 +154,14 @@ def competitive_horizon(fleet: Fleet, dt_h: float, retail, feed_in) -> HorizonOu
                 rlo.append(p0 - rr)
                 rhi.append(p0 + rr)
             r += 1
+    if soc_target is not None:  # end of the horizon: s_T = target
+        for i in range(n):
+            rows.append(r)
+            cols.append(int(col("s", t_n - 1, i)))
+            vals.append(1.0)
+            rlo.append(soc_target[i])
+            rhi.append(soc_target[i])
+            r += 1
     a = sp.csr_matrix((vals, (rows, cols)), shape=(r, n_col))
     rlo, rhi = np.array(rlo), np.array(rhi)
     x, lam = _solve_qp(hess, cost, a, rlo, rhi, lo, hi, t_n)
@@ -159,6 +173,31 @@ def competitive_horizon(fleet: Fleet, dt_h: float, retail, feed_in) -> HorizonOu
     welfare = -float(cost @ x + 0.5 * hess @ (x * x))
     return HorizonOutcome(lam, block("E"), block("c"), block("x"), soc, block("f"), x[o_i:o_i + t_n],
                           x[o_x:o_x + t_n], welfare)
+
+
+def _soc_target(soc_end, st: Storage, names: tuple[str, ...], t_n: int, dt_h: float) -> np.ndarray | None:
+    """(N,) kWh every battery must end with, or None; ValueError naming the agent if out of reach."""
+    if soc_end is None:
+        return None
+    if isinstance(soc_end, str):
+        if soc_end != "start":
+            raise ValueError(f"soc_end: expected None, 'start' or an (N,) array of kWh, got {soc_end!r}")
+        return np.asarray(st.soc0_kwh, dtype=float)
+    target = np.asarray(soc_end, dtype=float)
+    n = np.shape(st.soc0_kwh)[-1]
+    if target.shape != (n,):
+        raise ValueError(f"soc_end: expected shape ({n},) kWh, got {target.shape}")
+    up = t_n * st.eta_charge * st.charge_kw * dt_h  # most SOC gained / lost over the horizon
+    down = t_n * st.discharge_kw * dt_h / st.eta_discharge
+    ok = (np.isfinite(target) & (target >= st.soc_min_kwh) & (target <= st.soc_max_kwh)
+          & (target - st.soc0_kwh <= up + 1e-9) & (st.soc0_kwh - target <= down + 1e-9))
+    if not ok.all():
+        i = int(np.argmin(ok))
+        who = names[i] if names else f"prosumer_{i}"
+        raise ValueError(f"agent '{who}': soc_end {target[i]} kWh must lie in [soc_min_kwh, soc_max_kwh] = "
+                         f"[{st.soc_min_kwh[i]}, {st.soc_max_kwh[i]}] and be reachable from soc0_kwh "
+                         f"{st.soc0_kwh[i]} in {t_n} steps")
+    return target
 
 
 def _solve_qp(hess, cost, a, rlo, rhi, lo, hi, n_balance: int):

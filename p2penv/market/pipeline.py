@@ -212,14 +212,15 @@ def validate_actions(actions: dict, agents: list[str], shape: tuple[int, ...] = 
         arr = np.array(vals)
     except ValueError:  # ragged
         arr = None
-    if arr is None or arr.dtype.kind not in "fiu" or arr.shape != (len(agents),) + shape:
+    # a bool action stacked with float ones would silently become 1.0 / 0.0
+    if arr is None or arr.dtype.kind not in "fiu" or arr.shape != (len(agents),) + shape or any(map(_has_bool, vals)):
         for a, v in zip(agents, vals):
+            if _has_bool(v):
+                raise ValueError(f"agent {a!r}: action must be real numbers, got bool")
             _check_one(np.asarray(v, dtype=object) if v is None else np.asarray(v), shape, f"agent {a!r}")
         raise ValueError("actions: could not be stacked into an array")
     arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr.sum()):
-        i, j = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"agent {agents[i]!r}: action[{j}] ({ACTION_FIELDS[j]}) is {arr[i, j]}")
+    _check_finite(arr, lambda i: f"agent {agents[i[0]]!r}")
     if len(actions) != len(agents):
         extra = set(actions) - set(agents)
         raise ValueError(f"actions given for agents that are not live: {sorted(extra)}")
@@ -228,17 +229,58 @@ def validate_actions(actions: dict, agents: list[str], shape: tuple[int, ...] = 
 
 def validate_action_batch(actions, agents: list[str], num_envs: int, action_dim: int = 2) -> np.ndarray:
     """(E, N, K) array of joint actions -> float64 array; ValueError names env, agent and field."""
-    arr = np.asarray(actions)
     shape = (num_envs, len(agents), action_dim)
+    try:
+        arr = np.asarray(actions)
+    except ValueError:  # ragged nested lists: find the first env and agent whose action does not fit
+        _check_nested(actions, agents, shape)
+        raise
     if arr.dtype.kind not in "fiu":
         raise ValueError(f"actions: expected real numbers, got dtype {arr.dtype} (shape {shape} expected)")
     if arr.shape != shape:
         raise ValueError(f"actions: expected shape (num_envs, agents, {action_dim}) = {shape}, got {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr.sum()):
-        e, i, j = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"env {e}, agent {agents[i]!r}: action[{j}] ({ACTION_FIELDS[j]}) is {arr[e, i, j]}")
+    _check_finite(arr, lambda i: f"env {i[0]}, agent {agents[i[1]]!r}")
     return arr
+
+
+def _check_finite(arr: np.ndarray, who) -> None:
+    """ValueError naming ``who(index)`` and the field of the first NaN/inf. Huge finite values are
+    actions like any other (clipped to [-1, 1], reported in ``clip_*``): the fast check sums
+    ``0 x arr``, which is nan exactly where an entry is not finite and cannot overflow as ``arr.sum()`` can."""
+    with np.errstate(invalid="ignore"):  # inf x 0 is nan on purpose
+        bad = np.isnan((arr * 0.0).sum())
+    if bad:
+        *i, j = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{who(i)}: action[{j}] ({ACTION_FIELDS[j]}) is {arr[(*i, j)]}")
+
+
+def _has_bool(v) -> bool:
+    """A bool array or a sequence holding bools (numpy would stack it with floats as 1.0 / 0.0)."""
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind == "b"
+    if isinstance(v, (list, tuple)):
+        return any(isinstance(x, (bool, np.bool_)) for x in v)
+    return isinstance(v, (bool, np.bool_))
+
+
+def _check_nested(actions, agents: list[str], shape: tuple[int, int, int]) -> None:
+    """ValueError naming env and agent of the first action in nested sequences that breaks ``shape``."""
+    num_envs, n, k = shape
+    if len(actions) != num_envs:
+        raise ValueError(f"actions: {len(actions)} envs given, expected {num_envs} (shape {shape})")
+    for e, row in enumerate(actions):
+        if not hasattr(row, "__len__") or len(row) != n:
+            got = len(row) if hasattr(row, "__len__") else "no list of"
+            raise ValueError(f"env {e}: actions for {got} agents, expected {n} (shape {shape})")
+        for i, v in enumerate(row):
+            try:
+                got = np.shape(v)
+            except ValueError:
+                got = "ragged"
+            if got != (k,):
+                names = ", ".join(ACTION_FIELDS[:k])
+                raise ValueError(f"env {e}, agent {agents[i]!r}: action has shape {got}, expected ({k},) ({names})")
 
 
 def _check_one(v: np.ndarray, shape: tuple[int, ...], who: str) -> None:

@@ -33,18 +33,27 @@ from dataclasses import dataclass
 
 import highspy
 
+from .basis_cache import BasisCache
+from .basis_cache import configure as configure_highs
 from .highs import new_highs
+from .kernels import clearing_arrays, write_book
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
 
-from ..market.mechanisms.types import BUY, SELL, check_book
+from ..market.mechanisms.types import check_book
 from .feeder import Feeder
 from .lindistflow import LossModel, distflow, distflow_loss_model, linearise_losses, loss_model_at
 
 _INF = highspy.kHighsInf
 LOSS_ITERATION_TOL_KW = 1e-6  # successive LPs stop when no order column moves by more (kW)
+# Step bound of an order column after its step reversed direction, as a fraction of that step: a
+# column whose offer is worth exactly its loss-adjusted price at a point between two LP vertices
+# jumps between them forever (the LP of a linearisation is bang-bang); halving the bound on every
+# reversal is bisection towards that point (successive LP with step bounds, Griffith & Stewart 1961).
+STEP_BOUND_SHRINK = 0.5
 LOSS_POINTS = ("lindistflow", "distflow")
+_NO_OFFSET = np.empty(0)  # clearing_arrays: no loss correction of the line flows
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +81,11 @@ class DlmpClearing:
     voltage_violation_pu: (n_bus,) max(v_min - V, V - v_max, 0) on the LinDistFlow voltages.
     violated:         True when any penalised slack is active.
     loss_iterations:  LP solves used (``clear(loss_iterations=n)``: 1 = losses linearised once; more =
-                      successive linear programming, re-linearised at each cleared point).
+                      successive linear programming, re-linearised at each cleared point): the iteration
+                      count of the loss iteration.
+    converged:        the loss iteration met its tolerance: the last solve moved no order column by more
+                      than ``loss_tol_kw`` from the point its losses were linearised at (False for a single
+                      solve, which checks nothing, and when the budget ran out first).
     """
 
     matched: np.ndarray
@@ -99,6 +112,7 @@ class DlmpClearing:
     voltage_violation_pu: np.ndarray
     violated: bool
     loss_iterations: int = 1
+    converged: bool = False
 
     @property
     def cash(self) -> np.ndarray:
@@ -127,17 +141,23 @@ class DlmpMarket:
     Rows: balance, rated lines, non-root voltages (scaled by S_base/2 to kW*p.u. units).
 
     Repeated clearing is incremental, which is what makes an environment step cheap:
+    * the last optimal basis is kept (``basis_cache``, ``network.basis_cache``): each solve first
+      certifies it on the new LP (primal and dual feasibility, compiled) and calls HiGHS only when it
+      fails; a degenerate optimum (a tie) is re-solved cold, so the answer never depends on what was
+      solved before. ``reuse_basis=False`` calls HiGHS every step (same answers);
     * loss factors reach HiGHS lazily, only for columns that can be nonzero (an idle column is
       fixed at 0, so its coefficient changes neither the primal optimum nor the duals);
     * line and voltage row bounds depend only on the fixed loads; when the loads are passed as
       read-only arrays (the environments do), they are recomputed only when those arrays change
       (by identity), otherwise only the balance row's bounds are sent.
     ``tests/test_dlmp.py`` checks the warm path against a one-shot cold build on random books.
-    A market can be pickled and deep-copied: the HiGHS model is rebuilt on load (cold basis).
+    A market can be pickled and deep-copied: the HiGHS model is rebuilt on load (its basis and the kept
+    basis travel with the copy).
     """
 
     def __init__(self, feeder: Feeder, order_buses, *, dt_h: float = 1.0, import_limit_kw: float = np.inf,
-                 export_limit_kw: float = np.inf, penalty: float = 1000.0, loss_model: LossModel | None = None):
+                 export_limit_kw: float = np.inf, penalty: float = 1000.0, loss_model: LossModel | None = None,
+                 reuse_basis: bool = True):
         buses = np.asarray(order_buses, dtype=np.int64).ravel()
         if buses.size == 0:
             raise ValueError("order_buses: need at least one order")
@@ -200,6 +220,7 @@ class DlmpMarket:
         self._rows_idx = np.arange(self.n_row, dtype=np.int32)
         self._col_lo_orders = np.maximum(self._col_lo[:2 * n + 1], -_INF)  # never changes
         self._loads_key = None
+        self.basis_cache = BasisCache(reuse_basis)  # last optimal basis; certified before HiGHS is called
         self._pf_off = None  # loss correction of the line flows (kW) after a loss_point="distflow" iteration
         self.set_loss_model(loss_model_at(feeder) if loss_model is None else loss_model)
         self._new_solver()
@@ -207,8 +228,7 @@ class DlmpMarket:
     # -- solver lifecycle (pickle / deepcopy rebuild the HiGHS model) -----------------------------
     def _new_solver(self) -> None:
         self._h = new_highs()
-        self._h.setOptionValue("presolve", "off")
-        self._h.setOptionValue("threads", 1)
+        configure_highs(self._h)
         self._loaded = False
         self._rows_dirty = True
 
@@ -239,6 +259,12 @@ class DlmpMarket:
                 b.row_status = [highspy.HighsBasisStatus(x) for x in basis[1]]
                 b.valid = True
                 self._h.setBasis(b)
+
+    def forget_basis(self) -> None:
+        """Drop the warm state: the next solve is cold (a new HiGHS model from the slack basis, no kept
+        basis), as in a freshly built market. Reference solves for tests and benchmarks."""
+        self._new_solver()
+        self.basis_cache.forget()
 
     # -- model updates -------------------------------------------------------------------------
     def set_loss_model(self, loss_model: LossModel) -> None:
@@ -278,15 +304,9 @@ class DlmpMarket:
             raise ValueError(f"prices: expected shape ({self.n_orders},) (one per order bus), got {p.shape}")
         if not np.isfinite(wholesale_price):
             raise ValueError("wholesale_price: must be finite")
-        dt = self.dt_h
-        kw = q / dt
-        self._col_hi[self.c_buy] = np.where(s == BUY, kw, 0.0)
-        self._col_hi[self.c_sell] = np.where(s == SELL, kw, 0.0)
-        self._cost[self.c_buy] = -p * dt
-        self._cost[self.c_sell] = p * dt
-        self._cost[self.c_p0] = wholesale_price * dt
         lm = self.loss_model
-        self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
+        self._row_lo[0] = self._row_hi[0] = write_book(p, q, s, self.dt_h, float(wholesale_price), self._col_hi,
+                                                       self._cost, lm.const_kw, lm.h, dq, self._mlf, d)
         return p, q, s
 
     def _prepare(self, prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar):
@@ -334,13 +354,22 @@ class DlmpMarket:
     # -- clearing -------------------------------------------------------------------------------
     def clear(self, prices, quantities, sides, wholesale_price: float, p_load_kw=None, q_load_kvar=None,
               *, loss_model: LossModel | None = None, solver: str = "highs", loss_iterations: int = 1,
-              loss_point: str = "lindistflow") -> DlmpClearing:
+              loss_point: str = "lindistflow", loss_tol_kw: float = LOSS_ITERATION_TOL_KW) -> DlmpClearing:
         """Clear one step. ``solver``: 'highs' (warm-started highspy) or 'linprog' (scipy, cold).
 
         ``loss_iterations`` = n >= 1: successive linear programming on the losses. After each solve the
         losses are re-linearised at the cleared point and the LP re-solved (warm), at most n solves in
-        all, stopping early once no order column moved by more than ``LOSS_ITERATION_TOL_KW`` (1e-6 kW)
-        since the previous solve. n = 1 is the single solve with the given loss model (unchanged).
+        all, stopping early (``converged=True``) once no order column moved by more than ``loss_tol_kw``
+        (default ``LOSS_ITERATION_TOL_KW`` = 1e-6 kW) since the previous solve. n = 1 is the single
+        solve with the given loss model (unchanged).
+
+        Damping: the LP of a linearisation is bang-bang in an order whose offer price lies between its
+        loss-adjusted values at two vertices, so the plain iteration can alternate between them for
+        ever. An order column whose step reverses direction gets a step bound around the
+        linearisation point of ``STEP_BOUND_SHRINK`` (0.5) times that step, shrunk again at every
+        further reversal: bisection towards the point where the offer is worth exactly its price. A
+        sequence that never reverses (the usual contraction) is the plain iteration, solve for solve.
+        Step bounds are column bounds, so the DLMPs stay the row duals of the LP.
         ``loss_point`` says what "the cleared point" is:
 
         * ``"lindistflow"``: the LP's own LinDistFlow flows and voltages (``linearise_losses``); the
@@ -361,10 +390,14 @@ class DlmpMarket:
             raise ValueError(f"loss_point: expected one of {LOSS_POINTS}, got {loss_point!r}")
         if loss_model is not None:
             self.set_loss_model(loss_model)
+        if not (np.isfinite(loss_tol_kw) and loss_tol_kw > 0):
+            raise ValueError(f"loss_tol_kw: must be finite and > 0 kW, got {loss_tol_kw!r}")
         p, q, s, d, dq, lam = self._prepare(prices, quantities, sides, wholesale_price, p_load_kw, q_load_kvar)
         solve = self._solve_highs if solver == "highs" else self._solve_linprog
         x, y = solve()
-        n2, it = 2 * self.n_orders, 1
+        n2, it, converged = 2 * self.n_orders, 1, False
+        bound = np.full(n2, np.inf)  # step bound per order column (kW); inf until its step reverses
+        step_prev = np.zeros(n2)
         while it < loss_iterations:
             d_tot, pf, qf, v = self._point(x, d)
             if loss_point == "lindistflow":
@@ -376,11 +409,20 @@ class DlmpMarket:
             lm = self.loss_model
             self._row_lo[0] = self._row_hi[0] = lm.const_kw - lm.h @ dq + self._mlf @ d
             x_prev = x
-            x, y = solve()
+            if np.isfinite(bound).any():
+                top = self._col_hi[:n2]
+                x, y = solve(np.clip(x_prev[:n2] - bound, 0.0, top), np.clip(x_prev[:n2] + bound, 0.0, top))
+            else:
+                x, y = solve()
             it += 1
-            if np.max(np.abs(x[:n2] - x_prev[:n2])) < LOSS_ITERATION_TOL_KW:
+            step = x[:n2] - x_prev[:n2]
+            if np.max(np.abs(step)) < loss_tol_kw:
+                converged = True
                 break
-        return self._result(x, y, p, s, d, dq, lam, loss_iterations=it)
+            rev = step * step_prev < 0.0
+            bound[rev] = np.minimum(bound[rev], STEP_BOUND_SHRINK * np.abs(step[rev]))
+            step_prev = np.where(step != 0.0, step, step_prev)
+        return self._result(x, y, p, s, d, dq, lam, loss_iterations=it, converged=converged)
 
     def _point(self, x, d_fixed):
         """Net loads, flows and voltages of a solution (as ``_result`` reports them)."""
@@ -415,10 +457,25 @@ class DlmpMarket:
         self._rows_dirty = True
         self._loads_key = None  # the next clear recomputes the unshifted rows
 
-    def _solve_highs(self):
+    def _solve_highs(self, lo_orders=None, hi_orders=None):
+        """(x, row duals): the kept optimal basis when it still certifies, else HiGHS (``basis_cache``)."""
+        lo, hi = self._col_lo, self._col_hi
+        if lo_orders is not None:
+            lo, hi = lo.copy(), hi.copy()
+            lo[:lo_orders.size], hi[:hi_orders.size] = lo_orders, hi_orders
+        return self.basis_cache.solve(self._A, self._cost, lo, hi, self._row_lo, self._row_hi,
+                                      lambda: self._run_highs(lo_orders, hi_orders))
+
+    def _run_highs(self, lo_orders=None, hi_orders=None) -> highspy.Highs:
+        """Solve (warm); returns the HiGHS instance at its optimum. ``lo_orders``/``hi_orders`` (2n,) replace
+        the order columns' bounds for this solve only (the loss iteration's step bounds): every solve sends
+        the bounds it uses."""
         h = self._h
         if not self._loaded:
             self._load()
+            if lo_orders is not None:
+                m = self._orders_idx.size
+                h.changeColsBounds(m - 1, self._orders_idx[:-1], lo_orders, hi_orders)
         else:
             n2 = 2 * self.n_orders
             row = self._A[0, :n2]
@@ -431,7 +488,11 @@ class DlmpMarket:
             h.changeColsCost(m, idx, self._cost[:m])
             hi = self._col_hi[:m].copy()
             hi[-1] = min(hi[-1], _INF)  # P0's import limit may be inf; order columns are finite
-            h.changeColsBounds(m, idx, self._col_lo_orders, hi)
+            lo = self._col_lo_orders
+            if lo_orders is not None:
+                lo = lo.copy()
+                lo[:-1], hi[:-1] = lo_orders, hi_orders
+            h.changeColsBounds(m, idx, lo, hi)
             if self._rows_dirty:
                 h.changeRowsBounds(self.n_row, self._rows_idx, np.maximum(self._row_lo, -_INF),
                                    np.minimum(self._row_hi, _INF))
@@ -445,9 +506,9 @@ class DlmpMarket:
             h.run()
             if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 raise RuntimeError(f"DLMP LP: HiGHS status {h.modelStatusToString(h.getModelStatus())}")
-        sol = h.getSolution()
-        return np.asarray(sol.col_value), np.asarray(sol.row_dual)
-    def _solve_linprog(self):
+        return h
+
+    def _solve_linprog(self, lo_orders=None, hi_orders=None):
         A = self._A
         rows_ub, b_ub, sign = [], [], []
         for i in range(1, self.n_row):
@@ -456,6 +517,8 @@ class DlmpMarket:
             if np.isfinite(self._row_lo[i]):
                 rows_ub.append(-A[i]); b_ub.append(-self._row_lo[i]); sign.append((i, -1.0))
         bounds = np.column_stack([self._col_lo, np.where(np.isfinite(self._col_hi), self._col_hi, np.nan)])
+        if lo_orders is not None:
+            bounds[:lo_orders.size, 0], bounds[:lo_orders.size, 1] = lo_orders, hi_orders
         bounds = [(lo, None if np.isnan(hi) else hi) for lo, hi in bounds]
         bounds[self.c_p0] = (None if np.isinf(self._col_lo[self.c_p0]) else self._col_lo[self.c_p0],
                              None if np.isinf(self._col_hi[self.c_p0]) else self._col_hi[self.c_p0])
@@ -470,41 +533,24 @@ class DlmpMarket:
             y[i] += sg * m
         return res.x, y
 
-    def _result(self, x, y, p, s, d_fixed, dq, lam, loss_iterations: int = 1) -> DlmpClearing:
-        f, dt, n, nl = self.feeder, self.dt_h, self.n_orders, self.rated.size
-        xb, xs = x[self.c_buy], x[self.c_sell]
-        matched = (xb + xs) * dt
-        d = d_fixed + np.bincount(self.buses, xb - xs, minlength=f.n_bus)
-        y = y / dt
-        energy = np.full(f.n_bus, y[0])
-        loss = y[0] * (self._mlf - 1.0)
-        congestion = -(y[1:1 + nl] @ self._path_r) if nl else np.zeros(f.n_bus)
-        voltage = y[1 + nl:] @ self._rpath_v
-        dlmp = energy + loss + congestion + voltage
-        pf, qf = f.path @ d, self._qf_all
-        if self._pf_off is not None:
-            pf = pf + self._pf_off
-        v = np.sqrt(np.maximum(f.v_root**2 - 2.0 * (f.r_path @ d + self._vq_all) / f.base_kva, 0.0))
-        loading = np.zeros(f.n_line)
-        if nl:
-            loading[self.rated] = np.hypot(pf[self.rated], qf[self.rated]) / self._lim_r
-        lm = self.loss_model
-        losses = lm.const_kw - lm.g @ d - lm.h @ dq
-        p0 = float(x[self.c_p0])
-        line_v = np.zeros(f.n_line)
-        if nl:
-            line_v[self.rated] = x[self.c_line[:nl]] + x[self.c_line[nl:]]
-        vv = np.maximum(np.maximum(f.v_min - v, v - f.v_max), 0.0)
-        vv[f.root] = 0.0
-        slack_tot = float(x[2 * n + 1:].sum())
+    def _result(self, x, y, p, s, d_fixed, dq, lam, loss_iterations: int = 1, converged: bool = False) -> DlmpClearing:
+        f, lm = self.feeder, self.loss_model
+        orders, buses, lines, p0, losses, surplus, welfare, objective, unserved, slack_tot = clearing_arrays(
+            x, y, self.dt_h, self.buses, d_fixed, self._mlf, f.order, f.parent, f.parent_line, f.r_pu, self.rated,
+            f.r_path, self.vrows, _NO_OFFSET if self._pf_off is None else self._pf_off, self._qf_all, self._vq_all,
+            f.v_root, f.base_kva, self._lim_r, lm.const_kw, lm.g, lm.h, dq, f.v_min, f.v_max, f.root, self._cost, p,
+            lam)
+        qf = self._qf_all
+        matched, unit_price = orders
+        d, energy, loss, congestion, voltage, dlmp, v, vv = buses
+        pf, loading, line_v = lines
         return DlmpClearing(
-            matched=matched, unit_price=dlmp[self.buses], sides=s, dlmp=dlmp, energy=energy, loss=loss,
+            matched=matched, unit_price=unit_price, sides=s, dlmp=dlmp, energy=energy, loss=loss,
             congestion=congestion, voltage=voltage, mlf=self._mlf.copy(), net_load_kw=d,
-            substation_import_kw=p0, losses_kw=float(losses), voltages=v, line_flows_kw=pf,
-            line_flows_kvar=qf.copy(), loading=loading, operator_surplus=float(dt * (dlmp @ d - lam * p0)),
-            welfare=float(dt * (p @ xb - p @ xs - lam * p0)), objective=float(self._cost @ x),
-            unserved_kw=float(x[self.c_bal[0]] - x[self.c_bal[1]]), line_violation_kw=line_v,
-            voltage_violation_pu=vv, violated=slack_tot > 1e-6, loss_iterations=loss_iterations,
+            substation_import_kw=p0, losses_kw=losses, voltages=v, line_flows_kw=pf,
+            line_flows_kvar=qf.copy(), loading=loading, operator_surplus=surplus,
+            welfare=welfare, objective=objective, unserved_kw=unserved, line_violation_kw=line_v,
+            voltage_violation_pu=vv, violated=slack_tot > 1e-6, loss_iterations=loss_iterations, converged=converged,
         )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .feeder import Feeder
+from .kernels import linearise_states, realise_states
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,6 +169,31 @@ class NetworkState:
     violated: bool
 
 
+@dataclass(frozen=True, eq=False)
+class NetworkStates:
+    """Realised states of E markets (``RealisedNetwork.states``): the fields of ``NetworkState`` with a
+    leading market axis ((E, n_bus), (E, n_line), (E,)); ``states[e]`` is market e's ``NetworkState``."""
+
+    net_load_kw: np.ndarray
+    voltages: np.ndarray
+    flows_kw: np.ndarray
+    flows_kvar: np.ndarray  # (n_line,): the reactive loads are the same in every market
+    loading: np.ndarray
+    losses_kw: np.ndarray
+    import_kw: np.ndarray
+    overload_kw: np.ndarray
+    voltage_violation_pu: np.ndarray
+    violated: np.ndarray
+
+    def __len__(self) -> int:
+        return self.net_load_kw.shape[0]
+
+    def __getitem__(self, e: int) -> NetworkState:
+        return NetworkState(self.net_load_kw[e], self.voltages[e], self.flows_kw[e], self.flows_kvar,
+                            self.loading[e], float(self.losses_kw[e]), float(self.import_kw[e]), self.overload_kw[e],
+                            self.voltage_violation_pu[e], bool(self.violated[e]))
+
+
 class RealisedNetwork:
     """LinDistFlow at varying active net loads with fixed reactive loads (the environments' case).
 
@@ -219,6 +245,32 @@ class RealisedNetwork:
         at = float(w @ (p * p + q * q))
         dp, dq = 2.0 * w * p, 2.0 * w * q
         return LossModel(at - float(dp @ p + dq @ q), -(dp @ f.path), -(dq @ f.path), at)
+
+    def states(self, agent_net_load_kw: np.ndarray, buses: np.ndarray, p_fixed_kw: np.ndarray,
+               loss_models, what: str = "net load") -> NetworkStates:
+        """E states at once: market e at ``p_fixed_kw`` plus ``agent_net_load_kw[e, i]`` at bus ``buses[i]``
+        ((E, N) kW), losses by ``loss_models[e]``. One compiled pass (``kernels.realise_states``);
+        ValueError naming the first market whose voltages leave LinDistFlow's range."""
+        f = self.feeder
+        const = np.array([lm.const_kw for lm in loss_models], dtype=np.float64)
+        g = np.array([lm.g for lm in loss_models], dtype=np.float64)
+        h = np.array([lm.h for lm in loss_models], dtype=np.float64)
+        buses_out, lines_out, totals, violated, invalid = realise_states(
+            np.ascontiguousarray(agent_net_load_kw, dtype=np.float64), buses, p_fixed_kw, const, g, h,
+            self.q_load_kvar, f.order, f.parent, f.parent_line, f.r_pu, self.vq, self.qf, self.p_limit_kw,
+            self.inv_limit, f.v_root, f.base_kva, f.v_min, f.v_max, f.root, _V_TOL, _KW_TOL, MIN_VALID_V_PU**2)
+        d, v, vv = buses_out[0], buses_out[2], buses_out[3]
+        pf, loading, over = lines_out[0], lines_out[1], lines_out[2]
+        if invalid >= 0:
+            self.voltages(d[invalid], what.format(e=invalid))  # raises, naming the bus
+        return NetworkStates(d, v, pf, self.qf, loading, totals[0], totals[1], over, vv, violated)
+
+    def loss_models(self, states: NetworkStates) -> list[LossModel]:
+        """``loss_model`` of every market of ``states`` (one compiled pass, ``kernels.linearise_states``)."""
+        f = self.feeder
+        const, g, h, at = linearise_states(states.flows_kw, self.qf, states.voltages, self.w_line, f.from_bus,
+                                           f.order, f.parent, f.parent_line)
+        return [LossModel(float(const[e]), g[e], h[e], float(at[e])) for e in range(const.shape[0])]
 
 
 # -- exact branch flow (DistFlow) operating points for successive linearisation ---------------------

@@ -10,3 +10,9 @@ from .households import HouseholdMix
 from .sellers_buyers import SellerBuyerMarket, seller_buyer_env_fn, sellers
 
 __all__ = ["HouseholdMix", "SellerBuyerMarket", "seller_buyer_env_fn", "sellers"]
+
+# ``arbitrage.ArbitrageMarket``: one price-taking battery at a known price series (a learner check
+# with a known optimum, ``p2penv.diagnostics.arbitrage``).
+from .arbitrage import ArbitrageMarket  # noqa: E402
+
+__all__ += ["ArbitrageMarket"]

@@ -96,6 +96,20 @@ SCENARIOS: dict[str, Scenario] = {
     "ieee33-voltage-stress": Scenario(
         "ieee33", load_scale=0.0, v_min_pu=0.999, v_max_pu=1.001,
         description="33-bus without fixed load, limits 0.999/1.001 p.u.: PV at noon and the evening peak bind"),
+    # -- more feeders (issue 21; docs/network_model.md "More feeders") --
+    "ieee69-base": Scenario(
+        "ieee69", description="Baran-Wu/Das 69-bus, full base load (3802 kW), limits 0.90/1.10 p.u., unrated lines: "
+                              "prices separate by losses only"),
+    # The LV feeders come from pandapower's network functions (needs pandapower, the test extra).
+    "ieee-eu-lv-base": Scenario(
+        "ieee_eu_lv", description="IEEE European LV feeder (balanced single-phase equivalent, 907 buses, 55 loads, "
+                                  "57 kW peak snapshot), limits 0.90/1.10 p.u., lines and 800 kVA trafo rated"),
+    "cigre-lv-base": Scenario(
+        "cigre_lv", description="CIGRE LV benchmark (41 buses, 15 loads, 687 kW behind three 20/0.4 kV trafos), "
+                                "limits 0.90/1.10 p.u., lines and trafos rated"),
+    "kerber-dorfnetz-base": Scenario(
+        "kerber_dorfnetz", description="Kerber village LV network (116 buses, 57 loads of 6 kW, 400 kVA trafo), "
+                                       "limits 0.90/1.10 p.u., lines and trafo rated"),
 }
 
 

@@ -17,6 +17,9 @@ from ..market.prosumer import Fleet
 from ..market.storage import Storage
 
 KINDS = ("pv_household", "dispatchable", "consumer", "flexible_load", "pv_battery")
+# Beyond sigma = 1 a step's demand is e^{+-2} = 0.14-7.4x its shape at two sigma, and it grows as e^{sigma z}
+# (sigma 50 gave demands, and rewards, of 1e38): no household profile varies like that.
+MAX_DEMAND_NOISE = 1.0
 
 
 def hours_of_day(horizon: int, dt_h: float, start_hour: float) -> np.ndarray:
@@ -57,7 +60,20 @@ class HouseholdMix:
     """
 
     kinds: tuple[str, ...] = KINDS[:4]
-    demand_noise: float = 0.1
+    demand_noise: float = 0.1  # sigma of the lognormal demand noise, in [0, MAX_DEMAND_NOISE]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.kinds, str) or not isinstance(self.kinds, (tuple, list)) or not self.kinds:
+            raise ValueError(f"HouseholdMix: kinds: need a non-empty tuple of {KINDS}, got {self.kinds!r}")
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad:
+            raise ValueError(f"HouseholdMix: kinds: unknown {bad}; known {KINDS}")
+        object.__setattr__(self, "kinds", tuple(self.kinds))  # frozen and hashable, as registry scenarios need
+        sigma = self.demand_noise
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
+                or not 0.0 <= sigma <= MAX_DEMAND_NOISE:
+            raise ValueError(f"HouseholdMix: demand_noise: the lognormal sigma must lie in [0, {MAX_DEMAND_NOISE}], "
+                             f"got {sigma!r}")
 
     @property
     def has_storage(self) -> bool:
@@ -73,9 +89,6 @@ class HouseholdMix:
         Only the draws are per market (three generator calls each); the shapes are one vector
         computation over ``(E, T, N)``, so an autoreset of 4,096 markets costs milliseconds.
         """
-        for k in self.kinds:
-            if k not in KINDS:
-                raise ValueError(f"generator: unknown kind {k!r}; known {KINDS}")
         kinds = np.array([self.kinds[i % len(self.kinds)] for i in range(n)])
         hours = hours_of_day(horizon, dt_h, start_hour)
         shape = residential_demand_shape(hours)[:, None]

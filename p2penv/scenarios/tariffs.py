@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 
 def _minutes(times) -> np.ndarray:
@@ -150,6 +149,8 @@ class WholesaleModel:
         phi = float(np.exp(-dt_h / self.noise_tau_h))
         u = self.noise_sigma * np.sqrt(1.0 - phi * phi) * np.asarray(eps, dtype=float)
         u[..., :1] = self.noise_sigma * np.asarray(eps, dtype=float)[..., :1]
+        from scipy.signal import lfilter  # here, not at import: scipy.signal pulls scipy.stats (slow)
+
         return lfilter([1.0], [1.0, -phi], u, axis=-1)
 
     def __call__(self, times, rng: np.random.Generator | None = None, dt_h: float | None = None) -> np.ndarray:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import mcafee, pay_as_bid, uniform, vcg
+from . import mcafee, pay_as_bid, posted_price, uniform, vcg
 from .types import BUY, IDLE, SELL, Clearing, check_book
 
 MECHANISMS: dict[str, Callable[..., Clearing]] = {
@@ -11,6 +11,7 @@ MECHANISMS: dict[str, Callable[..., Clearing]] = {
     "pay_as_bid": pay_as_bid.clear,
     "mcafee": mcafee.clear,
     "vcg": vcg.clear,
+    "posted_price": posted_price.clear,
 }
 
 

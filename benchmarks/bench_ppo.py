@@ -1,0 +1,96 @@
+"""Vector-PPO speed with its validated defaults: end-to-end agent-steps/s and the time split at E = 256,
+N = 10 (auction_v0), for 1 torch thread and all cores, on an idle and on a busy machine (a second
+process spinning on one core), beside the pre-validation configuration and a throughput
+configuration; plus the time to solve each learner-validation task (from
+docs/results/learner_validation.json). Writes results/ppo.json.
+
+    python -m benchmarks.bench_ppo [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "results", "ppo.json")
+VALIDATION = os.path.join(HERE, "..", "docs", "results", "learner_validation.json")
+CONFIGS = {
+    "validated_defaults": {},
+    "pre_validation": dict(action_dist="gaussian", gamma=0.99, learning_rate=3e-4, epochs=4, minibatch_size=8192,
+                           ent_coef=0.0, net_arch=(64, 64), action_bins=41),
+    "throughput": dict(epochs=2, net_arch=(64, 64)),  # same head and schedule, fewer passes, smaller net
+}
+
+
+def _spin(stop):  # a busy neighbour: one core at 100 %
+    x = 0
+    while not stop.is_set():
+        x += 1
+
+
+def ppo_rate(e: int, n: int, updates: int, threads: int | None, **overrides) -> dict:
+    from p2penv import auction_v0
+    from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
+
+    cfg = VectorPPOConfig(total_steps=updates * 24 * e * n, num_envs=e, seed=0, torch_threads=threads, **overrides)
+    res = train_vector_ppo(lambda num_envs, seed: auction_v0.vector_env(num_envs, n_prosumers=n, seed=seed), cfg)
+    return dict(agent_steps_per_s=res.steps_per_s, wall_s=res.wall_s, env_s=res.env_s, forward_s=res.forward_s,
+                update_s=res.update_s, updates=updates, torch_threads=threads or "all cores")
+
+
+def time_to_solve() -> dict:
+    """Median wall seconds to the first passing evaluation, per (task, learner), from the validation JSON."""
+    if not os.path.exists(VALIDATION):
+        return {}
+    d = json.load(open(VALIDATION))
+    return {f"{s['task']} {s['learner']}": dict(time_to_solve_s_median=s["time_to_solve_s_median"],
+                                                 passed=f"{s['passed']}/{s['seeds']}", budget=s["budget"])
+            for s in d["summary"] if s.get("applicable", True)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="E = 32, one update each (smoke run)")
+    a = ap.parse_args(argv if argv is not None else [])
+    e, n, updates = (32, 10, 1) if a.quick else (256, 10, 4)
+    load0 = os.getloadavg()[0]
+    out: dict = {"E": e, "N": n, "note": "end to end: rollout (env + policy) and PPO update; warm-up excluded "
+                 "by the first of `updates` being included (small effect at 4 updates)"}
+    for name, over in CONFIGS.items():
+        for threads in (1, None):
+            out[f"{name}_threads_{threads or 'all'}_idle"] = ppo_rate(e, n, updates, threads, **over)
+    stop = mp.Event()
+    p = mp.Process(target=_spin, args=(stop,), daemon=True)
+    p.start()
+    try:
+        for threads in (1, None):
+            out[f"validated_defaults_threads_{threads or 'all'}_busy"] = ppo_rate(e, n, updates, threads)
+    finally:
+        stop.set()
+        p.join(5)
+    out["time_to_solve"] = time_to_solve()
+    out["machine"] = {"python": platform.python_version(), "numpy": np.__version__, "cores": os.cpu_count(),
+                      "cpu": platform.processor() or platform.machine(), "load_avg_1min_at_start": load0}
+    path = OUT.replace(".json", "_quick.json") if a.quick else OUT
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as fh:
+        json.dump(out, fh, indent=2, default=float)
+    os.replace(path + ".tmp", path)
+    for k, v in out.items():
+        if isinstance(v, dict) and "agent_steps_per_s" in v:
+            print(f"{k:45s} {v['agent_steps_per_s']:>10,.0f} agent-steps/s  (update {v['update_s']:.2f} s of "
+                  f"{v['wall_s']:.2f})")
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    t0 = time.perf_counter()
+    main(sys.argv[1:])
