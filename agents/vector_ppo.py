@@ -164,6 +164,12 @@ class VectorPPOConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "VectorPPOConfig":
+        """From a plain dict (a run.json ``train`` object or a model.pt ``config``). A saved config written
+        before the validated defaults (no ``action_dist`` key) keeps what it was trained with: a clipped
+        Gaussian, a constant learning rate and entropy weight."""
+        if "action_dist" not in d and "mode" in d and "gamma" in d:  # a full pre-validation config
+            d = {"action_dist": "gaussian", "lr_schedule": "constant", "ent_coef_final": None,
+                 "eval_point": "mode", **d}
         return config_from_dict(cls, d, ("net_arch", "learners"))
 
 

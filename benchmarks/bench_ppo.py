@@ -1,6 +1,6 @@
 """Vector-PPO speed with its validated defaults: end-to-end agent-steps/s and the time split at E = 256,
-N = 10 (auction_v0), for 1 torch thread and all cores, on an idle and on a busy machine (a second
-process spinning on one core), beside the pre-validation configuration and a throughput
+N = 10 (auction_v0), for 1 torch thread and all cores, on the machine as it is and with a second
+process spinning on one core, beside the pre-validation configuration and a throughput
 configuration; plus the time to solve each learner-validation task (from
 docs/results/learner_validation.json). Writes results/ppo.json.
 
@@ -60,17 +60,18 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv if argv is not None else [])
     e, n, updates = (32, 10, 1) if a.quick else (256, 10, 4)
     load0 = os.getloadavg()[0]
-    out: dict = {"E": e, "N": n, "note": "end to end: rollout (env + policy) and PPO update; warm-up excluded "
-                 "by the first of `updates` being included (small effect at 4 updates)"}
+    out: dict = {"E": e, "N": n, "note": "end to end: rollout (env + policy) and PPO update, the first update "
+                 "(warm-up) included; *_no_added_load: the machine as it was (see load_avg_1min_at_start: other jobs "
+                 "may be running), *_one_core_spinning: plus a process spinning on one core"}
     for name, over in CONFIGS.items():
         for threads in (1, None):
-            out[f"{name}_threads_{threads or 'all'}_idle"] = ppo_rate(e, n, updates, threads, **over)
+            out[f"{name}_threads_{threads or 'all'}_no_added_load"] = ppo_rate(e, n, updates, threads, **over)
     stop = mp.Event()
     p = mp.Process(target=_spin, args=(stop,), daemon=True)
     p.start()
     try:
         for threads in (1, None):
-            out[f"validated_defaults_threads_{threads or 'all'}_busy"] = ppo_rate(e, n, updates, threads)
+            out[f"validated_defaults_threads_{threads or 'all'}_one_core_spinning"] = ppo_rate(e, n, updates, threads)
     finally:
         stop.set()
         p.join(5)

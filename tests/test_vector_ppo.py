@@ -246,3 +246,16 @@ def test_dlmp_vector_env_one_update():
                                              critic="central"))
     assert r.updates == 1 and r.num_timesteps == 24 * 2 * len(r.policy.agent_names)
     assert math.isfinite(r.last["loss"])
+
+
+def test_a_checkpoint_from_before_the_validated_defaults_loads_as_the_gaussian_it_was(tmp_path):
+    r = train_vector_ppo(AUCTION, cfg(total_steps=1, action_dist="gaussian", lr_schedule="constant",
+                                      ent_coef_final=None), tmp_path)
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)
+    for k in ("action_dist", "action_bins", "eval_point", "lr_schedule", "ent_coef_final"):
+        ck["config"].pop(k)  # what a pre-validation model.pt holds
+    torch.save(ck, tmp_path / "model.pt")
+    pol = VectorPolicy.load(tmp_path)
+    assert pol.config.action_dist == "gaussian" and pol.model.log_std is not None
+    obs, _ = AUCTION(2, 0).reset(seed=0)
+    np.testing.assert_array_equal(pol.act(obs), r.policy.act(obs))
