@@ -43,5 +43,8 @@ def test_full_run_numbers_in_docs(tmp_path):
     assert n["zone_dlmp"] == pytest.approx(0.2978, abs=1e-4) and n["seller_profit"] == pytest.approx(1.618, abs=1e-3)
     assert rows["ieee33-congested", "coalition"]["coalition_gain"] == pytest.approx(0.0289, abs=1e-3)
     assert rows["ieee33-undervoltage", "nash"]["binding"] == "v_min 17"
-    assert rows["ieee33-undervoltage", "nash"]["uniform_ac_v_viol"] == 1
+    # the uniform auction's voltage violation at the coalition's offers (the Nash offers are not unique in the
+    # v_min case and sit at the 5e-5 p.u. model-error edge: 1.0e-5 p.u. now, 1.8e-4 in the previous version)
+    assert rows["ieee33-undervoltage", "coalition"]["uniform_ac_v_viol"] == 1
+    assert rows["ieee33-congested", "nash"]["uniform_ac_line_viol"] == 1
     assert rows["ieee33-congested", "shade"]["misreport_gain"] == pytest.approx(1.5085, abs=1e-3)
