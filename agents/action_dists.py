@@ -24,6 +24,7 @@ normalised units (with K = 41 and a 0.40 $/kWh price span: 0.01 $/kWh).
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 try:
     import torch
@@ -35,7 +36,7 @@ DISTRIBUTIONS = ("gaussian", "tanh", "categorical")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-class ActionDist:
+class ActionDist(ABC):
     """Interface. ``head``: actor output ``(N, B, head_dim)``; ``log_std``: ``(G, 1, A)`` or None."""
 
     has_log_std = True
@@ -47,27 +48,29 @@ class ActionDist:
     def head_dim(self) -> int:
         return self.act_dim
 
+    @abstractmethod
     def sample(self, head, log_std, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(stored (N, B, A), log_prob (N, B))``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def log_prob(self, head, log_std, stored) -> torch.Tensor:
-        raise NotImplementedError
+        """Log-probability ``(N, B)`` of stored actions."""
 
+    @abstractmethod
     def entropy(self, head, log_std) -> torch.Tensor:
         """Mean entropy per agent and sample (nats)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def env_action(self, stored) -> torch.Tensor:
-        raise NotImplementedError
+        """Stored actions -> env actions in [-1, 1]."""
 
+    @abstractmethod
     def mode(self, head) -> torch.Tensor:
         """The deterministic action in [-1, 1] (evaluation)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def mean(self, head) -> torch.Tensor:
         """The expected env action in [-1, 1] (evaluation; equals ``mode`` once the policy is pure)."""
-        raise NotImplementedError
 
 
 class GaussianDist(ActionDist):

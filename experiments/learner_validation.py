@@ -47,6 +47,7 @@ import numpy as np
 from .checkpoints import CheckpointError, RowCheckpoint
 from .dispatch import Task, add_ray_option, run_tasks
 from .output import echo
+from .stats import summarise_cell
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PASS_SCORE = 0.95  # profit / optimum (families monopoly, best_response, battery)
@@ -474,8 +475,9 @@ def validation_row(cfg: ValidationConfig, task: str, learner: str, seed: int) ->
 
 
 def summarise_runs(rows: list[dict]) -> list[dict]:
-    """Per (task, learner): seeds run, passes, and the median and IQM with a 95 % percentile bootstrap
-    interval of the task's main metric (score; bayesian: l2 and utility loss). NaN never dropped silently:
+    """Per (task, learner): seeds run, passes, and the median and IQM with its 95 % bootstrap interval
+    (``experiments.stats.summarise_cell``) of the task's main metric (score; bayesian: l2 and utility
+    loss). NaN never dropped silently:
     ``n_finite`` counts the seeds that produced a number."""
     out = []
     order = {t: i for i, t in enumerate(TASKS)}
@@ -493,32 +495,15 @@ def summarise_runs(rows: list[dict]) -> list[dict]:
         if TASKS[task].family == "bayesian" and all("exploitability" in r for r in rs):
             metrics += ("exploitability",)
         for metric in metrics:
-            x = np.array([r[metric] for r in rs], dtype=float)
-            fin = x[np.isfinite(x)]
-            s[f"{metric}_n_finite"] = int(fin.size)
-            s[f"{metric}_median"] = float(np.median(fin)) if fin.size else float("nan")
-            s[f"{metric}_min"] = float(fin.min()) if fin.size else float("nan")
-            s[f"{metric}_max"] = float(fin.max()) if fin.size else float("nan")
-            s[f"{metric}_iqm"], s[f"{metric}_iqm_ci"] = _iqm_ci(fin)
+            c = summarise_cell([r[metric] for r in rs])  # NaN counted, never dropped; IQM with bootstrap CI
+            s[f"{metric}_n_finite"] = c.n_finite
+            s[f"{metric}_median"] = c.median
+            fin = [r[metric] for r in rs if np.isfinite(r[metric])]
+            s[f"{metric}_min"] = float(min(fin)) if fin else float("nan")
+            s[f"{metric}_max"] = float(max(fin)) if fin else float("nan")
+            s[f"{metric}_iqm"], s[f"{metric}_iqm_ci"] = c.iqm.point, [c.iqm.lo, c.iqm.hi]
         out.append(s)
     return out
-
-
-def _iqm(x: np.ndarray) -> float:
-    x = np.sort(x)
-    k = int(np.floor(0.25 * x.size))
-    return float(x[k:x.size - k].mean()) if x.size else float("nan")
-
-
-def _iqm_ci(x: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[float, list[float]]:
-    """IQM and its 95 % percentile-bootstrap interval over seeds ([v, v] when every seed agrees)."""
-    if x.size == 0:
-        return float("nan"), [float("nan"), float("nan")]
-    if np.all(x == x[0]):
-        return float(x[0]), [float(x[0]), float(x[0])]
-    rng = np.random.default_rng(seed)
-    boot = np.array([_iqm(x[rng.integers(0, x.size, x.size)]) for _ in range(reps)])
-    return _iqm(x), [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))]
 
 
 def run(cfg: ValidationConfig, out_dir: str | Path | None = None, resume: bool = False, ray=None,

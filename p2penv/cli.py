@@ -170,7 +170,7 @@ def _load_spec(a) -> dict:
         train["tensorboard"] = True
     if getattr(a, "nash_conv_every", None) is not None:  # SB3: nash_conv_every; vector PPO: eval_every
         train["eval_every" if "num_envs" in train else "nash_conv_every"] = a.nash_conv_every
-    if a.progress is not None:  # --progress / --no-progress; unset: decided at train time (see _with_progress)
+    if a.progress is not None:  # --progress / --no-progress; unset: decided at train time (see with_progress)
         train["progress"] = a.progress
     if getattr(a, "torch_threads", None) is not None:
         train["torch_threads"] = a.torch_threads
@@ -362,7 +362,7 @@ def _needs(spec: dict, training: bool) -> tuple[list[str], str | None]:
     return mods, None
 
 
-def _with_progress(cfg, spec: dict):
+def with_progress(cfg, spec: dict):
     """(cfg, lines): the trainer config with its ``progress`` decided, and whether to print it as lines.
     --progress / --no-progress as given; neither: on when tqdm is installed. A bar when stderr is a
     terminal, else a line per update (``ProgressLines``). RLlib's trainer has no progress option."""
@@ -420,7 +420,7 @@ def cmd_train(a) -> int:
     require(mods, f"algo {spec['algo']!r}", extra)
     f = _env_fn(spec["env"], spec["sellers"], spec["seed"])
     env = _check_env(f, spec)
-    cfg, lines = _with_progress(_trainer_config(spec, a.config or "options"), spec)
+    cfg, lines = with_progress(_trainer_config(spec, a.config or "options"), spec)
     learners = [f"prosumer_{i}" for i in range(spec["sellers"])] if spec["sellers"] else None
     others = TruthfulAgent(env.config)
     if a.resume:

@@ -159,10 +159,10 @@ def test_progress_is_on_by_default_and_follows_the_terminal(monkeypatch):
 
     spec = dict(train={})
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    assert cli._with_progress(QConfig(), spec) == (QConfig(progress=True), False)  # a bar
+    assert cli.with_progress(QConfig(), spec) == (QConfig(progress=True), False)  # a bar
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert cli._with_progress(QConfig(), spec) == (QConfig(progress=True), True)  # lines
-    assert cli._with_progress(QConfig(), dict(train=dict(progress=False))) == (QConfig(progress=False), False)
+    assert cli.with_progress(QConfig(), spec) == (QConfig(progress=True), True)  # lines
+    assert cli.with_progress(QConfig(), dict(train=dict(progress=False))) == (QConfig(progress=False), False)
 
 
 def test_train_writes_progress_lines_to_a_log(tmp_path, capsys):

@@ -95,7 +95,10 @@ def test_applicability_and_fixed_profiles():
     assert fp.act_vector(np.zeros((5, 3, 4))).shape == (5, 3, 2)
     with pytest.raises(ValueError, match="non-learners"):
         fp.act_batch(np.zeros((3, 4)))
-    assert math.isnan(lv._iqm_ci(np.array([]))[0])
+    s = lv.summarise_runs([dict(task="monopoly/elastic-uniform", learner="ppo_shared", seed=k, budget=1, wall_s=1.0,
+                                passed=False, score=x, time_to_solve_s=float("nan")) for k, x in enumerate([0.5, np.nan])])
+    assert s[0]["score_n_finite"] == 1 and s[0]["seeds"] == 2 and s[0]["score_iqm"] == 0.5  # NaN counted, not dropped
+    assert math.isnan(s[0]["time_to_solve_s_median"])
 
 
 def test_tune_ppo_smoke_run_records_its_trials():

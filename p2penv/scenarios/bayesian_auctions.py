@@ -51,6 +51,7 @@ smallest positive float, so its interval [1 - R, 1 + R] cap 1 is [1, 1] exactly.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -74,7 +75,7 @@ STAGE_GAME_MARKET: dict[str, Any] = dict(
 )
 
 
-class _StageGame:
+class _StageGame(ABC):
     """Shared generator protocol: draw the bidders' types, then build the fleet from them."""
 
     n_agents: int
@@ -100,8 +101,9 @@ class _StageGame:
         if dt_h != 1.0:
             raise ValueError(f"{who}: a unit is 1 kW for 1 h, so dt_h must be 1.0, got {dt_h}")
 
+    @abstractmethod
     def fleet(self, types: np.ndarray) -> Fleet:
-        raise NotImplementedError
+        """The fleet of E markets from the bidders' types ``(E, K)`` $/kWh."""
 
 
 @dataclass(frozen=True)
