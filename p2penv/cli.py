@@ -1,7 +1,8 @@
 """Command line: ``p2penv train | evaluate | experiment NAME | bench``.
 
-    p2penv train --algo ppo --mode shared --steps 20000 --seed 0 --out runs/ppo [--resume]
-    p2penv train --algo ppo --num-envs 256 [--critic central] --steps 2000000   # torch PPO on the vector env
+    p2penv train --steps 2000000 --out runs/ppo [--resume]   # the validated vector PPO (256 markets)
+    p2penv train --algo ppo --num-envs 64 [--critic central] --mode independent --steps 2000000
+    p2penv train --algo ppo --sb3 --steps 20000 --out runs/sb3   # stable-baselines3 PPO on the single env
     p2penv train --algo rllib_ppo --mode independent --scenario dlmp_v0/teaching4-v0 --steps 288  # RLlib PPO
     p2penv train --config run.json        # {"env": {...MarketConfig...}, "algo": ..., "train": {...}}
     p2penv evaluate runs/ppo --episodes 3
@@ -40,6 +41,9 @@ SPEC_KEYS = ("env", "algo", "mode", "sellers", "seed", "train")
 RECORD_KEYS = ("env_config",)  # written to run.json for the record; ignored when it is read back as --config
 # what `train` uses when neither an option nor the --config file says
 DEFAULT_ENV, DEFAULT_ALGO, DEFAULT_MODE, DEFAULT_SEED = "auction_v0", "ppo", "shared", 0
+# algo "ppo" trains the validated vector PPO (p2penv.agents.vector_ppo, docs/learner_validation.md) on this
+# many markets unless --num-envs or --sb3 says otherwise (VectorPPOConfig.num_envs; a test keeps them equal)
+DEFAULT_NUM_ENVS = 256
 
 # pip extra that provides a top-level module (pyproject.toml [project.optional-dependencies])
 EXTRA_OF = {"torch": "train", "stable_baselines3": "train", "tensorboard": "train", "supersuit": "train",
@@ -176,10 +180,30 @@ def _load_spec(a) -> dict:
         train["torch_threads"] = a.torch_threads
     seed = a.seed if a.seed is not None else spec.get("seed", DEFAULT_SEED)
     train["seed"] = seed
-    out = dict(env=env, algo=a.algo or spec.get("algo", DEFAULT_ALGO), mode=a.mode or spec.get("mode", DEFAULT_MODE),
+    algo = a.algo or spec.get("algo", DEFAULT_ALGO)
+    _choose_ppo_trainer(train, algo, sb3=bool(getattr(a, "sb3", False)), where=a.config or "options")
+    out = dict(env=env, algo=algo, mode=a.mode or spec.get("mode", DEFAULT_MODE),
                sellers=a.sellers if a.sellers is not None else spec.get("sellers"), seed=seed, train=train)
     _check_spec(out, a.config or "options")
     return out
+
+
+def _choose_ppo_trainer(train: dict, algo: str, sb3: bool, where: str | Path) -> None:
+    """Which PPO trains (in place on ``train``): the validated vector PPO by default (``num_envs`` set to
+    ``DEFAULT_NUM_ENVS`` unless given), or stable-baselines3's PPO on the single env with ``--sb3`` (recorded
+    as ``train["sb3"] = true`` so that the run.json replays it). SB3 PPO failed the learner validation (see
+    docs/learner_validation.md); it stays for compatibility and for comparison."""
+    sb3 = sb3 or bool(train.get("sb3"))
+    if not sb3:
+        train.pop("sb3", None)
+        if algo == "ppo":
+            train.setdefault("num_envs", DEFAULT_NUM_ENVS)
+        return
+    if algo != "ppo":
+        raise UsageError(f"{where}: --sb3 selects stable-baselines3's PPO; it goes with algo 'ppo', got {algo!r}")
+    if "num_envs" in train:
+        raise UsageError(f"{where}: --sb3 and num_envs: SB3 PPO trains on the single env; drop one of them")
+    train["sb3"] = True
 
 
 def _check_spec(spec: dict, where: str | Path) -> None:
@@ -219,7 +243,7 @@ def _trainer_config(spec: dict, where: str | Path):
             return VectorPPOConfig.from_dict(dict(spec["train"], mode=spec["mode"], **learners))
         from p2penv.agents.sb3_shared import SB3Config
 
-        return SB3Config.from_dict(dict(spec["train"], algo=spec["algo"]))
+        return SB3Config.from_dict({**{k: v for k, v in spec["train"].items() if k != "sb3"}, "algo": spec["algo"]})
     except (TypeError, ValueError) as e:
         raise UsageError(f"{where}: train: {e}") from None
 
@@ -772,8 +796,9 @@ def build_parser() -> Parser:
     t.add_argument("--scenario", metavar="ID", choices=p2penv.list_scenarios(),
                    help="a registered scenario (p2penv.list_scenarios()): " + ", ".join(p2penv.list_scenarios()))
     t.add_argument("--env", choices=ENVS, help=f"environment (default {DEFAULT_ENV}, or --config's env.name)")
-    t.add_argument("--algo", choices=ALGOS, help=f"default {DEFAULT_ALGO}, or --config's; rllib_ppo: RLlib multi-agent "
-                   "PPO, every agent learns (needs the rllib extra)")
+    t.add_argument("--algo", choices=ALGOS, help=f"default {DEFAULT_ALGO}, or --config's; ppo: the validated vector PPO "
+                   "(--sb3: stable-baselines3's); rllib_ppo: RLlib multi-agent PPO, every agent learns (needs the "
+                   "rllib extra)")
     t.add_argument("--mode", choices=MODES, help=f"one policy for all learners or one each (default {DEFAULT_MODE}, "
                    "or --config's)")
     t.add_argument("--steps", type=int, help="agent-steps (SB3, vector PPO; rllib_ppo: rounded up to whole "
@@ -784,8 +809,11 @@ def build_parser() -> Parser:
                    "default uniform)")
     t.add_argument("--sellers", type=int, metavar="N", help="SellerBuyerMarket with N learning sellers and 3 "
                    "truthful buyers")
-    t.add_argument("--num-envs", type=int, metavar="E", help="train PPO on the batched vector env with E markets "
-                   "(p2penv.agents.vector_ppo; every agent learns, or the --sellers only)")
+    t.add_argument("--num-envs", type=int, metavar="E", help="algo ppo: markets of the batched vector env "
+                   f"(p2penv.agents.vector_ppo, the validated PPO; default {DEFAULT_NUM_ENVS}); every agent learns, "
+                   "or the --sellers only")
+    t.add_argument("--sb3", action="store_true", help="algo ppo: stable-baselines3's PPO on the single env instead "
+                   "of the validated vector PPO (it failed the learner validation: docs/learner_validation.md)")
     t.add_argument("--critic", choices=("local", "central"), help="with --num-envs: central = MAPPO critic on the "
                    "global state (default local)")
     t.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="agent-steps between checkpoints "

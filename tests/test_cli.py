@@ -8,7 +8,7 @@ from p2penv import cli
 
 def test_train_resume_evaluate_ppo(tmp_path, capsys):
     out = tmp_path / "ppo"
-    base = ["train", "--algo", "ppo", "--sellers", "2", "--out", str(out), "--checkpoint-every", "48"]
+    base = ["train", "--algo", "ppo", "--sb3", "--sellers", "2", "--out", str(out), "--checkpoint-every", "48"]
     assert cli.main(base + ["--steps", "200"]) == 0
     first = json.loads((out / "state.json").read_text())["num_timesteps"]
     assert cli.main(base + ["--steps", "600", "--resume"]) == 0
@@ -127,3 +127,31 @@ def test_evaluate_prints_a_labelled_table_and_explains_what_does_not_apply():
     assert "markup: nan, seller markups against the auction's competitive price do not apply to DLMPs" in text
     assert "nash_conv: not computed on dlmp_v0" in text
     assert "nan" not in cli.evaluation_table({"price": 0.1}, auction=True, episodes=1, seed=0)
+
+
+def test_default_ppo_is_the_validated_vector_ppo(tmp_path):
+    """``p2penv train`` with no trainer options trains agents.vector_ppo with its validated defaults (256
+    markets); ``--sb3`` picks stable-baselines3's PPO, and run.json replays whichever was chosen."""
+    from p2penv.agents.vector_ppo import VectorPPOConfig
+
+    assert cli.DEFAULT_NUM_ENVS == VectorPPOConfig().num_envs
+    out = tmp_path / "default"
+    assert cli.main(["train", "--sellers", "2", "--steps", "48", "--no-progress", "--out", str(out)]) == 0
+    spec = json.loads((out / "run.json").read_text())
+    assert spec["algo"] == "ppo" and spec["train"]["num_envs"] == cli.DEFAULT_NUM_ENVS and "sb3" not in spec["train"]
+    assert (out / "model.pt").is_file() and not (out / "model.zip").exists()
+    sb3 = tmp_path / "sb3"
+    assert cli.main(["train", "--sb3", "--sellers", "2", "--steps", "48", "--no-progress", "--out", str(sb3)]) == 0
+    spec = json.loads((sb3 / "run.json").read_text())
+    assert spec["train"]["sb3"] is True and "num_envs" not in spec["train"] and (sb3 / "model.zip").is_file()
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(sb3 / "run.json"), "--no-progress", "--out", str(again)]) == 0
+    assert (again / "model.zip").is_file() and not (again / "model.pt").exists()
+
+
+@pytest.mark.parametrize("argv, msg", [(["--sb3", "--num-envs", "4"], "--sb3 and num_envs"),
+                                       (["--sb3", "--algo", "sac"], "it goes with algo 'ppo', got 'sac'")])
+def test_sb3_switch_conflicts_are_one_line(tmp_path, capsys, argv, msg):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--sellers", "2", "--out", str(tmp_path / "x")] + argv)
+    assert e.value.code == 2 and msg in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -12,7 +12,7 @@ from p2penv import cli
 def ppo_run(tmp_path_factory):
     """A finished tiny PPO run (2 sellers); tests copy it before breaking it."""
     out = tmp_path_factory.mktemp("trained") / "ppo"
-    assert cli.main(["train", "--algo", "ppo", "--sellers", "2", "--steps", "48", "--out", str(out)]) == 0
+    assert cli.main(["train", "--algo", "ppo", "--sb3", "--sellers", "2", "--steps", "48", "--out", str(out)]) == 0
     return out
 
 
@@ -103,7 +103,7 @@ def test_train_config_file_errors(tmp_path, capsys):
         f"p2penv train: error: {conf}: {_json_problem('{')}\n")
     conf.write_text(json.dumps({"train": {"n_epoch": 3}}))
     err = _error(capsys, ["train", "--config", str(conf), "--out", str(tmp_path / "x")])
-    assert err.startswith(f"p2penv train: error: {conf}: train: SB3Config: unknown option(s) ['n_epoch']; known [")
+    assert err.startswith(f"p2penv train: error: {conf}: train: VectorPPOConfig: unknown option(s) ['n_epoch']; known [")
     assert not (tmp_path / "x").exists()
 
 
