@@ -12,6 +12,10 @@ import numpy as np
 
 from p2penv.envs.auction_core import OBS_NAMES
 from p2penv.envs.config import MarketConfig
+# the step's tariffs, reservation and truthful prices, the competitive baseline: one definition each, in
+# p2penv.market (re-exported here, where the baselines' users have always imported them)
+from p2penv.market.competitive import competitive_joint_action  # noqa: F401
+from p2penv.market.truthful import reservation_buy_price, step_tariffs, truthful_price  # noqa: F401
 
 # Column indices into the observation, by field name.
 DEMAND, AVAIL, PREV, LO, HI, LAST_PRICE, MC_LO, MC_HI, BUY_VALUE = (OBS_NAMES.index(k) for k in (
@@ -99,53 +103,8 @@ def _truthful_batch(obs: np.ndarray, c: MarketConfig, markup: float, frac_cap: f
     dispatch = lo + frac * (hi - lo)
     mc = mc_lo + frac * slope
     selling = dispatch - obs[:, DEMAND] > 0
-    price = np.where(selling, np.maximum(mc, c.feed_in_tariff) + markup, to_price(obs[:, BUY_VALUE]) - markup)
+    price = truthful_price(selling, mc, to_price(obs[:, BUY_VALUE]), c.feed_in_tariff)
+    price = price + np.where(selling, markup, -markup)
     return np.stack([to_unit(price), 2.0 * frac - 1.0], axis=1).astype(np.float32)
 
 
-def reservation_buy_price(ctx, config: MarketConfig) -> np.ndarray:
-    """(N,) $/kWh the most each agent would pay for market energy: the retail tariff (its backstop)
-    or, for a flexible load, its lower value of lost load."""
-    retail, _ = step_tariffs(ctx, config)
-    if ctx.shed_value is None:
-        return np.full(ctx.demand_kw.shape, retail)
-    return np.minimum(ctx.shed_value, retail)
-
-
-def step_tariffs(ctx, config: MarketConfig) -> tuple[float, float]:
-    """(retail, feed-in) $/kWh of the step: the scenario's time-varying tariffs, else the config's."""
-    retail = config.retail_tariff if getattr(ctx, "retail_tariff", None) is None else ctx.retail_tariff
-    feed_in = config.feed_in_tariff if getattr(ctx, "feed_in_tariff", None) is None else ctx.feed_in_tariff
-    return retail, feed_in
-
-
-def competitive_joint_action(ctx, config: MarketConfig) -> tuple[np.ndarray, float]:
-    """Privileged competitive baseline: the S1 benchmark dispatch with truthful prices.
-
-    Solves the central welfare maximisation of the step (``p2penv.market.competitive``) with the
-    true costs and feasible intervals in ``ctx`` (a ``StepContext``), dispatches every DER there,
-    and bids true reservation values (sellers: marginal cost at that dispatch, at least feed-in;
-    buyers: retail, or the value of lost load of a flexible load). Returns the (N, 2) joint action
-    and the competitive price lambda ($/kWh).
-    """
-    from p2penv.market.competitive import competitive_equilibrium
-
-    dt = ctx.dt_h
-    retail, feed_in = step_tariffs(ctx, config)
-    value = reservation_buy_price(ctx, config)
-    flex = value < retail  # flexible loads: demand curve steps at their lost value
-    out = competitive_equilibrium(
-        ctx.cost_a, ctx.cost_b, ctx.lo_kw * dt, ctx.hi_kw * dt, ctx.eta,
-        fixed_demand_kwh=float(ctx.demand_kw[~flex].sum() * dt),
-        flex_kwh=ctx.demand_kw[flex] * dt, flex_value=value[flex],
-        retail_price=retail, feed_in_price=feed_in,
-    )
-    p = out.energy_kwh / dt
-    width = ctx.hi_kw - ctx.lo_kw
-    u_disp = np.where(width > 0, 2.0 * (p - ctx.lo_kw) / np.where(width > 0, width, 1.0) - 1.0, -1.0)
-    mc = (2.0 * ctx.cost_a * out.energy_kwh + ctx.cost_b) / ctx.eta
-    selling = ctx.eta * p - ctx.demand_kw > 0
-    price = np.where(selling, np.maximum(mc, feed_in), value)
-    span = config.price_cap - config.price_floor
-    u_price = np.clip(2.0 * (price - config.price_floor) / span - 1.0, -1.0, 1.0)
-    return np.stack([u_price, np.clip(u_disp, -1.0, 1.0)], axis=1).astype(np.float32), out.price

@@ -2,8 +2,8 @@
 
 One loop (``train_independent``) steps the PettingZoo parallel env with every learner's action
 from its *current* policy, then hands each model its own transition through a small driver
-(``_OnPolicy`` reproduces SB3's ``collect_rollouts`` bookkeeping incl. the truncation bootstrap,
-``_OffPolicy`` uses SB3's ``_sample_action``/``_store_transition``). Agents may have different
+(``_OnPolicy`` does SB3's ``collect_rollouts`` bookkeeping incl. the truncation bootstrap, ``_OffPolicy``
+SB3's warm-up exploration and replay storage). Agents may have different
 observation sizes (each model has its own spaces). ``total_steps`` counts agent-steps summed over
 learners, like the shared trainer, so each model sees ``total_steps / n_learners`` transitions.
 Checkpoints: ``models/<agent>.zip`` (+ ``<agent>.replay.pkl``), then ``state.json``; PPO saves only
@@ -14,6 +14,18 @@ update (SAC: every ``n_steps`` env steps), so its ``train/*`` scalars reach the 
 market metrics (``p2penv.agents.market_log``, ``market_log.csv`` and ``tb/market``) get one row per
 ``n_steps`` env steps (one PPO update of every model; a partial last row at the end), with the
 stage-game NashConv of the learners' current policies every ``nash_conv_every`` rows.
+
+SB3 API used (public only, stable-baselines3 2.x; no underscored member): the ``PPO``/``SAC`` constructors,
+``load``/``save``/``save_replay_buffer``/``load_replay_buffer``, ``set_random_seed``, ``set_logger`` with
+``common.utils.configure_logger`` (the logger ``learn()`` would make: ``tb/<agent>_1``), ``train()``,
+``predict``, the attributes ``policy`` (``forward``, ``predict_values``, ``set_training_mode``,
+``scale_action``/``unscale_action``), ``rollout_buffer`` (``add``, ``full``, ``pos``, ``reset``,
+``compute_returns_and_advantage``), ``replay_buffer.add``, ``num_timesteps``, ``logger``, ``action_space``,
+``gamma``, ``learning_starts``, ``batch_size``, ``device``; ``common.utils.obs_as_tensor``; ``VecEnv`` for the
+one-slot placeholder env that carries each model's spaces. ``learn()`` is not used: it steps its own env,
+and here one env loop feeds every model at once. The learning-rate progress (``learn()``'s schedule
+clock) is not advanced, so only constant learning rates and clip ranges behave as in ``learn()``
+(``SB3Config`` has only constants).
 """
 from __future__ import annotations
 
@@ -24,12 +36,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from stable_baselines3.common.utils import configure_logger
+from stable_baselines3.common.vec_env import VecEnv
 
 from .checkpoint import atomic_save_with, atomic_write_json, read_json
 from .market_log import MarketLog, agent_groups, competitive_price, eval_nash_conv, supports_market_power
 from .rollout import Assigned
-from .sb3_shared import SB3Config, SharedPolicy, TrainResult, _set_threads, load_model, make_model
+from .sb3_shared import SB3Config, SharedPolicy, TrainResult, load_model, make_model
 
 
 class _SpaceEnv(VecEnv):
@@ -64,10 +77,13 @@ class _SpaceEnv(VecEnv):
 
 
 class _OnPolicy:
-    """Feeds one PPO model transition by transition."""
+    """Feeds one PPO model transition by transition (SB3's ``collect_rollouts`` bookkeeping, incl. the
+    truncation bootstrap), then ``model.train()`` on a full rollout buffer."""
 
     def __init__(self, model, tb: bool = False):
         self.m, self.tb = model, tb  # tb: dump the model's SB3 logger after each update
+        self._obs: np.ndarray | None = None
+        self._start = np.ones(1, dtype=bool)  # the first transition starts an episode
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         import torch as th
@@ -75,29 +91,28 @@ class _OnPolicy:
 
         m = self.m
         m.policy.set_training_mode(False)
-        m._last_obs = obs[None, :]
+        self._obs = obs[None, :]
         with th.no_grad():
-            a, self._v, self._lp = m.policy(obs_as_tensor(m._last_obs, m.device))
+            a, self._v, self._lp = m.policy(obs_as_tensor(self._obs, m.device))
         self._a = a.cpu().numpy()
         return np.clip(self._a[0], m.action_space.low, m.action_space.high)
 
-    def record(self, reward: float, next_obs: np.ndarray, done: bool, truncated: bool, total: int) -> None:
+    def record(self, reward: float, next_obs: np.ndarray, done: bool, truncated: bool) -> None:
         import torch as th
         from stable_baselines3.common.utils import obs_as_tensor
 
         m = self.m
         r = np.array([reward], dtype=np.float32)
-        if done and truncated:
+        if done and truncated:  # time limit: bootstrap from the final observation's value
             with th.no_grad():
                 r[0] += m.gamma * float(m.policy.predict_values(obs_as_tensor(next_obs[None, :], m.device))[0])
-        m.rollout_buffer.add(m._last_obs, self._a, r, m._last_episode_starts, self._v, self._lp)
-        m._last_episode_starts = np.array([done])
+        m.rollout_buffer.add(self._obs, self._a, r, self._start, self._v, self._lp)
+        self._start = np.array([done])
         m.num_timesteps += 1
         if m.rollout_buffer.full:
             with th.no_grad():
                 v = m.policy.predict_values(obs_as_tensor(next_obs[None, :], m.device))
             m.rollout_buffer.compute_returns_and_advantage(last_values=v, dones=np.array([done]))
-            m._update_current_progress_remaining(m.num_timesteps, total)
             m.train()
             m.rollout_buffer.reset()
             if self.tb:  # train() only records; SB3's learn() dumps, this loop does it itself
@@ -109,23 +124,29 @@ class _OnPolicy:
 
 
 class _OffPolicy:
-    """Feeds one SAC model; one gradient step per transition after ``learning_starts``."""
+    """Feeds one SAC model: SB3's exploration (uniform actions for ``learning_starts`` steps, then the
+    policy's samples) and replay-buffer storage, one gradient step per transition after ``learning_starts``."""
 
     def __init__(self, model, tb: bool = False, log_every: int = 1):
         self.m, self.tb, self.log_every = model, tb, log_every  # dump the SB3 logger every log_every steps
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         m = self.m
-        m._last_obs = obs[None, :]
-        a, self._buf = m._sample_action(m.learning_starts, None, 1)
-        return a[0]
+        self._obs = obs[None, :]
+        if m.num_timesteps < m.learning_starts:  # warm-up: uniform actions from the (seeded) action space
+            a = np.array([m.action_space.sample()])
+        else:
+            a, _ = m.predict(self._obs, deterministic=False)
+        self._buf = m.policy.scale_action(a)  # the buffer holds actions scaled to [-1, 1]
+        return m.policy.unscale_action(self._buf)[0]
 
-    def record(self, reward: float, next_obs: np.ndarray, done: bool, truncated: bool, total: int) -> None:
+    def record(self, reward: float, next_obs: np.ndarray, done: bool, truncated: bool) -> None:
         m = self.m
-        info = [{"terminal_observation": next_obs, "TimeLimit.truncated": truncated}] if done else [{}]
+        # next_obs is the episode's final observation when done; the buffer drops the bootstrap of
+        # terminations only (``TimeLimit.truncated``: the time-limit end is not a terminal state)
+        m.replay_buffer.add(self._obs, next_obs[None, :], self._buf, np.array([reward]), np.array([done]),
+                            [{"TimeLimit.truncated": truncated}])
         m.num_timesteps += 1
-        m._store_transition(m.replay_buffer, self._buf, next_obs[None, :], np.array([reward]), np.array([done]), info)
-        m._update_current_progress_remaining(m.num_timesteps, total)
         if m.num_timesteps > m.learning_starts:
             m.train(gradient_steps=1, batch_size=m.batch_size)
             if self.tb and m.num_timesteps % self.log_every == 0:
@@ -169,7 +190,10 @@ def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | 
                       learners: Sequence[str] | None = None, others: Any = None,
                       resume: bool = False) -> TrainResult:
     """Train one model per learner (default: all agents) in one shared env loop; see module doc."""
-    _set_threads(cfg.torch_threads)
+    if cfg.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
     env = env_fn()
     names = list(env.possible_agents)
     learners = list(learners) if learners is not None else names
@@ -195,7 +219,8 @@ def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | 
             m.set_random_seed(cfg.seed + 7919 * k + done_steps)
         else:
             m = make_model(cfg, stub, tb, seed=cfg.seed + 7919 * k)
-        m._setup_learn(per_agent - done_steps, None, reset_num_timesteps=not resuming, tb_log_name=a)
+        # the logger learn() would set up: tb/<agent>_1, continued on resume
+        m.set_logger(configure_logger(0, tb, a, reset_num_timesteps=not resuming))
         m.num_timesteps = done_steps
         models[a] = m
     drivers = {a: _OnPolicy(m, tb is not None) if cfg.algo == "ppo" else _OffPolicy(m, tb is not None, cfg.n_steps)
@@ -237,7 +262,7 @@ def train_independent(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | 
             log.add_step([[rew[a] for a in learners]], [done], infos[names[0]]["market"], lam)
         for a in learners:
             drivers[a].record(float(rew[a]), np.asarray(nobs[a], np.float32), done,
-                              bool(trunc[a]) and not bool(term[a]), per_agent)
+                              bool(trunc[a]) and not bool(term[a]))
         step += 1
         if log is not None and (step % cfg.n_steps == 0 or step == per_agent):
             log.end_update(step * len(learners), nash_conv=nash_fn() if (nash_fn and log.nash_due) else None)

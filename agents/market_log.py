@@ -47,7 +47,7 @@ whole line, flushed and fsynced; ``resume_step`` keeps the rows up to the resume
 last line from a crash is dropped) and rewrites the file atomically before appending.
 
 Cost of ``nash_conv``: one evaluation episode (max_cycles policy calls) plus the grid NashConv of
-``p2penv.experiments.metrics.stage_nash_conv`` (the deviations of ``diagnostics.nash.action_grid()``
+``p2penv.diagnostics.nash.trajectory_nash_conv`` (the deviations of ``diagnostics.nash.action_grid()``
 for every learner and distinct step, batched through the market): measured 0.07-0.1 s per
 evaluation (24 steps, 2-6 agents, random actions, one CPU core), i.e. up to ~25% of a 96-step SB3
 PPO rollout when ``nash_conv_every=1``; 10+ keeps it to a few percent.
@@ -330,7 +330,7 @@ def competitive_price(ctx, config) -> float:
     """Competitive (S1) price $/kWh of a step of auction_v0 from its context (``env.ctx`` before
     the step) and the env's ``config``, as ``p2penv evaluate`` computes it
     (``competitive_joint_action``); about 0.3-0.7 ms per call."""
-    from .baselines import competitive_joint_action
+    from p2penv.market.competitive import competitive_joint_action
 
     return float(competitive_joint_action(ctx, config)[1])
 
@@ -339,11 +339,13 @@ def eval_nash_conv(env, policy, *, seed: int, players: Sequence[int] | None = No
     """Stage-game NashConv ($/step, mean over steps) of ``players`` (indices into the env's agents;
     None: all) on one episode of the joint ``policy`` from ``env.reset(seed=seed)``: the
     ``nash_conv`` of ``p2penv.experiments.metrics.evaluate`` with ``episodes=1``. auction_v0 only."""
-    from p2penv.agents.rollout import rollout
-    from p2penv.experiments.metrics import stage_nash_conv
+    from p2penv.diagnostics.nash import trajectory_nash_conv
+
+    from .rollout import rollout
 
     if not supports_market_power(env):
         raise ValueError(f"env: stage-game NashConv is defined for auction_v0 only, got "
                          f"{getattr(env, 'metadata', {}).get('name')!r}")
     tr = rollout(env, policy, seed=seed, episodes=1)[0]
-    return stage_nash_conv(env, tr, None if players is None else list(players))
+    return float(trajectory_nash_conv(tr.ctxs, tr.actions, env.rules, players=None if players is None else list(players),
+                                      method="grid", n_grid=41).sum(1).mean())

@@ -45,6 +45,7 @@ import numpy as np
 
 from p2penv.market.competitive import price_taker_response
 from p2penv.market.pipeline import StepContext, run_step
+from p2penv.market.truthful import reservation_buy_price, step_tariffs, truthful_price
 
 from .checkpoint import atomic_write_bytes, atomic_write_json
 
@@ -174,8 +175,7 @@ class MarketKernel:
         u_disp, e = self._disp_unit(ctx, lam)  # price-taker at last price (truthful dispatch)
         mc = (2.0 * ctx.cost_a * e + ctx.cost_b) / ctx.eta
         selling = ctx.eta * e / ctx.dt_h - ctx.demand_kw > 0
-        buy_value = c.retail_tariff if ctx.shed_value is None else np.minimum(ctx.shed_value, c.retail_tariff)
-        price = np.where(selling, np.maximum(mc, c.feed_in_tariff), buy_value)
+        price = truthful_price(selling, mc, reservation_buy_price(ctx, c), step_tariffs(ctx, c)[1])
         acts = np.stack([self._unit(price), u_disp], -1)
         li = self.learn_idx
         p = self.prices[idx]

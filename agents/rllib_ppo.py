@@ -162,11 +162,14 @@ def make_env(env_name: str, env_kwargs: Mapping[str, Any] | None = None):
     if "/" in env_name:
         import p2penv
 
-        p2penv.get_spec(env_name)  # ValueError naming the known ids
+        if p2penv.get_spec(env_name).env == "auction_v0":  # get_spec: ValueError naming the known ids
+            kw.setdefault("info_level", "lean")  # the trainer reads no per-agent info (docs/fields.md)
         return p2penv.make(env_name, **kw)
     if env_name not in ENVS:
         raise ValueError(f"env_name: expected one of {ENVS} or a scenario id of p2penv.list_scenarios(), "
                          f"got {env_name!r}")
+    if env_name == "auction_v0":
+        kw.setdefault("info_level", "lean")  # the trainer reads no per-agent info (docs/fields.md)
     return importlib.import_module(f"p2penv.{env_name}").parallel_env(**kw)
 
 

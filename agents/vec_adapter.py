@@ -21,6 +21,8 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from p2penv.envs.auction_env import prefer_lean_infos
+
 
 def padded_obs(obs: np.ndarray, max_dim: int) -> np.ndarray:
     """(d,) observation -> (max_dim + 1,): zero padding plus the size feature d / max_dim."""
@@ -35,7 +37,7 @@ class MarketVecEnv(VecEnv):
 
     def __init__(self, env_fns: Sequence[Callable[[], Any]], learners: Sequence[str] | None = None,
                  others: Any = None, pad_obs: bool | str = "auto"):
-        self.envs = [fn() for fn in env_fns]
+        self.envs = [prefer_lean_infos(fn()) for fn in env_fns]  # SB3 callbacks read only infos[a]["market"]
         if not self.envs:
             raise ValueError("env_fns: need at least one environment")
         e0 = self.envs[0]

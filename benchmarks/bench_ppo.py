@@ -44,6 +44,49 @@ def ppo_rate(e: int, n: int, updates: int, threads: int | None, **overrides) -> 
                 update_s=res.update_s, updates=updates, torch_threads=threads or "all cores")
 
 
+def flops_per_agent_step(obs_dim: int, act_dim: int, cfg) -> dict:
+    """Multiply-add count of one trained agent-step of the vector PPO (local critic): the rollout's actor and
+    critic forward once, then ``epochs`` passes of forward + backward (~3x forward) over it. FLOPs = 2 x MACs."""
+    def mlp(i, o):
+        sizes = [i, *cfg.net_arch, o]
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+    head = act_dim * (cfg.action_bins if cfg.action_dist == "categorical" else 1)
+    fwd = mlp(obs_dim, head) + mlp(obs_dim, 1)
+    return dict(forward_macs=fwd, flops=2 * fwd * (1 + 3 * cfg.epochs))
+
+
+def matmul_gflops(rows: int = 15_360, width: int = 128, reps: int = 50) -> float:
+    """Single-thread fp32 GFLOP/s of a (rows x width) @ (width x width) product, the update's main shape."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, b = torch.randn(rows, width), torch.randn(width, width)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * rows * width * width * reps / (time.perf_counter() - t) / 1e9
+
+
+def compute_bound(e: int, n: int, measured: float, target: float = 150_000) -> dict:
+    """Why the validated defaults cannot reach ``target`` agent-steps/s here: FLOPs per agent-step against
+    the machine's single-thread matmul rate (an upper bound on what the update can sustain)."""
+    from p2penv import auction_v0
+    from p2penv.agents.vector_ppo import VectorPPOConfig
+
+    cfg = VectorPPOConfig()
+    v = auction_v0.vector_env(1, n_prosumers=n, seed=0)
+    f = flops_per_agent_step(v.single_observation_space.shape[-1], v.single_action_space.shape[-1], cfg)
+    g = matmul_gflops()
+    return dict(f, matmul_gflops_1_thread=g, ceiling_agent_steps_per_s_1_thread=g * 1e9 / f["flops"],
+                measured_agent_steps_per_s=measured, achieved_gflops=measured * f["flops"] / 1e9,
+                target_agent_steps_per_s=target, gflops_needed_for_target=target * f["flops"] / 1e9,
+                note="ceiling: every FLOP at the matmul rate, one thread; the elementwise sigmoid/log-softmax and "
+                     "copies make up the gap to it")
+
+
 def time_to_solve() -> dict:
     """Median wall seconds to the first passing evaluation, per (task, learner), from the validation JSON."""
     if not os.path.exists(VALIDATION):
@@ -75,6 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         stop.set()
         p.join(5)
+    out["compute_bound"] = compute_bound(e, n, out["validated_defaults_threads_1_no_added_load"]["agent_steps_per_s"])
     out["time_to_solve"] = time_to_solve()
     out["machine"] = {"python": platform.python_version(), "numpy": np.__version__, "cores": os.cpu_count(),
                       "cpu": platform.processor() or platform.machine(), "load_avg_1min_at_start": load0}

@@ -17,7 +17,7 @@ class CheckpointError(ValueError):
 
 
 # row fields that say which cell a row is, in the order the progress line shows them
-ROW_KEYS = ("scenario", "setting", "mechanism", "N", "method", "profile", "seed", "session")
+ROW_KEYS = ("scenario", "setting", "mechanism", "N", "method", "profile", "player", "seed", "br_seed", "session")
 
 
 class RowCheckpoint:

@@ -27,6 +27,12 @@ to the rivals' current prices (brute force over the grid), then ``post`` greedy 
 the non-deviators' mean ask the step after the deviation is below what they would have asked
 without it. Return: the path is back on the pre-deviation cycle within ``return_k`` steps.
 
+Statistics (``experiments.stats``): per cell the finite sessions, mean, median and IQM of Delta, prices and
+profits with stratified-bootstrap 95 % intervals (shares: Wilson 95 %); ``paired`` (JSON key): frozen vs
+baseline and async vs baseline per (mechanism, N) on Delta and price, paired by session (session k of every
+variant shares its seed; frozen re-trains session k's converged baseline): Wilcoxon signed-rank and the
+paired bootstrap of the mean difference.
+
 One row = one pure function call ``session_row(cfg, mechanism, n, variant, session)``; a session's
 numbers do not depend on which other sessions share its training batch (``QConfig.session_ids``),
 so ``run`` batches a cell's sessions and a dispatcher may split them freely.
@@ -45,11 +51,11 @@ from typing import Sequence
 
 import numpy as np
 
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+from p2penv.seller_buyer import seller_buyer_env_fn, sellers
 
+from . import stats
 from .checkpoints import CheckpointError, RowCheckpoint
 from .dispatch import Task, add_ray_option, run_tasks
-from .metrics import mean_ci
 from .output import echo, format_table, new_figure, save_figure, write_csv
 
 MECHANISMS = ("uniform", "pay_as_bid")
@@ -372,8 +378,23 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 SHARES = ("converged", "punish", "returned", "unprofitable", "is_nash", "undercut")
 
 
+CELL_METRICS = ("delta", "price", "ask", "profit", "deviation_gain_disc")
+FROZEN_METRICS = ("delta_before", "profit0_before", "profit0", "gain0")
+PAIRED_METRICS = ("delta", "price")
+
+
+def _cell_stats(d: dict, k: str, values) -> None:
+    """``d[k]`` (mean of the finite sessions) and the ``experiments.stats`` fields of one metric: finite
+    sessions ``k_n`` of ``k_n_total``, mean/median/IQM with stratified-bootstrap 95 % intervals."""
+    c = stats.summarise_cell(values)
+    d.update({k: c.mean, f"{k}_n": c.n_finite, f"{k}_n_total": c.n_total, f"{k}_mean": c.mean,
+              f"{k}_median": c.median, f"{k}_iqm": c.iqm.point, f"{k}_iqm_lo": c.iqm.lo, f"{k}_iqm_hi": c.iqm.hi,
+              f"{k}_mean_lo": c.mean_ci.lo, f"{k}_mean_hi": c.mean_ci.hi, f"{k}_deterministic": c.deterministic})
+
+
 def summarise_cells(rows: list[dict], cfg: CollusionConfig) -> list[dict]:
-    """Per cell: Delta mean +- 95% t half-width, means of prices, shares with Wilson intervals."""
+    """Per cell: Delta, prices, profits (``_cell_stats``: finite counts, IQM/mean/median with bootstrap 95 %
+    intervals), shares with Wilson intervals; frozen: seller 0's gain from re-training ($/step)."""
     out = []
     for mech in cfg.mechanisms:
         for n in cfg.ns:
@@ -384,9 +405,8 @@ def summarise_cells(rows: list[dict], cfg: CollusionConfig) -> list[dict]:
                     continue
                 d = dict(mechanism=mech, N=n, variant=v, sessions=len(rs), pi_nash=game.pi_nash,
                          pi_collusive=game.pi_collusive)
-                for k in ("delta", "price", "ask", "profit", "deviation_gain_disc") + (
-                        ("delta_before", "profit0_before", "profit0") if v == "frozen" else ()):
-                    d[k], d[k + "_ci"] = mean_ci([r[k] for r in rs])
+                for k in CELL_METRICS + (FROZEN_METRICS[:3] if v == "frozen" else ()):
+                    _cell_stats(d, k, [r[k] for r in rs])
                 for k in SHARES:
                     if k in rs[0]:
                         c = sum(bool(r[k]) for r in rs)
@@ -396,7 +416,7 @@ def summarise_cells(rows: list[dict], cfg: CollusionConfig) -> list[dict]:
                 d["deviation_noop_share"] = sum(bool(r["deviation_noop"]) for r in rs) / len(rs)
                 if v == "frozen":  # seller 0's gain $/step from re-training against the frozen rivals
                     gain = [r["profit0"] - r["profit0_before"] for r in rs]
-                    d["gain0"], d["gain0_ci"] = mean_ci(gain)
+                    _cell_stats(d, "gain0", gain)
                     c = sum(x > 1e-9 for x in gain)
                     d["exploit_share"] = c / len(rs)
                     d["exploit_lo"], d["exploit_hi"] = wilson(c, len(rs))
@@ -405,6 +425,22 @@ def summarise_cells(rows: list[dict], cfg: CollusionConfig) -> list[dict]:
                     d[k.replace("trace_", "mean_trace_")] = np.nanmean(
                         [np.asarray(r[k], dtype=np.float64).reshape(T) for r in rs], 0)
                 out.append(d)
+    return out
+
+
+def paired(rows: list[dict]) -> list[dict]:
+    """Frozen vs baseline and async vs baseline per (mechanism, N) on ``PAIRED_METRICS``, paired by session
+    (session k of every variant shares its seed; frozen re-trains session k's converged baseline):
+    Wilcoxon signed-rank and the paired bootstrap of the mean difference."""
+    out = []
+    for mech, n in dict.fromkeys((r["mechanism"], r["N"]) for r in rows):
+        vs = {r["variant"] for r in rows if (r["mechanism"], r["N"]) == (mech, n)}
+        for x in (v for v in ("frozen", "async") if v in vs and "baseline" in vs):
+            for metric in PAIRED_METRICS:
+                c = stats.paired_by_seed(rows, metric, x, "baseline", method_key="variant", seed_key="session",
+                                         where=dict(mechanism=mech, N=n))
+                out.append(dict(mechanism=mech, N=n, x=x, y="baseline", metric=metric, pairing="session",
+                                **stats.paired_dict(c)))
     return out
 
 
@@ -426,12 +462,17 @@ def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = 
                for mech, n, v in cells], ck, ray)
     rows = [ck.find(mechanism=mech, N=n, variant=v, session=k) for mech, n, v in cells for k in ids]
     summary = summarise_cells(rows, cfg)
+    pairs = paired(rows)
     bench = [dict(mechanism=mech, N=n, pi_nash=g.pi_nash, pi_collusive=g.pi_collusive,
                   pi_collusive_sym=g.pi_collusive_sym, nash_profile=g.nash_profile, n_nash=g.n_nash,
                   nash_price=float(g.price[g.nash_profile]), grid=g.grid)
              for mech in cfg.mechanisms for n in cfg.ns for g in [stage_game(cfg, mech, n)]]
-    meta = dict(wall_s=time.perf_counter() - t0, resumed_rows=ck.reused)
-    result = dict(config=asdict(cfg), sessions=rows, cells=summary, benchmarks=bench, meta=meta)
+    meta = dict(wall_s=time.perf_counter() - t0, resumed_rows=ck.reused,
+                statistics="experiments.stats: per cell finite sessions (<m>_n of <m>_n_total), IQM/mean/median "
+                           f"with stratified percentile bootstrap 95 % ({stats.DEFAULT_REPS} replicates); shares: "
+                           "Wilson 95 %; paired: frozen/async - baseline by session, Wilcoxon signed-rank + paired "
+                           "bootstrap")
+    result = dict(config=asdict(cfg), sessions=rows, cells=summary, benchmarks=bench, paired=pairs, meta=meta)
     if out is not None:
         from p2penv.agents.checkpoint import atomic_write_json
 
@@ -445,6 +486,8 @@ def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = 
     echo(format_table(bench, ("mechanism", "N", "pi_nash", "pi_collusive", "pi_collusive_sym", "n_nash")))
     echo(format_table(summary, ("mechanism", "N", "variant", "sessions", "delta", "converged_share", "is_nash_share",
                                 "punish_share", "returned_share", "unprofitable_share", "price")))
+    echo(format_table(pairs, ("mechanism", "N", "x", "y", "metric", "mean_diff", "p_wilcoxon", "wins", "losses",
+                              "n_pairs")))
     fr = [c for c in summary if c["variant"] == "frozen"]
     if fr:
         echo(format_table(fr, ("mechanism", "N", "delta_before", "delta", "profit0_before", "profit0", "gain0",
@@ -453,19 +496,22 @@ def run(cfg: CollusionConfig, out_dir: str | Path | None = None, resume: bool = 
 
 
 def plot_delta(cells: list[dict], cfg: CollusionConfig, path):
-    """Delta +- 95% CI by cell: one panel per mechanism, N on the x axis, one colour per variant."""
+    """Delta by cell (IQM over sessions, error bars its bootstrap 95 % interval): one panel per mechanism, N on
+    the x axis, one colour per variant."""
     fig, axes = new_figure(len(cfg.mechanisms), 4.2, 3.3)
     w = 0.8 / len(cfg.variants)
     for ax, mech in zip(axes, cfg.mechanisms):
         for j, v in enumerate(cfg.variants):
             cs = [c for c in cells if c["mechanism"] == mech and c["variant"] == v]
             x = np.array([cfg.ns.index(c["N"]) for c in cs]) + (j - (len(cfg.variants) - 1) / 2) * w
-            ax.errorbar(x, [c["delta"] for c in cs], yerr=[np.nan_to_num(c["delta_ci"]) for c in cs], fmt="o",
-                        capsize=3, label=v)
+            y = np.array([c["delta_iqm"] for c in cs], dtype=float)
+            err = np.nan_to_num(np.abs(np.array([[c["delta_iqm_lo"] for c in cs], [c["delta_iqm_hi"] for c in cs]],
+                                                dtype=float) - y))
+            ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label=v)
         ax.axhline(0, color="r", ls="--", lw=0.7)
         ax.axhline(1, color="g", ls="--", lw=0.7)
         ax.set_xticks(range(len(cfg.ns)), [f"N={n}" for n in cfg.ns])
-        ax.set_title(f"{mech}: Delta (95% CI)")
+        ax.set_title(f"{mech}: Delta (IQM, bootstrap 95 %)")
         ax.legend(fontsize=7)
     return save_figure(fig, path)
 

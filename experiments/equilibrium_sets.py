@@ -12,6 +12,9 @@ reach), and for every N the all-equal profiles of the study grid (an inner bound
 IBR's point and its exact NashConv are read from ``docs/results/market_power.json`` when present and
 labelled by ``equilibrium_set.label_profile``.
 
+An existing ``--out`` file keeps the cells this run does not compute (e.g. ``--settings elastic-uniform`` adds
+that setting's cells to ``docs/results/equilibrium_sets.json``).
+
     python -m p2penv.experiments.equilibrium_sets [--ns 2 3 5] [--settings ...] [--out results/equilibrium_sets.json]
 """
 from __future__ import annotations
@@ -114,9 +117,11 @@ def run(ns=(2, 3, 5), settings=tuple(SETTINGS), out: str | Path | None = None, *
         for n in ns:
             r = cell(st, n, **kw)
             if (st, n) in ibr:
-                lab = label_profile(ibr[(st, n)]["nash_conv"])
-                r["ibr"] = dict(price=ibr[(st, n)]["price"], markup_rel=ibr[(st, n)]["markup_rel"],
-                                nash_conv=lab.nash_conv, label=lab.label)
+                row = ibr[(st, n)]
+                # the study's own label (every seed's NashConv, market_power.nash_label) where it has one
+                lab = label_profile(row.get("nash_conv_max", row["nash_conv"]))
+                r["ibr"] = dict(price=row["price"], markup_rel=row["markup_rel"], nash_conv=lab.nash_conv,
+                                label=row.get("label", lab.label))
             rows.append(r)
             p, m = r["pure"], r["mixed"]
             ib = r.get("ibr", {})
@@ -129,7 +134,16 @@ def run(ns=(2, 3, 5), settings=tuple(SETTINGS), out: str | Path | None = None, *
     if out is not None:
         from p2penv.agents.checkpoint import atomic_write_json
 
-        atomic_write_json(Path(out), dict(rows=rows, coarse_prices=COARSE_PRICES, coarse_dispatch=COARSE_DISPATCH))
+        # cells of an existing file that this run did not compute are kept (same grids only), in setting order
+        keep = []
+        if Path(out).exists():
+            old = json.loads(Path(out).read_text())
+            if old.get("coarse_prices") == list(COARSE_PRICES) and old.get("coarse_dispatch") == list(COARSE_DISPATCH):
+                done = {(r["setting"], r["N"]) for r in rows}
+                keep = [r for r in old.get("rows", []) if (r["setting"], r["N"]) not in done]
+        order = list(SETTINGS)
+        merged = sorted(keep + rows, key=lambda r: (order.index(r["setting"]) if r["setting"] in order else 99, r["N"]))
+        atomic_write_json(Path(out), dict(rows=merged, coarse_prices=COARSE_PRICES, coarse_dispatch=COARSE_DISPATCH))
     return rows
 
 

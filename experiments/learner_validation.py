@@ -150,7 +150,7 @@ def market_setup(task_name: str) -> MarketSetup:
     """Build a monopoly / best-response task (cached: the Nash profile is solved once)."""
     from p2penv.agents.baselines import TruthfulAgent, competitive_joint_action
     from p2penv.diagnostics.nash import best_response, iterated_best_response
-    from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, seller_buyer_vector_fn
+    from p2penv.seller_buyer import seller_buyer_env_fn, seller_buyer_vector_fn
 
     family, _, rest = task_name.partition("/")
     if family == "monopoly":

@@ -9,7 +9,15 @@ Nash (iterated best response), PPO with parameter sharing, MAPPO (shared actor, 
 (``p2penv.agents.vector_ppo``), buyers truthful - and Calvano Q-learning (one vectorised session per
 seed). Metrics per (setting, N, method, seed): relative clearing-price markup over the competitive
 price, share-weighted Lerner, HHI, relative welfare loss (of the gains from trade), seller profit
-$/episode and the stage-game NashConv $/step of the sellers; mean +- 95% t interval over seeds.
+$/episode and the stage-game NashConv $/step of the sellers. Summary per (setting, N, method)
+(``experiments.stats``): finite seeds ``<m>_n`` of ``<m>_n_total``, mean, median and IQM with
+stratified-bootstrap 95 % intervals (``<m>_iqm_lo``/``_hi``, ``<m>_mean_lo``/``_hi``; zero width only
+where every seed gave the same value, ``<m>_deterministic``); ``label``: the "nash" rows are "nash" only
+when every seed's exact NashConv is at most ``NASH_TOL`` $/step, else "ibr (not converged)". ``paired``:
+each learner against the "nash" and competitive rows of its (setting, N), paired by seed (the same
+seeded episodes): Wilcoxon signed-rank and the paired bootstrap of the mean difference.
+``equilibrium_sets``: per (setting, N) the pure-equilibrium price/markup range and the symmetric mixed
+equilibrium of ``docs/results/equilibrium_sets.json`` beside IBR's point.
 Learning curves: every learning method's NashConv and markup against agent-steps (the first
 ``curve_seeds`` seeds, every ``curve_every`` updates / Q-learning chunks).
 
@@ -21,17 +29,19 @@ them on a Ray cluster with the same results as the in-process run.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
+from p2penv.seller_buyer import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
 from .dispatch import Task, add_ray_option, run_tasks
-from .metrics import evaluate, summarise
+from . import stats
+from .metrics import evaluate
 from .output import echo, format_table, save_figure, save_outputs
 from .policies import NashPolicy
 
@@ -71,7 +81,7 @@ class MarketPowerConfig:
     curve_every: int = 4
     curve_seeds: int = 3
     nash_method: str = "exact"
-    rule: str = "walrasian"  # uniform-price interval; see p2penv.scenarios.seller_buyer_env_fn
+    rule: str = "walrasian"  # uniform-price interval; see p2penv.seller_buyer.seller_buyer_env_fn
 
     def __post_init__(self):
         bad = [m for m in self.methods if m not in METHODS]
@@ -91,7 +101,7 @@ QUICK = MarketPowerConfig(ns=(2, 3), settings=("elastic-uniform",), seeds=(0, 1)
                           methods=("competitive", "nash", "ppo_shared", "qlearning"), ppo_steps=192, ppo_envs=4,
                           q_steps=1500, q_beta=2e-3, curve_every=1, curve_seeds=1)
 DEMO = MarketPowerConfig(ns=(2, 3, 5, 10), settings=("elastic-uniform",), seeds=(0, 1, 2),
-                         methods=("competitive", "nash", "ppo_shared", "qlearning"), ppo_steps=6144, ppo_envs=32,
+                         methods=("competitive", "nash", "ppo_shared", "qlearning"), ppo_steps=15_360, ppo_envs=32,
                          q_steps=20_000, q_beta=3e-4, curve_every=0, curve_seeds=0)
 
 
@@ -142,7 +152,7 @@ def ppo_row(cfg: MarketPowerConfig, setting: str, n: int, method: str, seed: int
     curve = cfg.curve_every > 0 and seed in cfg.seeds[:cfg.curve_seeds]
     n_steps = 24
     pcfg = VectorPPOConfig(total_steps=cfg.ppo_steps * n, num_envs=cfg.ppo_envs, n_steps=n_steps,
-                           minibatch_size=2048, mode=mode, critic=critic, seed=seed, torch_threads=1,
+                           mode=mode, critic=critic, seed=seed, torch_threads=1,
                            learners=tuple(sellers(n)), eval_every=cfg.curve_every if curve else 0)
     evaluator = (lambda pol: _eval(cfg, f, pol.joint(truth), n, seed)) if curve else None
     r = train_vector_ppo(vec, pcfg, others=truth, evaluator=evaluator)
@@ -204,13 +214,108 @@ def tasks(cfg: MarketPowerConfig) -> list[Task]:
     return out
 
 
+EQUILIBRIUM_SETS = DOCS / "results" / "equilibrium_sets.json"
+PAIRED_METRICS = ("markup_rel", "profit", "welfare_loss_rel")
+DETERMINISTIC = ("competitive", "nash")  # methods with no randomness of their own (the env's seed only)
+
+
+def nash_label(rows: list[dict]) -> tuple[str, float]:
+    """(label, worst NashConv $/step over seeds) of a cell's "nash" rows: "nash" only when every seed's exact
+    NashConv is finite and at most ``NASH_TOL``; a row's own ``label`` (e.g. "ibr (grid gap only)") wins."""
+    from p2penv.diagnostics.equilibrium_set import label_profile
+
+    ncs = [float(r.get("nash_conv", np.nan)) for r in rows]
+    worst = max((x for x in ncs if np.isfinite(x)), default=float("nan"))
+    labels = [r["label"] if "label" in r else label_profile(r.get("nash_conv", np.nan)).label for r in rows]
+    bad = [x for x in labels if x != "nash"]
+    if any(not np.isfinite(x) for x in ncs) and not bad:
+        bad = ["ibr (not converged)"]
+    return (bad[0] if bad else "nash"), worst
+
+
+def summarise(rows: list[dict], *, reps: int = stats.DEFAULT_REPS) -> list[dict]:
+    """Per (setting, N, method): ``stats.summarise_rows`` of ``METRICS`` (``<m>`` is the mean of the finite
+    seeds, kept for the trend and the equilibrium-set reader), ``n_seeds``, ``label`` (the "nash" rule, see
+    ``nash_label``; other methods: their name), ``nash_conv_max`` and ``method_deterministic``."""
+    from p2penv.diagnostics.equilibrium_set import NASH_TOL
+
+    out = stats.summarise_rows(rows, ("setting", "N", "method"), METRICS, reps=reps)
+    for d in out:
+        rs = [r for r in rows if (r["setting"], r["N"], r["method"]) == (d["setting"], d["N"], d["method"])]
+        d["n_seeds"] = len(rs)
+        for m in METRICS:
+            d[m] = d[f"{m}_mean"]
+        d["method_deterministic"] = d["method"] in DETERMINISTIC
+        if d["method"] == "nash":
+            d["label"], d["nash_conv_max"] = nash_label(rs)
+            d["nash_tol"] = NASH_TOL
+        else:
+            d["label"] = d["method"]
+    return out
+
+
+def paired(rows: list[dict], summary: list[dict], *, reps: int = stats.DEFAULT_REPS) -> list[dict]:
+    """Each learning method against the "nash" row (labelled as the summary labels it) and the competitive
+    row of its (setting, N) on ``PAIRED_METRICS``, paired by seed: x - y, Wilcoxon signed-rank p, paired
+    bootstrap 95 % interval, wins/losses/ties and the pairs with both values finite."""
+    label = {(d["setting"], d["N"], d["method"]): d["label"] for d in summary}
+    out = []
+    for st, n in dict.fromkeys((r["setting"], r["N"]) for r in rows):
+        methods = list(dict.fromkeys(r["method"] for r in rows if (r["setting"], r["N"]) == (st, n)))
+        for m in (x for x in methods if x in LEARNING):
+            for ref in (x for x in ("nash", "competitive") if x in methods):
+                for metric in PAIRED_METRICS:
+                    c = stats.paired_by_seed(rows, metric, m, ref, where=dict(setting=st, N=n), reps=reps)
+                    out.append(dict(setting=st, N=n, x=m, y=ref, y_label=label[(st, n, ref)], metric=metric,
+                                    pairing="seed", **stats.paired_dict(c)))
+    return out
+
+
+def equilibrium_sets(summary: list[dict], path: Path = EQUILIBRIUM_SETS) -> list[dict]:
+    """Per (setting, N) of the summary: the pure-equilibrium set and the symmetric mixed equilibrium of the
+    stage game (``experiments.equilibrium_sets``, read from ``path``) beside IBR's point (this study's "nash"
+    rows: mean price/markup, label, worst NashConv). Cells the file lacks say so (``computed`` False)."""
+    sets = {}
+    if path.exists():
+        sets = {(r["setting"], r["N"]): r for r in json.loads(path.read_text())["rows"]}
+    out = []
+    for d in summary:
+        if d["method"] != "nash":
+            continue
+        key = (d["setting"], d["N"])
+        e = dict(setting=key[0], N=key[1], ibr_label=d["label"], ibr_nash_conv_max=d.get("nash_conv_max"),
+                 ibr_price=d["price"], ibr_markup_rel=d["markup_rel"], computed=key in sets)
+        r = sets.get(key)
+        if r is not None:
+            pure, alleq, mix = r["pure"], r["all_equal_study_grid"], r.get("mixed") or {}
+            e.update(grid=r["grid"], grid_actions=r["grid_actions"], competitive_price=r["competitive_price"],
+                     pure_count=pure["count"], pure_price=pure["price"], pure_markup_rel=pure["markup_rel"],
+                     pure_prices=pure.get("prices", []), all_equal_count=alleq["count"],
+                     all_equal_markup_rel=alleq["markup_rel"], mixed_method=mix.get("method"),
+                     mixed_nash_conv=mix.get("nash_conv"), mixed_expected_price=mix.get("expected_price"),
+                     mixed_expected_markup_rel=mix.get("expected_markup_rel"), mixed_profit=mix.get("profit"))
+        else:
+            e["note"] = ("not computed: the exact enumeration is out of reach at this N on the study grid "
+                         "(docs/statistics.md); the all-equal profiles and IBR's point only")
+        out.append(e)
+    return out
+
+
+def outputs(rows: list[dict], full: list[dict] | None = None) -> dict:
+    """Everything the JSON holds besides ``runs`` and ``meta``: summary, paired, equilibrium sets, and the curves
+    of ``full`` (the rows with their ``curve``; default ``rows``)."""
+    summary = summarise(rows)
+    return dict(summary=summary, paired=paired(rows, summary), equilibrium_sets=equilibrium_sets(summary),
+                curves=curve_summary(rows if full is None else full))
+
+
 def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: bool = False,
         resume: bool = False, ray=None, docs: bool = False) -> dict:
-    """Run the study; writes CSV/JSON/PNG to ``out_dir`` when given; returns rows, summary, curves and meta.
-    Every finished task's rows are checkpointed; ``resume=True`` skips those. ``ray``: None (this
-    process), "local" or a cluster address (``p2penv.experiments.dispatch``). ``save_models`` is kept
-    for compatibility and ignored (the study keeps no models). ``docs``: also write
-    ``docs/results/market_power.json`` and the figures in ``docs/figures`` (what the README is made of)."""
+    """Run the study; writes CSV/JSON/PNG to ``out_dir`` when given; returns rows, summary, paired,
+    equilibrium_sets, curves and meta. Every finished task's rows are checkpointed; ``resume=True`` skips
+    those. ``ray``: None (this process), "local" or a cluster address (``p2penv.experiments.dispatch``).
+    ``save_models`` is kept for compatibility and ignored (the study keeps no models). ``docs``: also write
+    ``docs/results/market_power.json`` and the figures in ``docs/figures`` (what docs/results.md is made of)."""
     t0 = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
     cells = [(st, n, m, s) for st in cfg.settings for n in cfg.ns for m in cfg.methods for s in cfg.seeds]
@@ -220,12 +325,15 @@ def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: 
     run_tasks(tasks(cfg), ck, ray)
     full = [ck.find(setting=st, N=n, method=m, seed=s) for st, n, m, s in cells]
     rows = [{k: v for k, v in r.items() if k != "curve"} for r in full]
-    curves = curve_summary(full)
-    summary = summarise(rows, ("setting", "N", "method"), METRICS)
+    res = outputs(rows, full)
+    summary, curves = res["summary"], res["curves"]
     shape = trend(summary)
-    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape, resumed_rows=resumed)
+    meta = dict(config=asdict(cfg), wall_s=time.perf_counter() - t0, trend=shape, resumed_rows=resumed,
+                statistics="experiments.stats: IQM/mean/median, stratified percentile bootstrap 95 % "
+                           f"({stats.DEFAULT_REPS} replicates), paired by seed: Wilcoxon signed-rank + paired bootstrap")
+    extra = {k: v for k, v in res.items() if k != "summary"}
     if out is not None:
-        save_outputs(out, "market_power", rows, summary, meta, curves=curves)
+        save_outputs(out, "market_power", rows, summary, meta, **extra)
         plot(summary, cfg, out / "market_power.png")
         if curves:
             plot_curves(curves, cfg, out / "market_power_curves.png")
@@ -233,26 +341,26 @@ def run(cfg: MarketPowerConfig, out_dir: str | Path | None = None, save_models: 
         from p2penv.agents.checkpoint import atomic_write_json
 
         atomic_write_json(DOCS / "results" / "market_power.json", dict(meta=meta, runs=rows, summary=summary,
-                                                                        curves=curves))
+                                                                        **extra))
         plot(summary, cfg, DOCS / "figures" / "market_power.png")
         if curves:
             plot_curves(curves, cfg, DOCS / "figures" / "market_power_curves.png")
-    cols = ("setting", "N", "method", "markup_rel", "lerner", "hhi", "welfare_loss_rel", "nash_conv")
+    cols = ("setting", "N", "label", "markup_rel_iqm", "lerner_iqm", "hhi_iqm", "welfare_loss_rel_iqm",
+            "nash_conv_iqm", "markup_rel_n")
     echo(format_table(summary, cols if len(cfg.settings) > 1 else cols[1:]))
-    echo(f"cells: mean +- half-width of the 95 % t interval over seeds {list(cfg.seeds)} (no +-: identical "
-         "across seeds); markup_rel = (price - competitive price) / competitive price; lerner: share-weighted "
-         "(P - MC) / P of the sellers; hhi: sellers' volume shares; welfare_loss_rel: of the competitive gains "
-         "from trade; nash_conv: $/step a unilateral stage-game deviation would gain (summed over sellers)")
-    echo("trend (Spearman rho of metric vs N; < 0 = market power falls with N): " +
+    echo(f"cells: IQM over seeds {list(cfg.seeds)} (markup_rel_n: finite seeds; JSON: bootstrap 95 % intervals, "
+         "mean, median, counts); markup_rel = (price - competitive price) / competitive price; lerner: "
+         "share-weighted (P - MC) / P of the sellers; hhi: sellers' volume shares; welfare_loss_rel: of the "
+         "competitive gains from trade; nash_conv: $/step a unilateral stage-game deviation would gain (summed "
+         "over sellers); label: 'nash' only where every seed's NashConv <= NASH_TOL")
+    echo("trend (Spearman rho of the IQM vs N; < 0 = market power falls with N): " +
          ", ".join(f"{k}: {v:+.2f}" for k, v in shape.items()))
-    return dict(rows=rows, summary=summary, curves=curves, meta=meta)
+    return dict(rows=rows, summary=summary, meta=meta, **extra)
 
 
 def curve_summary(rows: list[dict]) -> list[dict]:
-    """Per (setting, N, method): agent-steps and the mean (and 95 % interval) over the curve seeds of
-    NashConv and markup at each evaluation point."""
-    from .metrics import mean_ci
-
+    """Per (setting, N, method): agent-steps and, at each evaluation point, the mean over the curve seeds
+    of NashConv and markup with percentile-bootstrap 95 % intervals (``*_lo``/``*_hi``) and finite counts."""
     groups: dict[tuple, list[list[dict]]] = {}
     for r in rows:
         if r.get("curve"):
@@ -261,31 +369,36 @@ def curve_summary(rows: list[dict]) -> list[dict]:
     for (st, n, m), cs in groups.items():
         k = min(len(c) for c in cs)
         steps = [cs[0][i]["agent_steps"] for i in range(k)]
-        nc = [mean_ci([c[i]["nash_conv"] for c in cs]) for i in range(k)]
-        mk = [mean_ci([c[i]["markup_rel"] for c in cs]) for i in range(k)]
-        out.append(dict(setting=st, N=n, method=m, seeds=len(cs), agent_steps=steps,
-                        nash_conv=[x[0] for x in nc], nash_conv_ci=[x[1] for x in nc],
-                        markup_rel=[x[0] for x in mk], markup_rel_ci=[x[1] for x in mk]))
+        d = dict(setting=st, N=n, method=m, seeds=len(cs), agent_steps=steps)
+        for key in ("nash_conv", "markup_rel"):
+            cells = [stats.summarise_cell([c[i][key] for c in cs]) for i in range(k)]
+            d[key] = [c.mean for c in cells]
+            d[key + "_lo"] = [c.mean_ci.lo for c in cells]
+            d[key + "_hi"] = [c.mean_ci.hi for c in cells]
+            d[key + "_n"] = [c.n_finite for c in cells]
+        out.append(d)
     return out
 
 
 def trend(summary: list[dict]) -> dict[str, float]:
-    """Spearman correlation of the markup and Lerner index with N, per setting and method (of the means)."""
+    """Spearman correlation of the markup and Lerner index (IQM over seeds) with N, per setting and method."""
     from scipy.stats import spearmanr
 
     out = {}
     for st, m in sorted({(r["setting"], r["method"]) for r in summary}):
         rs = sorted((r for r in summary if r["method"] == m and r["setting"] == st), key=lambda r: r["N"])
         for k in ("markup_rel", "lerner"):
+            k = k + "_iqm" if k + "_iqm" in rs[0] else k
             x = [r["N"] for r in rs if np.isfinite(r[k])]
             y = [r[k] for r in rs if np.isfinite(r[k])]
             if len(x) >= 2 and np.ptp(y) > 1e-9:
-                out[f"{st}/{m}/{k}"] = float(spearmanr(x, y).statistic)
+                out[f"{st}/{m}/{k.removesuffix('_iqm')}"] = float(spearmanr(x, y).statistic)
     return out
 
 
 def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
-    """One row of panels (markup, Lerner, HHI, welfare loss vs N) per setting; error bars: 95 % intervals."""
+    """One row of panels (markup, Lerner, HHI, welfare loss vs N) per setting: IQM over seeds, error bars its
+    stratified-bootstrap 95 % interval."""
     import matplotlib.pyplot as plt
 
     keys = ("markup_rel", "lerner", "hhi", "welfare_loss_rel")
@@ -295,13 +408,15 @@ def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
         for ax, k in zip(row, keys):
             for m in cfg.methods:
                 rs = sorted((r for r in summary if r["method"] == m and r["setting"] == st), key=lambda r: r["N"])
-                ci = [r[k + "_ci"] if np.isfinite(r[k + "_ci"]) else 0.0 for r in rs]
-                ax.errorbar([r["N"] for r in rs], [r[k] for r in rs], yerr=ci, marker="o", ms=3, capsize=2, label=m)
+                y = np.array([r[k + "_iqm"] for r in rs], dtype=float)
+                err = np.nan_to_num(np.abs(np.array([[r[k + "_iqm_lo"] for r in rs], [r[k + "_iqm_hi"] for r in rs],
+                                                     ], dtype=float) - y))
+                ax.errorbar([r["N"] for r in rs], y, yerr=err, marker="o", ms=3, capsize=2, label=m)
             ax.set_title(f"{k} ({st})", fontsize=8)
             ax.set_xscale("log")
             ax.minorticks_off()
             ax.set_xticks(list(cfg.ns), [str(n) for n in cfg.ns])
-        row[0].set_ylabel("mean over seeds")
+        row[0].set_ylabel("IQM over seeds")
     for ax in axes[-1]:
         ax.set_xlabel("sellers N")
     axes[0][0].legend(fontsize=6)
@@ -310,7 +425,7 @@ def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
 
 def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
     """NashConv ($/step) against agent-steps per learning method; one panel per (setting, N); error bars:
-    95 % t intervals over the curve seeds."""
+    bootstrap 95 % intervals of the mean over the curve seeds."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import EngFormatter, NullFormatter
 
@@ -320,8 +435,9 @@ def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
     for ax, (st, n) in zip(axes.ravel(), cells):
         for c in curves:
             if c["setting"] == st and c["N"] == n:
-                ci = np.nan_to_num(np.asarray(c["nash_conv_ci"], dtype=float))
-                ax.errorbar(c["agent_steps"], c["nash_conv"], yerr=ci, marker=".", capsize=2, label=c["method"])
+                y = np.asarray(c["nash_conv"], dtype=float)
+                err = np.nan_to_num(np.abs(np.array([c["nash_conv_lo"], c["nash_conv_hi"]], dtype=float) - y))
+                ax.errorbar(c["agent_steps"], y, yerr=err, marker=".", capsize=2, label=c["method"])
         ax.set_title(f"{st}, N={n}", fontsize=8)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))

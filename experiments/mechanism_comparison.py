@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from p2penv.scenarios.sellers_buyers import SellerBuyerMarket, seller_buyer_env_fn, sellers
+from p2penv.seller_buyer import SellerBuyerMarket, seller_buyer_env_fn, sellers
 
 from .checkpoints import CheckpointError, RowCheckpoint
 from .dispatch import Task, add_ray_option, run_tasks

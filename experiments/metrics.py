@@ -10,25 +10,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from p2penv.agents.baselines import reservation_buy_price
-from p2penv.diagnostics.nash import action_grid, stage_nash_gap
 from p2penv.agents.rollout import CompetitivePolicy, Trajectory, rollout
+from p2penv.diagnostics.nash import trajectory_nash_conv
+from p2penv.market.competitive import competitive_joint_action
+from p2penv.market.truthful import reservation_buy_price
 
 
 def stage_nash_conv(env, traj: Trajectory, players: Sequence[int] | None = None, grid=None,
                     method: str = "grid") -> float:
     """Mean over steps of the stage-game NashConv ($/step) of the played joint actions, over
-    ``players``; ``method="exact"`` uses ``p2penv.diagnostics.nash.best_response``, ``"grid"`` the
-    grid of ``p2penv.diagnostics.nash.action_grid`` (repeated (context, action) pairs computed once)."""
-    grid = action_grid() if grid is None else grid
-    cache: dict[bytes, float] = {}
-    vals = []
-    for c, a in zip(traj.ctxs, traj.actions):
-        key = b"".join(np.ascontiguousarray(x).tobytes() for x in (c.demand_kw, c.lo_kw, c.hi_kw, a))
-        if key not in cache:
-            cache[key] = stage_nash_gap(a, c, env.rules, players=players, method=method, grid=grid, n_grid=41).nash_conv
-        vals.append(cache[key])
-    return float(np.mean(vals))
+    ``players``: ``p2penv.diagnostics.nash.trajectory_nash_conv`` of the trajectory's contexts and
+    actions (``method="exact"``: price breakpoints and a 41-point dispatch grid; ``"grid"``: ``grid``,
+    default ``action_grid()``)."""
+    return float(trajectory_nash_conv(traj.ctxs, traj.actions, env.rules, players=players, method=method,
+                                      grid=grid, n_grid=41).sum(1).mean())
 
 
 def evaluate(env_fn: Callable[[], Any], policy, *, seed: int, n_sellers: int | None = None, episodes: int = 1,
@@ -58,7 +53,7 @@ def evaluate(env_fn: Callable[[], Any], policy, *, seed: int, n_sellers: int | N
             p = c.lo_kw + 0.5 * (np.clip(a[:, 1], -1, 1) + 1.0) * (c.hi_kw - c.lo_kw)
             mc.append(((2.0 * c.cost_a * p * dt + c.cost_b) / c.eta)[s_idx])
             cap.append((c.hi_kw * dt * c.eta)[s_idx])
-        _, lam = zip(*[_comp_price(c, cfg) for c in tr.ctxs])
+        _, lam = zip(*[competitive_joint_action(c, cfg) for c in tr.ctxs])
         mp = market_power_step(np.nan_to_num(tr.prices), tr.sold_kwh[:, s_idx], np.array(mc), np.array(cap),
                                np.maximum(demand, 1e-12), np.array(lam), w, wc)
         ag = aggregate_episode(mp)
@@ -70,12 +65,6 @@ def evaluate(env_fn: Callable[[], Any], policy, *, seed: int, n_sellers: int | N
             row["nash_conv"] = stage_nash_conv(env, tr, nash_players, method=nash_method)
         rows.append(row)
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def _comp_price(ctx, cfg):
-    from p2penv.agents.baselines import competitive_joint_action
-
-    return competitive_joint_action(ctx, cfg)
 
 
 def mean_ci(x: Sequence[float]) -> tuple[float, float]:

@@ -12,8 +12,11 @@ MARL", the ``marl-eval`` tools): few seeds, skewed or discrete outcomes, so
 * algorithms are compared by the **probability of improvement** P(X > Y) (Mann-Whitney U / (n m),
   ties count 1/2, averaged over tasks) and by **performance profiles** (fraction of runs above tau);
 * methods scored on the *same* seeded episodes are compared **paired**: the bootstrap of the mean of
-  the per-seed differences and the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``; exact
-  p-values for small samples without ties, e.g. 10 of 10 seeds one way: p = 2 / 2^10 = 0.00195).
+  the per-seed differences and the Wilcoxon signed-rank test (``wilcoxon_exact``: the exact null
+  distribution of the signed-rank statistic with tied ranks averaged and zero differences dropped, by
+  dynamic programming, for any n; equal to ``scipy.stats.wilcoxon``'s exact p without ties, e.g. 10 of
+  10 seeds one way: p = 2 / 2^10 = 0.00195, and deterministic where scipy falls back to a random
+  permutation test with ties).
 
 Missing values are never dropped silently: every result carries ``n_finite`` and ``n_total``
 (NaN / inf seeds are counted and excluded), and a paired comparison counts the pairs where both are
@@ -37,6 +40,7 @@ from scipy import stats as sps
 
 DEFAULT_REPS = 2000
 ALPHA = 0.05
+TIE_ATOL = 1e-6  # paired differences this small (metric units) are ties: solver round-off, not a win
 
 
 @dataclass(frozen=True)
@@ -266,13 +270,37 @@ def performance_profile(scores, taus) -> np.ndarray:
     return np.mean(fr, axis=0)
 
 
-def paired_comparison(x, y, *, reps: int = DEFAULT_REPS, seed: int = 0, alpha: float = ALPHA) -> PairedComparison:
+def wilcoxon_exact(d) -> float:
+    """Two-sided p of the Wilcoxon signed-rank test of differences ``d`` (zeros dropped, ties of |d| given
+    their average rank): 2 min(P(T+ <= t), P(T+ >= t)) capped at 1 under the exact null (every sign
+    equally likely), the distribution of T+ summed over the ranks by dynamic programming (ranks doubled
+    to integers). nan when no difference is non-zero."""
+    a = np.asarray(d, dtype=np.float64).ravel()
+    a = a[np.isfinite(a) & (a != 0)]
+    if a.size == 0:
+        return float("nan")
+    w = np.rint(2 * sps.rankdata(np.abs(a))).astype(np.int64)  # average ranks x 2: integers
+    t = int(w[a > 0].sum())
+    dist = np.zeros(int(w.sum()) + 1)
+    dist[0] = 1.0
+    for k in w:
+        dist[k:] = dist[k:] + dist[:-k].copy() if k > 0 else 2 * dist
+    dist /= dist.sum()
+    cdf = float(dist[:t + 1].sum())
+    sf = float(dist[t:].sum())
+    return float(min(1.0, 2 * min(cdf, sf)))
+
+
+def paired_comparison(x, y, *, reps: int = DEFAULT_REPS, seed: int = 0, alpha: float = ALPHA,
+                      atol: float = TIE_ATOL) -> PairedComparison:
     """x - y over seeds shared by two methods (``x[i]``, ``y[i]``: the same seed and episode).
 
     Pairs where either value is not finite are excluded and counted (``n_pairs`` of ``n_total``).
     Interval: percentile bootstrap of the mean difference resampling whole pairs; test: two-sided
-    Wilcoxon signed-rank (``scipy.stats.wilcoxon``, zero differences dropped as in its default
-    ``zero_method="wilcox"``; exact distribution for small samples without ties)."""
+    Wilcoxon signed-rank (``wilcoxon_exact``: zero differences dropped as in scipy's default
+    ``zero_method="wilcox"``, exact null distribution with tied ranks averaged). Differences with
+    |x - y| <= ``atol`` count as ties in the test and in wins / losses / ties (round-off of an exact
+    solver, e.g. 1e-9 markups); the mean and its interval use the raw differences."""
     a = np.asarray(x, dtype=np.float64).ravel()
     b = np.asarray(y, dtype=np.float64).ravel()
     if a.shape != b.shape:
@@ -283,7 +311,8 @@ def paired_comparison(x, y, *, reps: int = DEFAULT_REPS, seed: int = 0, alpha: f
     nan = float("nan")
     if n == 0:
         return PairedComparison(nan, nan, nan, nan, 0, 0, 0, 0, int(a.size))
-    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    dt = np.where(np.abs(d) <= atol, 0.0, d)  # round-off differences are ties
+    wins, losses = int((dt > 0).sum()), int((dt < 0).sum())
     ties = n - wins - losses
     mean = float(d.mean())
     if np.all(d == d[0]):
@@ -292,7 +321,7 @@ def paired_comparison(x, y, *, reps: int = DEFAULT_REPS, seed: int = 0, alpha: f
         rng = np.random.default_rng(seed)
         boot = d[rng.integers(0, n, size=(reps, n))].mean(axis=1)
         lo, hi = (float(v) for v in np.percentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
-    p = float(sps.wilcoxon(d).pvalue) if wins + losses > 0 else nan
+    p = wilcoxon_exact(dt) if wins + losses > 0 else nan
     return PairedComparison(mean, lo, hi, p, wins, losses, ties, n, int(a.size))
 
 
@@ -308,6 +337,47 @@ def paired_by_seed(rows: Sequence[dict], metric: str, x_method: str, y_method: s
     seeds = sorted(set(xs) | set(ys))
     nan = float("nan")
     return paired_comparison([xs.get(s, nan) for s in seeds], [ys.get(s, nan) for s in seeds], **kw)
+
+
+def paired_dict(c: PairedComparison) -> dict:
+    """A ``PairedComparison`` as a JSON-ready dict (the studies' ``paired`` entries)."""
+    return dict(mean_diff=c.mean_diff, lo=c.lo, hi=c.hi, p_wilcoxon=c.p_wilcoxon, wins=c.wins, losses=c.losses,
+                ties=c.ties, n_pairs=c.n_pairs, n_total=c.n_total)
+
+
+def sum_of_means_bootstrap(groups: Sequence, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                           alpha: float = ALPHA) -> Interval:
+    """Sum over groups of each group's mean, with a two-level percentile bootstrap.
+
+    ``groups``: one (runs, episodes) array per group (e.g. per player: responder seeds x evaluation
+    markets), the episodes shared by every group (the same evaluation markets). Each replicate
+    resamples the episodes once for all groups (they are paired) and each group's runs on their own.
+    A run with a non-finite value is excluded and counted (``n_finite`` / ``n_total`` count runs);
+    a group with no finite run makes the sum nan. Zero width only when every value of every group
+    is the same within its group (``deterministic``)."""
+    mats = [np.atleast_2d(np.asarray(g, dtype=np.float64)) for g in groups]
+    if not mats:
+        raise ValueError("groups: need at least one group")
+    m = mats[0].shape[1]
+    if any(a.shape[1] != m for a in mats):
+        raise ValueError(f"groups: every group needs the same episodes, got {[a.shape[1] for a in mats]}")
+    kept = [a[np.isfinite(a).all(axis=1)] for a in mats]
+    nf, nt = sum(a.shape[0] for a in kept), sum(a.shape[0] for a in mats)
+    method = "sum-of-means/two-level-bootstrap-percentile"
+    if any(a.shape[0] == 0 for a in kept):
+        nan = float("nan")
+        return Interval(nan, nan, nan, nf, nt, False, method)
+    point = float(sum(a.mean() for a in kept))
+    if all(np.all(a == a.flat[0]) for a in kept):
+        return Interval(point, point, point, nf, nt, True, method)
+    rng = np.random.default_rng(seed)
+    cols = rng.integers(0, m, size=(reps, m))
+    acc = np.zeros(reps)
+    for a in kept:
+        rows = rng.integers(0, a.shape[0], size=(reps, a.shape[0]))
+        acc += a[rows[:, :, None], cols[:, None, :]].mean(axis=(1, 2))
+    lo, hi = np.percentile(acc, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return Interval(point, float(lo), float(hi), nf, nt, False, method)
 
 
 # -- marl-eval export ------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 EXPERIMENTS = ("market_power", "algorithm_benchmark", "mechanism_comparison", "collusion_probe", "demo",
-               "local_market_power", "scenario_baselines", "exploitability_study")
+               "local_market_power", "scenario_baselines", "exploitability_study", "p2p_feeder")
 ENVS = ("auction_v0", "dlmp_v0")
 ALGOS = ("ppo", "sac", "qlearning", "rllib_ppo")
 MODES = ("shared", "independent")

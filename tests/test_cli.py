@@ -89,7 +89,7 @@ def test_experiment_and_unknown_experiment(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         "p2penv experiment: error: argument NAME: invalid choice: 'nope' (choose from 'market_power', "
         "'algorithm_benchmark', 'mechanism_comparison', 'collusion_probe', 'demo', 'local_market_power', "
-        "'scenario_baselines', 'exploitability_study')")
+        "'scenario_baselines', 'exploitability_study', 'p2p_feeder')")
 
 
 def test_bench_times_adapters_alone_and_runs_the_benchmarks_package(monkeypatch, capsys):

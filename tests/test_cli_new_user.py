@@ -213,8 +213,8 @@ def test_training_leaves_no_folders_in_the_temp_dir(tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "SB3_LOGDIR"}
     env.update(TMPDIR=str(tmp), MPLCONFIGDIR=str(tmp_path / "mpl"))
-    res = subprocess.run([sys.executable, "-m", "p2penv.cli", "train", "--algo", "ppo", "--sellers", "2", "--steps",
-                          "48", "--no-progress", "--out", "run"], cwd=work, env=env, capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "p2penv.cli", "train", "--algo", "ppo", "--sb3", "--sellers", "2",
+                          "--steps", "48", "--no-progress", "--out", "run"], cwd=work, env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     # torch keeps one fixed-name cache there (torchinductor_<user>), reused by every run: not litter

@@ -34,14 +34,18 @@ def test_quick_run_writes_json_with_all_cells_and_keys(small_run):
     assert len(d["sessions"]) == 2 * 1 * 3 * 2 and len(d["cells"]) == 2 * 1 * 3
     assert {(c["mechanism"], c["variant"]) for c in d["cells"]} == {(m, v) for m in cp.MECHANISMS for v in cp.VARIANTS}
     for c in res["cells"]:
-        for k in ("delta", "delta_ci", "converged_share", "punish_share", "returned_share", "price",
-                  "mean_trace_ask_rivals"):
+        for k in ("delta", "delta_iqm", "delta_iqm_lo", "delta_iqm_hi", "delta_n", "delta_n_total", "converged_share",
+                  "punish_share", "returned_share", "price", "mean_trace_ask_rivals"):
             assert k in c, k
         assert len(c["mean_trace_price"]) == SMALL.pre + 1 + SMALL.post
     fr = [r for r in res["sessions"] if r["variant"] == "frozen"]
     assert all({"delta_before", "undercut", "profit0_before"} <= set(r) for r in fr)
     assert all(np.isfinite(r["delta"]) for r in res["sessions"])
     assert (tmp_path / "collusion_delta.png").exists() and (tmp_path / "collusion_impulse.png").exists()
+    # paired by session: frozen and async against the baseline, per (mechanism, N) and metric
+    assert {(p["mechanism"], p["x"], p["metric"]) for p in d["paired"]} == {
+        (m, x, k) for m in cp.MECHANISMS for x in ("frozen", "async") for k in cp.PAIRED_METRICS}
+    assert all(p["n_total"] == 2 and p["pairing"] == "session" for p in d["paired"])
 
 
 def test_delta_is_zero_at_the_grid_nash_and_one_at_the_joint_profit_maximum():

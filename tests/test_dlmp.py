@@ -1,4 +1,4 @@
-"""DLMP clearing (seeds S5, S6): decomposition, envelope theorem, hand checks, slacks, solvers."""
+"""DLMP clearing (spec S5, S6): decomposition, envelope theorem, hand checks, slacks, solvers."""
 import dataclasses
 
 import numpy as np

@@ -49,6 +49,14 @@ def test_market_power_quick_writes_outputs_and_is_deterministic(tmp_path, capsys
     assert hhi[2] == pytest.approx(0.5) and hhi[3] == pytest.approx(1 / 3)
     assert "markup_rel" in capsys.readouterr().out
     assert json.loads((tmp_path / "market_power.json").read_text())["meta"]["config"]["ns"] == [2, 3]
+    # experiments.stats: finite counts, IQM with bootstrap intervals, the "nash" label rule, paired by seed
+    d = json.loads((tmp_path / "market_power.json").read_text())
+    for r in d["summary"]:
+        assert r["markup_rel_n_total"] == 2 and r["markup_rel_iqm_lo"] <= r["markup_rel_iqm"] <= r["markup_rel_iqm_hi"]
+        assert r["label"] in ("nash", "ibr (not converged)") if r["method"] == "nash" else r["label"] == r["method"]
+    assert {(p["x"], p["y"]) for p in d["paired"]} == {(m, y) for m in ("ppo_shared", "qlearning")
+                                                        for y in ("nash", "competitive")}
+    assert {(e["setting"], e["N"]) for e in d["equilibrium_sets"]} == {("elastic-uniform", 2), ("elastic-uniform", 3)}
 
 
 def test_market_power_resumes_an_interrupted_run(tmp_path):
@@ -76,6 +84,13 @@ def test_algorithm_benchmark_quick(tmp_path):
     assert {x["method"] for x in r["summary"]} == set(cfg.methods)
     assert (tmp_path / "algorithm_benchmark.png").exists()
     assert all(np.isfinite(x["profit"]) and x["nash_conv"] >= 0 for x in r["rows"])
+    assert {(p["x"], p["metric"]) for p in r["paired"]} == {(m, k) for m in cfg.methods if m != "truthful"
+                                                           for k in ("profit", "welfare")}
+    marl = json.loads((tmp_path / "algorithm_benchmark_marl_eval.json").read_text())
+    assert set(marl["auction_v0"]) == {"sellers3-v0", "household6-v0"}
+    assert "run_0" in marl["auction_v0"]["sellers3-v0"]["ppo_shared"]
+    assert {p["x"] for p in r["aggregate"]["probability_of_improvement"] if p["y"] == "truthful"} == {
+        m for m in cfg.methods if m != "truthful"}
 
 
 def test_mechanism_comparison_quick(tmp_path):

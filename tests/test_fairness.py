@@ -1,4 +1,4 @@
-"""Fairness measures (seed S10)."""
+"""Fairness measures (spec S10)."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Feeder data model, validation, built-in cases and the pandapower importer (seed S4)."""
+"""Feeder data model, validation, built-in cases and the pandapower importer (spec S4)."""
 import dataclasses
 
 import numpy as np

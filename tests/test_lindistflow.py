@@ -1,4 +1,4 @@
-"""LinDistFlow voltages, flows and linearised losses (seeds S4, S6), checked by hand and against
+"""LinDistFlow voltages, flows and linearised losses (spec S4, S6), checked by hand and against
 pandapower AC power flow on the Baran & Wu 33-bus feeder."""
 import numpy as np
 import pytest

@@ -18,7 +18,7 @@ from p2penv.agents.rollout import Assigned
 from p2penv.agents.sb3_shared import MarketLogCallback, SB3Config, SharedPolicy, make_model, train_shared
 from p2penv.agents.sb3_vector import make_sb3_vector_env, market_log_callback
 from p2penv.agents.vec_adapter import MarketVecEnv
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn
+from p2penv.seller_buyer import seller_buyer_env_fn
 
 torch.set_num_threads(1)
 SELLERS = ["prosumer_0", "prosumer_1"]
@@ -309,7 +309,7 @@ def test_sb3_vector_env_rows_equal_last_infos(tmp_path):
 # -- CLI: run.json and the logs of a --sellers run --------------------------------------------------
 def test_cli_sellers_run_records_the_full_env_config_and_writes_market_logs(tmp_path):
     out = tmp_path / "ppo"
-    base = ["train", "--algo", "ppo", "--sellers", "2", "--seed", "4", "--out", str(out), "--checkpoint-every", "96",
+    base = ["train", "--algo", "ppo", "--sb3", "--sellers", "2", "--seed", "4", "--out", str(out), "--checkpoint-every", "96",
             "--tensorboard"]
     assert cli.main(base + ["--steps", "192"]) == 0
     spec = json.loads((out / "run.json").read_text())
@@ -335,7 +335,7 @@ def test_qlearning_writes_market_log_with_nash_conv(tmp_path):
     """Q-learning (market kernel): one row per log_every steps, means over sessions, NashConv every k rows."""
     from p2penv.agents.market_log import read_market_log
     from p2penv.agents.qlearning import QConfig, QLearners
-    from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+    from p2penv.seller_buyer import seller_buyer_env_fn, sellers
 
     f = seller_buyer_env_fn(2, 3)
     q = QLearners(f, QConfig(total_steps=96, n_sessions=2, log_every=48, nash_conv_every=2, seed=0),

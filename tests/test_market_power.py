@@ -1,4 +1,4 @@
-"""Market-power indicators (seed S9)."""
+"""Market-power indicators (spec S9)."""
 import numpy as np
 import pytest
 

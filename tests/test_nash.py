@@ -1,10 +1,10 @@
-"""Stage-game Nash gap (seed S8): hand-computed bilateral cases and a dense-grid cross-check."""
+"""Stage-game NashConv (spec S8): hand-computed bilateral cases and a dense-grid cross-check."""
 import functools
 
 import numpy as np
 import pytest
 
-from p2penv import auction_v0
+from p2penv import auction_v0, dlmp_v0
 from p2penv.diagnostics.nash import env_nash_gap, iterated_best_response, stage_nash_gap
 from p2penv.market.mechanisms import pay_as_bid, uniform
 from p2penv.market.pipeline import MarketRules, StepContext, run_step
@@ -83,13 +83,43 @@ def test_iterated_best_response_finds_the_bilateral_equilibrium():
     assert res.nash_conv[0] == pytest.approx(0.2, abs=1e-9)
 
 
-def test_nash_gap_in_infos_when_enabled():
-    env = auction_v0.parallel_env(n_prosumers=3, seed=1, nash_gap_in_infos=True)
+@pytest.mark.parametrize("info_level", ["full", "lean"])
+def test_nash_gap_infos_wrapper(info_level):
+    from p2penv.diagnostics.nash_infos import NashGapInfos
+
+    env = NashGapInfos(auction_v0.parallel_env(n_prosumers=3, seed=1, info_level=info_level))
     env.reset(seed=1)
-    _, _, _, _, infos = env.step({a: np.zeros(2) for a in env.agents})
+    acts = {a: np.zeros(2) for a in env.agents}
+    expected = env_nash_gap(env.unwrapped, acts)  # the gap of the step about to be taken
+    _, _, _, _, infos = env.step(acts)
     m = infos["prosumer_0"]["market"]
-    assert m["nash_conv"] == pytest.approx(sum(infos[a]["nash_gain"] for a in infos))
+    assert m["nash_conv"] == expected.nash_conv == pytest.approx(sum(infos[a]["nash_gain"] for a in infos))
+    assert [infos[a]["nash_gain"] for a in infos] == expected.gains.tolist()
     assert all(infos[a]["nash_gain"] >= 0 for a in infos)
+
+
+def test_nash_gap_in_infos_flag_points_at_the_wrapper():
+    with pytest.raises(ValueError, match="NashGapInfos"):
+        auction_v0.parallel_env(n_prosumers=3, nash_gap_in_infos=True)
+
+
+def test_nash_gap_vector_infos_match_the_single_env_wrapper():
+    from p2penv.diagnostics.nash_infos import NashGapInfos, NashGapVectorInfos
+
+    vec = NashGapVectorInfos(auction_v0.vector_env(2, n_prosumers=3, max_cycles=2))
+    vec.reset(seed=5)
+    acts = np.random.default_rng(0).uniform(-1, 1, (2, 2, 3, 2))
+    for t in range(2):
+        _, _, _, _, vinfos = vec.step(acts[t])
+        for e in range(2):
+            env = NashGapInfos(auction_v0.parallel_env(n_prosumers=3, max_cycles=2))
+            env.reset(seed=5 + e)
+            for s in range(t + 1):
+                _, _, _, _, infos = env.step({a: acts[s, e, i] for i, a in enumerate(env.possible_agents)})
+            assert vinfos["market"]["nash_conv"][e] == infos["prosumer_0"]["market"]["nash_conv"]
+            assert vinfos["nash_gain"][e].tolist() == [infos[a]["nash_gain"] for a in env.possible_agents]
+    with pytest.raises(ValueError, match="auction_v0"):
+        NashGapInfos(dlmp_v0.parallel_env(scenario="teaching4"))
 
 
 def test_fictitious_play_first_round_best_replies_by_hand():

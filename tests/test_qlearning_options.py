@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from p2penv.agents.qlearning import QConfig, QLearners
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+from p2penv.seller_buyer import seller_buyer_env_fn, sellers
 
 F = seller_buyer_env_fn(2, 6, seed=0, demand_kw=1.0, buyer_values=(0.10, 0.30))
 

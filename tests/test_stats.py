@@ -116,3 +116,68 @@ def test_marl_eval_layout():
     assert json.loads(json.dumps(d))["p2penv"]["auction_v0/sellers3-v0"]["ppo_shared"]["run_0"]["step_0"]["profit"] == [1.0]
     with pytest.raises(ValueError, match="two rows"):
         stats.marl_eval_json(rows + rows[:1], ("profit",), task_key="scenario")
+
+
+def test_wilcoxon_exact_matches_scipy():
+    """The exact signed-rank null by dynamic programming equals scipy's exact p without ties, and scipy's
+    (fully enumerated) permutation p with ties and zeros for n <= 13."""
+    rng = np.random.default_rng(5)
+    for n in (3, 6, 9, 12):
+        d = rng.normal(0.3, 1.0, size=n)
+        assert stats.wilcoxon_exact(d) == pytest.approx(sps.wilcoxon(d, method="exact").pvalue, rel=1e-12)
+    tied = np.array([1.0, 1.0, 1.0, -1.0, 2.0, 2.0, -2.0, 3.0, 0.5, 1.0, 0.0])
+    assert stats.wilcoxon_exact(tied) == pytest.approx(sps.wilcoxon(tied).pvalue, rel=1e-9)
+    assert stats.wilcoxon_exact(np.ones(10)) == pytest.approx(2 / 2**10)
+    assert np.isnan(stats.wilcoxon_exact([0.0, 0.0]))
+
+
+def test_round_off_differences_are_ties():
+    """An exact solver's 1e-9 markups are not ten losses (p = 0.002) but ten ties (no test)."""
+    ref = np.full(10, 0.385)
+    r = stats.paired_comparison(ref - 1e-9, ref)
+    assert (r.wins, r.losses, r.ties) == (0, 0, 10) and np.isnan(r.p_wilcoxon)
+    r = stats.paired_comparison(ref - 1e-9, ref, atol=0.0)
+    assert r.losses == 10 and r.p_wilcoxon == pytest.approx(2 / 2**10)
+
+
+def test_sum_of_means_bootstrap():
+    # two players x (3 responder seeds, 4 markets): the point is the sum of the players' means
+    a = np.array([[1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 2.0], [0.0, 1.0, 2.0, 3.0]])
+    b = np.array([[5.0, 5.0, 5.0, 5.0], [4.0, 6.0, 5.0, 5.0], [np.nan, 1.0, 1.0, 1.0]])
+    iv = stats.sum_of_means_bootstrap([a, b], reps=3000)
+    assert iv.point == pytest.approx(a.mean() + b[:2].mean())
+    assert (iv.n_finite, iv.n_total) == (5, 6)  # the responder with a NaN market is counted, not used
+    assert iv.lo < iv.point < iv.hi and not iv.deterministic
+    det = stats.sum_of_means_bootstrap([np.full((3, 2), 0.5), np.full((2, 2), -1.0)])
+    assert det.deterministic and det.width == 0.0 and det.point == pytest.approx(-0.5)
+    assert np.isnan(stats.sum_of_means_bootstrap([a, np.full((1, 4), np.nan)]).point)
+    with pytest.raises(ValueError, match="same episodes"):
+        stats.sum_of_means_bootstrap([a, np.ones((2, 3))])
+
+
+def test_cross_check_with_rliable():
+    """One figure of the algorithm benchmark recomputed with rliable (optional extra ``stats``): the IQM and its
+    stratified-bootstrap interval of the learner profit over the scenarios Q-learning ran, and Q-learning's
+    probability of improvement over truthful. Points agree exactly; interval ends to Monte-Carlo error."""
+    rly = pytest.importorskip("rliable")
+    from rliable import library, metrics
+
+    from p2penv.experiments.report import RESULTS
+
+    runs = json.loads((RESULTS / "algorithm_benchmark.json").read_text())["runs"]
+    scen = sorted({r["scenario"] for r in runs if r["method"] == "qlearning"})
+    assert len(scen) >= 2, rly
+
+    def matrix(m):  # (runs, tasks) as rliable takes them
+        return np.column_stack([[r["profit"] for r in runs if r["scenario"] == sc and r["method"] == m]
+                                for sc in scen])
+
+    q, t = matrix("qlearning"), matrix("truthful")
+    ours = stats.stratified_bootstrap(q, "iqm", reps=20_000, seed=0)
+    assert ours.point == pytest.approx(metrics.aggregate_iqm(q), abs=1e-12)
+    point, ci = library.get_interval_estimates({"q": q}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=20_000)
+    assert point["q"][0] == pytest.approx(ours.point, abs=1e-12)
+    tol = 0.05 * ours.width + 1e-9
+    assert ci["q"][0, 0] == pytest.approx(ours.lo, abs=tol) and ci["q"][1, 0] == pytest.approx(ours.hi, abs=tol)
+    poi = stats.probability_of_improvement(q, t, reps=200)
+    assert poi.point == pytest.approx(metrics.probability_of_improvement(q, t), abs=1e-12)

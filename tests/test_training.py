@@ -10,7 +10,7 @@ from p2penv.agents.independent import IndependentPolicy, train_independent
 from p2penv.agents.qlearning import QConfig, QLearners
 from p2penv.agents.rollout import Assigned, rollout
 from p2penv.agents.sb3_shared import SB3Config, SharedPolicy, train_shared
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, sellers
+from p2penv.seller_buyer import seller_buyer_env_fn, sellers
 from p2penv import auction_v0
 
 

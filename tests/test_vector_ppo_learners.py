@@ -8,7 +8,7 @@ import pytest
 from p2penv import cli
 from p2penv.agents.baselines import TruthfulAgent
 from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
-from p2penv.scenarios.sellers_buyers import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
+from p2penv.seller_buyer import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
 
 VEC = seller_buyer_vector_fn(2, 3)
 TRUTH = TruthfulAgent(seller_buyer_env_fn(2, 3)().config)

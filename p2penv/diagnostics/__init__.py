@@ -1,10 +1,11 @@
-"""Diagnostics: market power (S9), fairness (S10), mechanism audits (S7), reference games and
-equilibrium search on them (S8, ``continuous_*``), the environments' stage-game Nash gap and
-best-response dynamics (``nash``: ``stage_nash_gap``, ``env_nash_gap``,
-``iterated_best_response``), the exact DLMP best response (``dlmp_best_response``), episode
-summaries (``episode``) and the learned, episode-level exploitability (``exploitability``: a PPO best
-responder against frozen policies; imports torch when called, so it is not re-exported here). Read-only: every diagnostic calls the market's own clearing and
-settlement code. See docs/diagnostics.md."""
+"""Diagnostics: market power (spec S9), fairness (spec S10), mechanism audits (spec S7), reference games
+and equilibrium search on them (spec S8, ``continuous_*``), the environments' stage-game NashConv and
+best-response dynamics (``nash``: ``stage_nash_gap``, ``env_nash_gap``, ``trajectory_nash_conv``,
+``iterated_best_response``), the exact DLMP best response (``dlmp_best_response``, on the bilevel MILP of
+``bilevel``), episode summaries (``episode``) and frozen profiles with their evaluation
+(``exploitability``; the learned best responder that uses them is ``p2penv.agents.exploitability``).
+Read-only: every diagnostic calls the market's own clearing and settlement code. Names: docs/glossary.md.
+See docs/diagnostics.md."""
 from __future__ import annotations
 
 from .audit import MechanismAudit, audit_mechanism
@@ -45,7 +46,7 @@ from .market_power import (
     residual_supply_index,
     welfare_loss,
 )
-from .nash import NashGap, env_nash_gap, iterated_best_response, stage_nash_gap
+from .nash import NashGap, env_nash_gap, iterated_best_response, stage_nash_gap, trajectory_nash_conv
 from .reference_games import (
     ChatterjeeSamuelson,
     ContinuousGame,
@@ -57,7 +58,7 @@ from .reference_games import (
 
 __all__ = [
     "DlmpBestResponse", "EpisodeSummary", "NashGap", "PiecewiseLinear", "dlmp_best_response", "env_nash_gap",
-    "grid_best_response", "stack_infos", "stage_nash_gap", "summarize_episode",
+    "grid_best_response", "stack_infos", "stage_nash_gap", "summarize_episode", "trajectory_nash_conv",
     "ChatterjeeSamuelson", "ContinuousGame", "Cournot", "CournotEquilibrium", "EnvyReport",
     "EquilibriumResult", "FairnessSummary", "LinearSFE", "LinearStrategy", "MarketPowerEpisode",
     "MarketPowerStep", "MechanismAudit", "aggregate_episode", "audit_mechanism", "competitive_benchmark",

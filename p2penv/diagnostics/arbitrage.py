@@ -25,6 +25,7 @@ import numpy as np
 
 from ..envs.config import MarketConfig
 from ..market.competitive_horizon import competitive_horizon
+from ..scenarios.protocol import PricedGenerator
 from ..market.storage import Storage, battery_power, next_soc, soc_end_interval, storage_action, storage_interval
 
 
@@ -84,7 +85,7 @@ def arbitrage_optimum(scenario: str | MarketConfig | Mapping[str, Any], *, seed:
     cfg = scenario_config(scenario)
     gen, t_n, dt = cfg.generator, cfg.max_cycles, float(cfg.dt_h)
     fleet = gen(cfg.n_prosumers, t_n, dt, cfg.start_hour, np.random.default_rng(seed))
-    if fleet.storage is None or not hasattr(gen, "prices"):
+    if fleet.storage is None or not isinstance(gen, PricedGenerator):
         raise ValueError("arbitrage_optimum: the generator needs batteries and a prices() series")
     prices = gen.prices(t_n, dt, cfg.start_hour)
     if not np.array_equal(prices.retail, prices.feed_in):

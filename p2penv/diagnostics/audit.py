@@ -1,4 +1,4 @@
-"""Empirical audit of a clearing mechanism against the seed's S7 properties.
+"""Empirical audit of a clearing mechanism against the properties of spec S7.
 
 True values are the books' prices; agents are orders. For a batch of books the audit measures
 

@@ -81,7 +81,7 @@ class BertrandEdgeworth:
     def game(self, prices) -> GridGame:
         """The sellers' grid game over asks ``prices`` ($/kWh), each dispatching its capacity; buyers
         bid their reservation value (retail = P, the competitive baseline's bid)."""
-        from p2penv.agents.baselines import competitive_joint_action
+        from p2penv.market.competitive import competitive_joint_action
 
         env = self.env()
         base, _ = competitive_joint_action(env.ctx, env.config)

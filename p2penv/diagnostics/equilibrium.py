@@ -1,4 +1,4 @@
-"""Equilibrium search on n-player continuous games (seed S8: no player gains by deviating alone).
+"""Equilibrium search on n-player continuous games (spec S8: no player gains by deviating alone).
 
 Works on any ``reference_games.ContinuousGame`` (one bounded real action per player, e.g. Cournot
 quantities or supply-function slopes). The market environments' stage game (2-D actions evaluated

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..market.pipeline import MarketRules, StepContext
-from .grid_game import GridGame, SymmetricTable, _key, count_multisets, symmetric_table
+from ..market.truthful import reservation_buy_price
+from .grid_game import GridGame, SymmetricTable, count_multisets, multiset_key, symmetric_table
 from .nash import stage_nash_gap
 
 NASH_TOL = 1e-6  # $/step: a profile whose exact stage NashConv is at most this is labelled "nash"
@@ -105,20 +106,13 @@ class PureEquilibria:
         return float(np.nanmin(v)), float(np.nanmax(v))
 
 
-def no_trade_value(ctx: StepContext, rules: MarketRules) -> np.ndarray:
-    """(N,) $/kWh each agent's demand is worth without the market: retail, or a flexible load's lower
-    value of lost load (as ``agents.baselines.reservation_buy_price``)."""
-    retail = rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff
-    v = np.full(ctx.demand_kw.shape, float(retail))
-    return v if ctx.shed_value is None else np.minimum(ctx.shed_value, v)
-
-
 def describe(game: GridGame, profiles: np.ndarray, *, competitive_price: float = float("nan"),
              profiles_checked: int = 0, books: int = 0, method: str = "", tol: float = 0.0) -> PureEquilibria:
     """``PureEquilibria`` record of grid-index ``profiles`` (E, n): prices, markups, welfare, profits."""
     prof = np.asarray(profiles, dtype=np.int64).reshape(-1, game.n)
     out = game.outcome(prof)
-    value = no_trade_value(game.ctx, game.rules) @ game.ctx.demand_kw * game.ctx.dt_h
+    # no trade: each agent's demand is worth its reservation buy price (retail, or a flexible load's lower value)
+    value = reservation_buy_price(game.ctx, game.rules) @ game.ctx.demand_kw * game.ctx.dt_h
     welfare = out.settlement.reward.sum(-1) + out.clearing.operator_surplus + value
     price = np.asarray(out.clearing.clearing_price, dtype=np.float64).reshape(-1)
     markup = (price - competitive_price) / competitive_price
@@ -143,7 +137,7 @@ def pure_equilibria(game: GridGame, *, tol: float = 1e-9, competitive_price: flo
         best = tab.payoff.max(axis=1)
         m_idx, a_idx = np.nonzero(tab.payoff >= best[:, None] - tol)
         prof = np.sort(np.concatenate([tab.others[m_idx], a_idx[:, None]], axis=1), axis=1)
-        keys = _key(prof, k)
+        keys = multiset_key(prof, k)
         # P is an equilibrium iff each of its distinct actions is a best response to P minus it; each
         # (P, a) pair with a in BR(P - a) appears once, so count them per P
         uk, first, cnt = np.unique(keys, return_index=True, return_counts=True)

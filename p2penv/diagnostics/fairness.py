@@ -1,4 +1,4 @@
-"""Fairness measures over agents (seed S10), on ``(..., n)`` arrays with agents last.
+"""Fairness measures over agents (spec S10), on ``(..., n)`` arrays with agents last.
 
 Utilities are quasilinear, as in the order book: an agent with true value w_i $/kWh (a buyer's
 value, a seller's cost) holding the bundle (e kWh received, m $ received) gets u_i = w_i e + m.

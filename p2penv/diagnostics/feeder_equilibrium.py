@@ -1,6 +1,6 @@
 """Equilibria of the DLMP stage game on a feeder: several strategic agents, coalitions, misreports.
 
-Issue 10, items 2 and 3. Builds on the exact single-agent best response of ``dlmp_best_response``
+Builds on the exact single-agent best response of ``dlmp_best_response``
 (bilevel program -> MILP on the market's own clearing LP):
 
 * ``feeder_iterated_best_response``: iterated (Gauss-Seidel) best response of several strategic
@@ -48,15 +48,10 @@ import numpy as np
 from ..market.mechanisms.types import BUY, SELL, check_book
 from ..market.pipeline import actions_to_orders, validate_actions
 from ..market.settlement import settle
+from ..market.truthful import step_tariffs
 from ..network.dlmp import DlmpClearing, DlmpMarket
-from .dlmp_best_response import (
-    PiecewiseLinear,
-    INF,
-    Milp,
-    add_row_optimality,
-    big_m_bounds,
-    dlmp_best_response,
-)
+from .bilevel import order_profit, solve_price_bilevel
+from .dlmp_best_response import PiecewiseLinear, dlmp_best_response
 
 __all__ = [
     "CoalitionResponse", "DemandMisreport", "FeederBook", "FeederEquilibrium", "book_profits", "clear_book",
@@ -154,8 +149,7 @@ def _order_profits(book: FeederBook, lp: DlmpClearing, true_fns=None) -> np.ndar
     for i, f in enumerate(fns):
         if f is None or book.sides[i] == 0:
             continue
-        m, c = float(lp.matched[i]), float(lp.cash[i])
-        out[i] = c - float(f(m)) if book.sides[i] == SELL else c + float(f(m))
+        out[i] = order_profit(int(book.sides[i]), f, float(lp.cash[i]), float(lp.matched[i]))
     return out
 
 
@@ -326,7 +320,8 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
                             time_limit: float = 60.0) -> CoalitionResponse:
     """Offer prices of the ``members`` maximising their summed true profit, everybody else fixed at
     ``prices`` (default the book's). The MILP of ``dlmp_best_response`` with one price variable and
-    one true-cost epigraph per member; the cash of the coalition,
+    one true-cost epigraph per member (one builder: ``p2penv.diagnostics.bilevel.solve_price_bilevel``);
+    the cash of the coalition,
 
         sum_s (A_s.y) x_s = D - sum_{j not in K} c_j x_j + sum_{s in K} u_s mu-_s,
 
@@ -335,70 +330,10 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
     idx = _check_strategic(book, members)
     p = book.prices.copy() if prices is None else np.asarray(prices, dtype=np.float64).copy()
     p_lo, p_hi = book.price_bounds
-    q, s = book.quantities, book.sides
-    lp = market.lp_arrays(p, q, s, book.wholesale_price, book.p_load_kw, book.q_load_kvar)
-    dt = market.dt_h
-    A, c, lo, hi, rl, ru = lp.A, lp.cost, lp.col_lo, lp.col_hi, lp.row_lo, lp.row_hi
-    cols = [int(market.c_sell[i] if s[i] == SELL else market.c_buy[i]) for i in idx]
-    sgns = [1.0 if s[i] == SELL else -1.0 for i in idx]
-    for col in cols:
-        c[col] = 0.0
-    n_row, n_col = A.shape
-    # member columns are bounded: none is left out of the row-dual bounds (-1)
-    bm = big_m_bounds(A, c, lo, hi, rl, ru, cols, dt * max(abs(p_lo), abs(p_hi)), -1)
-    ylo, yhi, mu_max, blo, bhi = bm.ylo, bm.yhi, bm.mu_max, bm.blo, bm.bhi
-    art_lo, art_hi, amin, amax = bm.art_lo, bm.art_hi, bm.amin, bm.amax
-
-    m = Milp()
-    x = [m.var(blo[j], bhi[j]) for j in range(n_col)]
-    pv = {col: m.var(p_lo, p_hi) for col in cols}
-    sg = dict(zip(cols, sgns))
-    y_terms, dual_obj, n_bin = add_row_optimality(m, x, A, rl, ru, ylo, yhi, amin, amax)
-    for j in range(n_col):
-        terms = [(v, A[i, j] * g) for i in range(n_row) if A[i, j] != 0 for v, g in y_terms[i]]
-        if lo[j] == hi[j]:
-            v = m.var(-mu_max[j], mu_max[j])
-            terms.append((v, 1.0))
-            dual_obj.append((v, lo[j]))
-        else:
-            for bound, sign, art in ((lo[j], 1.0, art_lo[j]), (hi[j], -1.0, art_hi[j])):
-                if art:
-                    continue
-                mu = m.var(0.0, mu_max[j])
-                z = m.var(0.0, 1.0, integer=True)
-                n_bin += 1
-                gap = bhi[j] - lo[j] if sign > 0 else hi[j] - blo[j]
-                m.row(-INF, 0.0, [mu, z], [1.0, -mu_max[j]])
-                m.row(-INF, gap + sign * bound, [x[j], z], [sign, gap])
-                terms.append((mu, sign))
-                if not (j in pv and sign < 0):  # -u mu- of a member column cancels in the cash
-                    dual_obj.append((mu, sign * bound))
-        if j in pv:
-            terms.append((pv[j], -sg[j] * dt))
-        m.row(c[j], c[j], [t[0] for t in terms], [t[1] for t in terms])
-    obj: dict[int, float] = {}
-    for v, a in dual_obj:
-        obj[v] = obj.get(v, 0.0) + a
-    for j in range(n_col):
-        if j not in pv and c[j] != 0:
-            obj[x[j]] = obj.get(x[j], 0.0) - c[j]
-    for i, col in zip(idx, cols):
-        fn = book.true_fns[i]
-        t = m.var(-INF, INF)
-        for a0, b0 in zip(fn.intercepts, fn.slopes):
-            if s[i] == SELL:
-                m.row(a0, INF, [t, x[col]], [1.0, -b0 * dt])
-            else:
-                m.row(-INF, a0, [t, x[col]], [1.0, -b0 * dt])
-        obj[t] = obj.get(t, 0.0) + (-1.0 if s[i] == SELL else 1.0)
-    for v, a in obj.items():
-        m.c[v] += a
-
-    sol, gap, polished, status = m.solve_polished(time_limit, "coalition_best_response")
-    y = np.array([sum(sol[v] * g for v, g in terms) for terms in y_terms])
-    member = np.array([_profit_of(s[i], book.true_fns[i], float((A[:, col] @ y) * sol[x[col]]),
-                                  float(sol[x[col]] * dt)) for i, col in zip(idx, cols)])
-    best = np.array([float(sol[pv[col]]) for col in cols])
+    sol = solve_price_bilevel(market, p, book.quantities, book.sides, book.wholesale_price, book.p_load_kw,
+                              book.q_load_kvar, idx, [book.true_fns[i] for i in idx], book.price_bounds,
+                              time_limit=time_limit, who="coalition_best_response")
+    member, best = sol.profits, sol.prices
     # re-clear at the MILP prices and every -/+ delta nudge (3^k clears)
     rc_best = (-np.inf, best, None)
     for d in itertools.product((0.0, -delta, delta), repeat=idx.size):
@@ -410,11 +345,7 @@ def coalition_best_response(market: DlmpMarket, book: FeederBook, members, price
     return CoalitionResponse(
         members=idx, prices=best, profit=float(member.sum()), member_profits=member,
         recleared_prices=rc_best[1], recleared_profit=rc_best[0], recleared_member_profits=rc_best[2],
-        status=status, mip_gap=gap, n_binaries=n_bin, polished=bool(polished))
-
-
-def _profit_of(side: int, fn: PiecewiseLinear, cash: float, matched: float) -> float:
-    return float(cash - fn(matched)) if side == SELL else float(cash + fn(matched))
+        status=sol.status, mip_gap=sol.mip_gap, n_binaries=sol.n_binaries, polished=sol.polished)
 
 
 # -- quantity (demand) misreport -------------------------------------------------------------------
@@ -536,8 +467,7 @@ def env_feeder_book(env, actions, *, n_segments: int = 8) -> tuple[FeederBook, n
     act = validate_actions(actions, env.agents, tuple(env.action_space(env.agents[0]).shape))
     price, dispatch, qty, sides, _, battery = actions_to_orders(act, ctx, rules)
     n = qty.size
-    retail = rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff
-    feed = rules.feed_in_tariff if ctx.feed_in_tariff is None else ctx.feed_in_tariff
+    retail, feed = step_tariffs(ctx, rules)
     dt = float(ctx.dt_h)
     # matched kWh grid per agent: fractions of Q plus the curtailment kink (seller: Q - curtailable kWh)
     frac = np.linspace(0.0, 1.0, n_segments + 1)

@@ -127,14 +127,14 @@ class SymmetricTable:
     def index(self, others_sorted) -> np.ndarray:
         """Row of each sorted (..., n - 1) multiset (lexicographic rank in ``others``)."""
         o = np.asarray(others_sorted, dtype=np.int64)
-        return np.searchsorted(self._keys, _key(o, self.k))
+        return np.searchsorted(self._keys, multiset_key(o, self.k))
 
     @property
     def _keys(self) -> np.ndarray:
-        return _key(self.others, self.k)
+        return multiset_key(self.others, self.k)
 
 
-def _key(o: np.ndarray, k: int) -> np.ndarray:
+def multiset_key(o: np.ndarray, k: int) -> np.ndarray:
     """Integer key of sorted index tuples, increasing in lexicographic order (base k)."""
     key = np.zeros(o.shape[:-1], dtype=np.int64)
     for j in range(o.shape[-1]):

@@ -1,4 +1,4 @@
-"""Local market power behind binding network constraints (issue 10; S9 on the feeder).
+"""Local market power behind binding network constraints (spec S9 on the feeder).
 
 The system-wide indicators of ``market_power`` treat the community as one market. On a feeder a
 binding line rating or voltage limit splits it: the buses behind the constraint (its *zone*) can

@@ -1,4 +1,4 @@
-"""Market-power indicators (seed S9), per step on ``(..., n)`` seller arrays plus an episode summary.
+"""Market-power indicators (spec S9), per step on ``(..., n)`` seller arrays plus an episode summary.
 
 * Shares s_i = q_i / sum q; HHI = sum s_i^2 as a fraction (x 10^4 gives the antitrust "points").
 * Lerner L_i = (P - MC_i) / P with the seller's *true* marginal cost; its share-weighted average

@@ -1,4 +1,4 @@
-"""Stage-game Nash gap of the market environments (seed S8), computed through the market itself.
+"""Stage-game NashConv of the market environments (spec S8), computed through the market itself.
 
 For a step's context (demand, feasible intervals, costs) and a joint action, each agent's best
 reward when it alone changes its action (others fixed), its gain over the actual reward, and
@@ -14,20 +14,22 @@ price candidate the dispatch enters through the order volume and the convex cost
 plus bounded Brent refinement around the best cells solves that one-dimensional problem.
 
 With batteries (a 3-dim action) a deviation changes price and dispatch and holds the agent's
-battery power: SOC links the steps, so this is the *myopic* stage gap, not an equilibrium test of
+battery power: SOC links the steps, so this is the *myopic* stage-game NashConv, not an equilibrium test of
 the dynamic game (whole-episode deviations would be needed for that).
 
 Every evaluation calls ``p2penv.market.pipeline.run_step`` on a batch of modified joint actions, so
 the diagnostics never re-implement clearing, settlement or rewards.
 
-One name per job: ``stage_nash_gap`` (the gap of a joint action, pure function), ``env_nash_gap``
-(the same for a live env and its action dict), ``iterated_best_response`` and ``fictitious_play``
+One name per job: ``stage_nash_gap`` (the deviation analysis of a joint action, pure function; its
+``NashGap.nash_conv`` is the NashConv: the function keeps its older name, see docs/glossary.md),
+``env_nash_gap`` (the same for a live env and its action dict), ``trajectory_nash_conv`` (per-step gains
+along a recorded trajectory), ``iterated_best_response`` and ``fictitious_play``
 (dynamics on the stage game). Continuous reference games (one real action per player) use
 ``equilibrium.continuous_best_response_dynamics`` / ``continuous_fictitious_play`` instead.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -88,7 +90,7 @@ def best_response(
         u_disp = np.array([0.0])
     uu = np.stack(np.meshgrid(u_price, u_disp, indexing="ij"), axis=-1).reshape(-1, 2)
     batch = np.broadcast_to(joint, (uu.shape[0],) + joint.shape).copy()
-    batch[:, i, :2] = uu  # with batteries the storage component is held (myopic gap)
+    batch[:, i, :2] = uu  # with batteries the storage component is held (myopic NashConv)
     r = _rewards(batch, ctx, rules)[:, i].reshape(u_price.size, u_disp.size)
     # keep the current action as a candidate so a best response is never worse than staying put
     cur = float(_rewards(joint, ctx, rules)[i])
@@ -194,6 +196,30 @@ def env_nash_gap(env, actions: dict, **kw) -> NashGap:
     """
     joint = np.stack([np.asarray(actions[a], dtype=np.float64) for a in env.agents])
     return stage_nash_gap(joint, env.ctx, env.rules, **kw)
+
+
+def trajectory_nash_conv(ctxs, joints, rules: MarketRules, *, players=None, method: str = "exact",
+                         grid: np.ndarray | None = None, n_grid: int = 101) -> np.ndarray:
+    """(T, P) $/step: the stage-game best-response gain of each of ``players`` (default all, P = N) at every
+    step t of a recorded trajectory, the joint action ``joints[t]`` (N, A) played in context ``ctxs[t]``
+    (``StepContext``); a row's sum is that step's NashConv, so ``.sum(1).mean()`` is the trajectory's mean
+    NashConv $/step. Keyword arguments as ``stage_nash_gap``. A (context, joint action) pair that repeats
+    (every field of the context and the action equal, e.g. a constant profile in a stationary market) is
+    solved once."""
+    pl = None if players is None else np.asarray(players, dtype=int)
+    cache: dict[bytes, np.ndarray] = {}
+    out = []
+    for ctx, joint in zip(ctxs, joints):
+        joint = np.asarray(joint, dtype=np.float64)
+        key = b"|".join([np.ascontiguousarray(getattr(ctx, f.name)).tobytes() for f in fields(ctx)
+                         if getattr(ctx, f.name) is not None] + [joint.tobytes()])
+        if key not in cache:
+            g = stage_nash_gap(joint, ctx, rules, players=pl, method=method, grid=grid, n_grid=n_grid).gains
+            cache[key] = g if pl is None else g[pl]
+        out.append(cache[key])
+    if not out:
+        raise ValueError("ctxs/joints: empty trajectory")
+    return np.stack(out)
 
 
 def iterated_best_response(

@@ -28,15 +28,22 @@ from typing import Callable
 
 import numpy as np
 
-from ..market.mechanisms import get_mechanism
+from ..market.mechanisms import get_mechanism, pay_as_bid, uniform
 from ..market.mechanisms.types import Clearing
-from ..market.pipeline import MarketRules, StepContext, StepOutcome, orders_kernel
+from ..market.pipeline import ACTION_FIELDS, MarketRules, StepContext, StepOutcome, orders_kernel
 from ..market.prosumer import Fleet
 from ..market.settlement import Settlement
+from ..market.truthful import step_tariffs
 from .config import SEED_RULE, MarketConfig, is_seed
 from ..market.storage import SOC_END_MODES, STORAGE_FIELDS, Storage
-from .core_kernels import (feasible_kernel, observe_kernel, settle_markets_kernel, soc_end_kernel,
-                           storage_command_kernel, storage_kernel, storage_obs_kernel)
+from ..scenarios.protocol import (BatchGenerator, PricedGenerator, check_generator, draw_fleets, draws_in_order,
+                                  tariff_series)
+from .core_kernels import (A_CASH, A_CLIP_DISPATCH, A_CLIP_PRICE, A_COST, A_DISPATCH, A_HI, A_INFO, A_LO, A_MATCHED,
+                           A_ORDER, A_PRICE, A_REALISED, A_REWARD, A_ROWS, A_SETTLEMENT_ROWS, A_SIDE, A_UNIT,
+                           A_VIOLATION, M_CLEARING_PRICE, M_LAST_PRICE, M_SURPLUS, M_VOLUME, M_WELFARE, P_LEN, S_ROWS,
+                           feasible_kernel, first_nonfinite, fleet_values_ok, market_step_kernel, observe_kernel,
+                           settle_markets_kernel, soc_end_kernel, storage_command_kernel, storage_kernel,
+                           storage_obs_kernel)
 from .fields import INFO_FIELDS, OBS_FIELDS, STORAGE_INFO_FIELDS, STORAGE_OBS_FIELDS, names
 
 OBS_NAMES = names(OBS_FIELDS)
@@ -44,6 +51,7 @@ INFO_NAMES = names(INFO_FIELDS)
 STORAGE_OBS_NAMES = names(STORAGE_OBS_FIELDS)
 STORAGE_INFO_NAMES = names(STORAGE_INFO_FIELDS)
 MARKET_NAMES = ("clearing_price", "volume_kwh", "welfare", "operator_surplus")
+assert A_INFO == len(INFO_NAMES)  # the fused step's info rows are INFO_FIELDS in order (core_kernels)
 
 
 def make_rules(cfg: MarketConfig, clear: Callable[..., Clearing] | None = None) -> MarketRules:
@@ -61,6 +69,35 @@ def make_rules(cfg: MarketConfig, clear: Callable[..., Clearing] | None = None) 
     return MarketRules(cfg.price_floor, cfg.price_cap, cfg.retail_tariff, cfg.feed_in_tariff, cfg.unmatched, clear)
 
 
+def fused_clearing(clear: Callable) -> tuple[float, bool, bool] | None:
+    """``(k, walrasian, pay_as_bid)`` when ``clear`` is the uniform or pay-as-bid double auction as
+    ``make_rules`` builds it (a keyword partial of ``uniform.clear``/``pay_as_bid.clear``), whose compiled
+    kernel the fused step calls directly; None for every other clearing (those take the general path)."""
+    if not isinstance(clear, functools.partial) or clear.args:
+        return None
+    if clear.func is uniform.clear:
+        pab = False
+    elif clear.func is pay_as_bid.clear:
+        pab = True
+    else:
+        return None
+    kw = clear.keywords
+    k, rule = kw.get("k", 0.5), kw.get("rule", "marginal_pair")
+    if set(kw) - {"k", "rule"} or not 0.0 <= k <= 1.0 or rule not in uniform.RULES:
+        return None  # let the mechanism itself raise its error
+    return float(k), rule == "walrasian", pab
+
+
+def _fleet_rows(fleet: Fleet, rows: slice) -> Fleet:
+    """The markets ``rows`` of a batched fleet (views of every ``(E, ...)`` array, batteries included)."""
+    st = fleet.storage
+    if st is not None:
+        st = Storage(*(a[rows] if a.ndim == 2 else a for a in (np.asarray(getattr(st, f)) for f in STORAGE_FIELDS)))
+    sv = None if fleet.shed_value is None else fleet.shed_value[rows]
+    return Fleet(fleet.demand_kw[rows], fleet.p_max_kw[rows], fleet.ramp_kw[rows], fleet.eta[rows],
+                 fleet.cost_a[rows], fleet.cost_b[rows], fleet.p0_kw[rows], fleet.bus[rows], fleet.names, sv, st)
+
+
 class AuctionCore:
     """E markets of one ``MarketConfig``: state, step, observations and info columns as arrays.
 
@@ -76,19 +113,42 @@ class AuctionCore:
         self.n_agents = config.n_prosumers
         self.max_cycles = config.max_cycles
         self.rules = make_rules(config, clear)
+        check_generator(config.generator)  # the declared contract (scenarios.protocol), named when it fails
         # Batteries add a third action component (storage) for every agent; see market.storage.
         self.has_storage = bool(getattr(config.generator, "has_storage", False))
         self.action_dim = 3 if self.has_storage else 2
+        self.action_shape = (self.num_envs, self.n_agents, self.action_dim)
         self.soc_end = getattr(config.generator, "soc_end", None)  # None (free) or "start"; market.storage
         if self.soc_end not in SOC_END_MODES:
             raise ValueError(f"generator: soc_end must be one of {SOC_END_MODES}, got {self.soc_end!r}")
         if self.soc_end is not None and not self.has_storage:
             raise ValueError(f"generator: soc_end={self.soc_end!r} needs batteries (has_storage is False)")
         self._price_span = config.price_cap - config.price_floor
+        # The fused step (one compiled call per step, ``core_kernels.market_step_kernel``) serves the common case:
+        # no batteries, the uniform or pay-as-bid auction, and a core that does not extend the step (the DLMP
+        # core does); flat tariffs are checked at each reset. Everything else takes the general path.
+        hooks = all(getattr(type(self), m) is getattr(AuctionCore, m) for m in ("_on_step", "_observe", "_context"))
+        self._fused_params = fused_clearing(self.rules.clear) if hooks and not self.has_storage else None
+        self.fused = False  # True while the fused step serves this episode (set by reset)
+        # sin and cos of the hour of day at each step t = 0..T (the observation's hour_sin, hour_cos)
+        ang = [2.0 * np.pi * ((config.start_hour + config.dt_h * t) % 24.0) / 24.0 for t in range(self.max_cycles + 1)]
+        self._sincos = np.array([(math.sin(a), math.cos(a)) for a in ang])
+        self._batched = isinstance(config.generator, BatchGenerator)  # the protocol checks, once (they are slow)
+        self._priced = isinstance(config.generator, PricedGenerator)
+        # Episodes drawn ahead per batch call (scenarios.protocol.draws_in_order): market e's next K episodes come
+        # from rngs[e] in one call, exactly as K resets would draw them; only for small E (a vector env with
+        # many markets already shares each call among them).
+        self._episodes_ahead = max(1, 16 // self.num_envs) if draws_in_order(config.generator) else 1
+        self._drawn: list[Fleet] = []
         self.seed(config.seed)
         self.fleet: Fleet | None = None
         self.t = 0
-        self.last_outcome: StepOutcome | None = None
+        self._outcome: StepOutcome | None = None
+        self._raw = None  # the fused step's outputs, from which last_outcome is built on demand
+        self._ctx: StepContext | None = None
+        self._ctx_parts = None  # (t, p_prev, lo, hi, violation) of a context not built yet
+        self._last_ctx: StepContext | None = None
+        self._last_ctx_parts = None
 
     # -- episode ---------------------------------------------------------------------------------
     def seed(self, seed: int | None) -> None:
@@ -96,6 +156,7 @@ class AuctionCore:
         if not is_seed(seed):
             raise ValueError(f"seed: {SEED_RULE}, got {seed!r}")
         self._rngs = [np.random.default_rng(None if seed is None else seed + e) for e in range(self.num_envs)]
+        self._drawn = []  # episodes drawn ahead from the old generators
 
     @property
     def started(self) -> bool:
@@ -112,19 +173,27 @@ class AuctionCore:
         if seed is not None:
             self.seed(seed)
         gen, n, horizon = cfg.generator, cfg.n_prosumers, cfg.max_cycles
-        if hasattr(gen, "batch"):
-            fleet = gen.batch(n, horizon, cfg.dt_h, cfg.start_hour, self._rngs)
-        else:  # any callable (n, horizon, dt_h, start_hour, rng) -> Fleet works, one market at a time
-            fleet = Fleet.stack([gen(n, horizon, cfg.dt_h, cfg.start_hour, r) for r in self._rngs])
-        if fleet.n != n or fleet.horizon != horizon or fleet.num_envs != self.num_envs:
-            raise ValueError("generator: returned a fleet whose size or horizon does not match the config")
-        fleet.validate()  # a generator is any callable: its fleet is checked here, naming agent and field
+        if not self._drawn:
+            # one draw for all E markets (scenarios.protocol: a BatchGenerator's batch, else market by market),
+            # of the next K episodes of each when its batch draws in order (rows e K + k: market e, episode k)
+            k_ahead = self._episodes_ahead
+            rngs = self._rngs if k_ahead == 1 else [r for r in self._rngs for _ in range(k_ahead)]
+            fleet = draw_fleets(gen, n, horizon, cfg.dt_h, cfg.start_hour, rngs, self._batched)
+            if fleet.n != n or fleet.horizon != horizon or fleet.num_envs != len(rngs):
+                raise ValueError("generator: returned a fleet whose size or horizon does not match the config")
+            # a generator is any callable: its fleet is checked here (one compiled pass; Fleet.validate names
+            # the agent and field when something is wrong, and checks batteries)
+            if fleet.storage is not None or not fleet_values_ok(
+                    fleet.demand_kw.ravel(), fleet.p_max_kw.ravel(), fleet.ramp_kw.ravel(), fleet.eta.ravel(),
+                    fleet.cost_a.ravel(), fleet.cost_b.ravel(), fleet.p0_kw.ravel(), fleet.shed_values.ravel()):
+                fleet.validate()
+            self._drawn = [fleet] if k_ahead == 1 else [_fleet_rows(fleet, slice(k, None, k_ahead))
+                                                        for k in range(k_ahead)]
+        fleet = self._drawn.pop(0)
         if (fleet.storage is not None) != self.has_storage:
             raise ValueError(f"generator: has_storage={self.has_storage} but the fleet it returned "
                              f"{'has' if fleet.storage is not None else 'has no'} storage parameters")
-        self.prices = gen.prices(horizon, cfg.dt_h, cfg.start_hour) if hasattr(gen, "prices") else None
-        if self.prices is not None:
-            self.prices.validate(horizon)
+        self.prices = tariff_series(gen, horizon, cfg.dt_h, cfg.start_hour, self._priced)  # None: flat tariffs
         self.fleet = fleet
         self.t = 0
         self.p_prev = fleet.p0_kw.copy()
@@ -144,11 +213,73 @@ class AuctionCore:
         self._shed_value = np.ascontiguousarray(np.broadcast_to(fleet.shed_values, fleet.ramp_kw.shape))
         self.last_price = np.full(self.num_envs, 0.5 * (cfg.price_floor + cfg.price_cap))
         self.last_volume = np.zeros(self.num_envs)
-        self.last_outcome = None
-        self.last_ctx = None
-        self.ctx = self._context(self.t, *feasible_kernel(self.p_prev, fleet.p_max_kw[:, 0], fleet.ramp_kw))
+        self._outcome = self._raw = None
+        self._last_ctx = self._last_ctx_parts = None
+        self._lo, self._hi, self._viol = feasible_kernel(self.p_prev, fleet.p_max_kw[:, 0], fleet.ramp_kw)
+        self.fused = self._fused_params is not None and self.prices is None
+        if self.fused:  # _context has no side effects then: build it when read; the kernel's episode arguments
+            self._ctx, self._ctx_parts = None, (0, self.p_prev, self._lo, self._hi, self._viol)
+            self._fused_static = self._fused_arguments()
+        else:
+            self._ctx, self._ctx_parts = self._context(self.t, self._lo, self._hi, self._viol), None
         self._on_reset()
         self.obs = self._observe()
+
+    def _fused_arguments(self) -> tuple:
+        """``market_step_kernel``'s arguments that stay fixed for an episode: the state block of step 0 (its
+        feasible interval), the fleet's ``(E, T, N)`` profiles, the hours, the ``static`` block and ``params``."""
+        cfg, f, rules = self.config, self.fleet, self.rules
+        k, walrasian, pab = self._fused_params
+        shape = f.ramp_kw.shape
+        static = np.empty((S_ROWS,) + shape)  # rows S_* (assignment broadcasts and converts to float64)
+        for r, x in enumerate((f.eta, f.cost_a, f.cost_b, self._shed_value, f.ramp_kw, self._no_battery,
+                               self._mc_slope, self._mc_offset, self._buy_value_unit)):
+            static[r] = x
+        s = 1.0 / cfg.obs_kw_scale
+        params = np.array([cfg.dt_h, rules.price_floor, rules.price_cap, k, walrasian, pab, *step_tariffs(None, rules),
+                           rules.unmatched == "curtail" or rules.island_voll == rules.island_voll, rules.island_voll,
+                           s, s / (self.n_agents * cfg.dt_h)], dtype=np.float64)  # entries P_*
+        assert params.shape == (P_LEN,)
+        state = np.zeros((A_ROWS,) + shape)
+        state[A_LO], state[A_HI], state[A_VIOLATION] = self._lo, self._hi, self._viol
+        as_float = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
+        return state, as_float(f.demand_kw), as_float(f.p_max_kw), static, params
+
+    # -- the current and the last step's context, and the last outcome (built on demand after a fused step) --
+    @property
+    def ctx(self) -> StepContext | None:
+        """Context of the current step (arrays (E, N)); None before the first reset."""
+        if self._ctx is None and self._ctx_parts is not None:
+            self._ctx = self._build_context(*self._ctx_parts)
+        return self._ctx
+
+    @property
+    def last_ctx(self) -> StepContext | None:
+        """Context of the step last taken (None before the first step of an episode)."""
+        if self._last_ctx is None and self._last_ctx_parts is not None:
+            self._last_ctx = self._build_context(*self._last_ctx_parts)
+        return self._last_ctx
+
+    @property
+    def last_outcome(self) -> StepOutcome | None:
+        """Outcome of the step last taken (None before the first step of an episode)."""
+        if self._outcome is None and self._raw is not None:
+            self._outcome = self._build_outcome()
+        return self._outcome
+
+    def _build_context(self, t: int, p_prev, lo, hi, viol) -> StepContext:
+        f = self.fleet  # the fused path has no batteries and flat tariffs: exactly what _context builds then
+        return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
+                           self.config.dt_h, self._shed_value)
+
+    def _build_outcome(self) -> StepOutcome:
+        agent, market = self._raw
+        sides = agent[A_SIDE].astype(np.int8)
+        excess = np.stack([agent[A_CLIP_PRICE], agent[A_CLIP_DISPATCH]], axis=-1)  # (E, N, 2)
+        clr = Clearing(agent[A_MATCHED], agent[A_UNIT], market[M_CLEARING_PRICE], market[M_VOLUME],
+                       market[M_SURPLUS], market[M_WELFARE], sides)
+        st = Settlement(*(agent[r] for r in A_SETTLEMENT_ROWS))
+        return StepOutcome(agent[A_PRICE], agent[A_DISPATCH], agent[A_ORDER], sides, excess, clr, st, None)
 
     def _context(self, t: int, lo, hi, viol) -> StepContext:
         """Context of step t (arrays (E, N)); the feasible interval depends on p_{t-1}."""
@@ -172,8 +303,30 @@ class AuctionCore:
         return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
                            dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in)
 
-    def step(self, actions: np.ndarray) -> StepOutcome:
-        """Clear and settle every market for validated float64 actions ``(E, N, action_dim)``."""
+    def step(self, actions: np.ndarray, label: Callable[[int, int], str] | None = None) -> StepOutcome:
+        """Clear and settle every market for actions ``(E, N, action_dim)``; the step's ``StepOutcome``.
+        See ``advance`` for the actions and ``label``."""
+        self.advance(actions, label)
+        return self.last_outcome
+
+    def advance(self, actions: np.ndarray, label: Callable[[int, int], str] | None = None) -> None:
+        """Clear and settle every market for real-valued actions ``(E, N, action_dim)`` (float32 or float64,
+        any finite values: components outside [-1, 1] are clipped and reported as clip excess).
+
+        A NaN/inf entry raises ValueError naming ``label(e, i)`` (default ``"env e, agent i"``) and the action
+        field, before anything changes. The outcome is read through ``reward``, ``lean_columns``,
+        ``market_columns``, or ``last_outcome`` (built on first access after a fused step).
+        """
+        if np.shape(actions) != self.action_shape:
+            raise ValueError(f"actions: expected shape (num_envs, agents, action_dim) = {self.action_shape}, "
+                             f"got {np.shape(actions)}")
+        if self.fused:
+            return self._advance_fused(actions, label)
+        actions = np.asarray(actions, dtype=np.float64)
+        bad = first_nonfinite(actions)
+        if bad >= 0:
+            raise ValueError(self._bad_action(actions, bad, label))
+        self._raw = None
         ctx, rules, cfg = self.ctx, self.rules, self.config
         zero = self._no_battery
         cmax = zero if ctx.charge_max_kw is None else ctx.charge_max_kw
@@ -190,8 +343,7 @@ class AuctionCore:
         st, self.last_price = settle_markets_kernel(
             dispatch, qty, sides, clr.matched, clr.unit_price, battery, ctx.lo_kw, ctx.demand_kw, ctx.eta, ctx.cost_a,
             ctx.cost_b, ctx.shed_value, zero if ctx.degradation_cost is None else ctx.degradation_cost, ctx.dt_h,
-            rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff,
-            rules.feed_in_tariff if ctx.feed_in_tariff is None else ctx.feed_in_tariff,
+            *step_tariffs(ctx, rules),
             rules.unmatched == "curtail" or rules.island_voll == rules.island_voll, rules.island_voll,
             clr.clearing_price,
             self.last_price)
@@ -202,19 +354,80 @@ class AuctionCore:
         if self.storage is not None:
             self._last_battery = battery  # the SOC moves with it when the next context is built
             self._storage_action = np.clip(actions[..., 2], -1.0, 1.0)
-        self.last_outcome, self.last_ctx = out, ctx
+        self._outcome, self._last_ctx, self._last_ctx_parts = out, ctx, None
         self._last_narrowing = self._narrowing
         self.t += 1
         if not self.done:
             f = self.fleet
-            self.ctx = self._context(self.t, *feasible_kernel(self.p_prev, f.p_max_kw[:, self.t], f.ramp_kw))
+            self._lo, self._hi, self._viol = feasible_kernel(self.p_prev, f.p_max_kw[:, self.t], f.ramp_kw)
+            self._ctx = self._context(self.t, self._lo, self._hi, self._viol)
         elif self.storage is not None:  # the episode's last step: only the SOC moves
             st = self.storage
             self.soc = storage_kernel(self.soc, battery, st.charge_kw, st.discharge_kw, st.eta_charge,
                                       st.eta_discharge, st.soc_min_kwh, st.soc_max_kwh, cfg.dt_h, True)[0]
         self._on_step(out)
         self.obs = self._observe()
-        return out
+
+    def _advance_fused(self, actions: np.ndarray, label) -> None:
+        """``advance`` in one compiled call (``core_kernels.market_step_kernel``); the same numbers as the
+        general path. The context and outcome objects are built only when read."""
+        if actions.dtype != np.float32 and actions.dtype != np.float64:
+            actions = np.asarray(actions, dtype=np.float64)
+        t = self.t
+        state, demand, p_max, static, params = self._fused_static
+        bad, agent, market, obs = market_step_kernel(actions, t, state, self.last_price, demand, p_max, self._sincos,
+                                                     static, params)
+        if bad >= 0:
+            raise ValueError(self._bad_action(actions, bad, label))
+        self._raw = (agent, market)
+        self._outcome = None
+        self._last_ctx, self._last_ctx_parts = self._ctx, self._ctx_parts  # (parts: when it was never built)
+        self.p_prev = p_prev = agent[A_REALISED]
+        self.last_price = market[M_LAST_PRICE]
+        self.last_volume = market[M_VOLUME]
+        self.t = t = t + 1
+        if t < self.max_cycles:  # the next step's context, built when read
+            self._fused_static = (agent, demand, p_max, static, params)
+            self._lo, self._hi, self._viol = lo, hi, viol = agent[A_LO], agent[A_HI], agent[A_VIOLATION]
+            self._ctx, self._ctx_parts = None, (t, p_prev, lo, hi, viol)
+        self.obs = obs
+
+    def _bad_action(self, actions: np.ndarray, flat: int, label) -> str:
+        e, rest = divmod(flat, actions.shape[1] * actions.shape[2])
+        i, j = divmod(rest, actions.shape[2])
+        who = label(e, i) if label is not None else f"env {e}, agent {i}"
+        return f"{who}: action[{j}] ({ACTION_FIELDS[j]}) is {actions[e, i, j]}"
+
+    # -- the last step's results as arrays (fused or not) -----------------------------------------------
+    @property
+    def reward(self) -> np.ndarray:
+        """``(E, N)`` $ rewards of the step last taken."""
+        return self._raw[0][A_REWARD] if self._raw is not None else self._outcome.settlement.reward
+
+    def lean_columns(self) -> dict[str, np.ndarray]:
+        """The lean per-agent info arrays ``(E, N)`` of the step last taken, by ``LEAN_INFO_NAMES``."""
+        if self._raw is not None:
+            a = self._raw[0]
+            return {"matched_kwh": a[A_MATCHED], "market_cash": a[A_CASH], "cost": a[A_COST]}
+        c, st = self._outcome.clearing, self._outcome.settlement
+        return {"matched_kwh": c.matched, "market_cash": st.market_cash, "cost": st.cost}
+
+    def fused_info_rows(self) -> np.ndarray | None:
+        """After a fused step: its ``INFO_FIELDS`` columns as one ``(len(INFO_FIELDS), E, N)`` float64 block
+        (the same numbers as ``info_columns``); None after a general step."""
+        return None if self._raw is None else self._raw[0][:A_INFO]
+
+    def last_market_columns(self) -> dict[str, np.ndarray]:
+        """``market_columns`` of the step last taken (``(E,)`` arrays), without building its outcome."""
+        if self._raw is not None and type(self).market_columns is AuctionCore.market_columns:
+            return dict(zip(MARKET_NAMES, self._raw[1]))  # rows M_* are in MARKET_NAMES order
+        return self.market_columns(self.last_outcome)
+
+    def last_market_values(self, e: int = 0) -> dict[str, float]:
+        """``last_market_columns`` of market e as Python floats (the single env's ``infos[a]["market"]``)."""
+        if self._raw is not None and type(self).market_columns is AuctionCore.market_columns:
+            return dict(zip(MARKET_NAMES, self._raw[1][:4, e].tolist()))
+        return {k: v[e].item() for k, v in self.market_columns(self.last_outcome).items()}
 
     # -- extension points for cores that add state (the DLMP core adds the network) ---------------
     def _on_reset(self) -> None:

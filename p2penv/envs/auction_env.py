@@ -1,6 +1,7 @@
 """Parallel PettingZoo environment behind ``p2penv.auction_v0`` (see the class docstring)."""
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Any, Callable
 
@@ -10,12 +11,21 @@ from pettingzoo import ParallelEnv
 
 from ..market.pipeline import StepContext, StepOutcome, validate_actions
 from ..market.prosumer import Fleet
-from .auction_core import AuctionCore
+from .auction_core import INFO_NAMES, AuctionCore
 from .config import MarketConfig
-from .fields import OBS_FIELDS, field_table
+from .fields import INFO_LEVELS, OBS_FIELDS, field_table
 from .viewer import StepView, ansi_table, step_curves_rgb
 
 RESET_OPTIONS: tuple[str, ...] = ()  # reset(options=...) keys the environments accept (none yet)
+_FAST_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})  # actions stacked without a second look
+_DTYPE = operator.attrgetter("dtype")
+
+
+def check_info_level(info_level: str) -> str:
+    """ValueError unless ``info_level`` is one of ``fields.INFO_LEVELS`` ("full", "lean")."""
+    if not isinstance(info_level, str) or info_level not in INFO_LEVELS:
+        raise ValueError(f"info_level: expected one of {list(INFO_LEVELS)}, got {info_level!r}")
+    return info_level
 
 
 def check_reset_options(options: dict | None) -> None:
@@ -33,6 +43,17 @@ def check_reset_options(options: dict | None) -> None:
             warnings.warn(f"reset(options=...): ignoring unsupported option(s) {bad}; supported: "
                           f"{list(RESET_OPTIONS) or 'none'} (scenario settings such as start_hour belong to the "
                           "config: parallel_env(start_hour=8))", UserWarning, stacklevel=3)
+
+
+def prefer_lean_infos(env):
+    """``env`` switched to ``info_level="lean"`` if it is an auction_v0 env (single or vector, wrapped or not);
+    any other env is returned unchanged. For trainers that build their envs from a caller's factory and pass on
+    only the market dict (``docs/fields.md``); the trajectory is the same, and ``env.full_infos()`` still gives
+    every field of the last step."""
+    base = getattr(env, "unwrapped", env)
+    if getattr(base, "metadata", {}).get("name") == "auction_v0" and getattr(base, "info_level", None) in INFO_LEVELS:
+        base.info_level = "lean"
+    return env
 
 
 class AuctionEnv(ParallelEnv):
@@ -66,9 +87,13 @@ class AuctionEnv(ParallelEnv):
     ``state()``: all observations stacked plus the episode progress t / T.
 
     **Episode**: ``max_cycles`` steps (default 24 of 1 h); no termination, truncation at the end.
-    **Infos** per agent: ``fields.INFO_FIELDS`` (+ ``STORAGE_INFO_FIELDS``; floats) plus ``"market"``: clearing price, volume,
-    declared welfare, operator surplus, step. With ``nash_gap_in_infos=True`` also each agent's
-    stage-game ``nash_gain`` ($) and ``market["nash_conv"]`` (``p2penv.diagnostics.nash``).
+    **Infos** per agent, by ``info_level`` (a construction option, not part of the scenario):
+    ``"full"`` (default): ``fields.INFO_FIELDS`` (+ ``STORAGE_INFO_FIELDS``; floats) plus ``"market"``:
+    clearing price, volume, declared welfare, operator surplus, step (``fields.MARKET_INFO_FIELDS``, one dict
+    shared by all agents). ``"lean"`` (what the trainers use): ``fields.LEAN_INFO_NAMES`` (own matched kWh,
+    own market cash $ (> 0 revenue), own DER cost $) plus the same ``"market"``; ``full_infos()`` returns the
+    full fields of the step last taken on demand. Same trajectory either way. The stage-game Nash gain per step
+    is a wrapper: ``p2penv.diagnostics.nash_infos.NashGapInfos(env)``.
 
     **Render**: ``ansi`` (table), ``rgb_array`` (supply/demand curves), ``human`` (prints ansi).
 
@@ -82,18 +107,20 @@ class AuctionEnv(ParallelEnv):
     metadata = {"name": "auction_v0", "render_modes": ["human", "ansi", "rgb_array"], "is_parallelizable": True}
 
     def __init__(self, config: MarketConfig | None = None, render_mode: str | None = None, *,
-                 clear: Callable | None = None, **kwargs: Any):
+                 info_level: str = "full", clear: Callable | None = None, **kwargs: Any):
         if config is not None and kwargs:
             raise ValueError("give either a MarketConfig or keyword options, not both")
+        check_info_level(info_level)
         cfg = config if config is not None else MarketConfig.from_kwargs(**kwargs)
-        self._setup(AuctionCore(cfg, 1, clear), render_mode)
+        self._setup(AuctionCore(cfg, 1, clear), render_mode, info_level)
 
-    def _setup(self, core: AuctionCore, render_mode: str | None) -> None:
+    def _setup(self, core: AuctionCore, render_mode: str | None, info_level: str = "full") -> None:
         """Spaces and agents of a core with E = 1 (shared with the DLMP env)."""
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode: expected one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.config = cfg = core.config
         self.render_mode = render_mode
+        self.info_level = check_info_level(info_level)
         self.core = core
         n = cfg.n_prosumers
         self.possible_agents = [f"prosumer_{i}" for i in range(n)]
@@ -103,6 +130,8 @@ class AuctionEnv(ParallelEnv):
         self._obs_spaces = {a: spaces.Box(-1.0, 1.0, (obs_dim,), np.float32) for a in self.possible_agents}
         self._act_spaces = {a: spaces.Box(-1.0, 1.0, (core.action_dim,), np.float32) for a in self.possible_agents}
         self.state_space = spaces.Box(-1.0, 1.0, (core.state_dim,), np.float32)
+        self._take = operator.itemgetter(*self.possible_agents)  # the actions, in agent order, in one C call
+        self._action_shape = (n, core.action_dim)
 
     # -- PettingZoo API ---------------------------------------------------------------------
     def observation_space(self, agent: str) -> spaces.Box:
@@ -119,23 +148,16 @@ class AuctionEnv(ParallelEnv):
         return {a: obs[i] for i, a in enumerate(self.agents)}, {a: {} for a in self.agents}
 
     def step(self, actions: dict):
-        self._require_reset("step()")
-        if not self.agents:
-            raise RuntimeError("step() called on a finished episode; call reset() to start a new one")
-        arr = validate_actions(actions, self.agents, (self.core.action_dim,))
-        gap = self._nash_gap(arr) if self.config.nash_gap_in_infos else None
-        ctx = self.core.ctx
-        out = self.core.step(arr[None])
-        infos = self._infos(out, ctx)
-        if gap is not None:
-            infos[self.agents[0]]["market"]["nash_conv"] = gap.nash_conv
-            for a, g in zip(self.agents, gap.gains.tolist()):
-                infos[a]["nash_gain"] = g
-        done = self.core.done
-        obs = self._observe()
         agents = self.agents
-        observations = {a: obs[i] for i, a in enumerate(agents)}
-        rewards = dict(zip(agents, out.settlement.reward[0].tolist()))
+        if not agents:
+            self._require_reset("step()")
+            raise RuntimeError("step() called on a finished episode; call reset() to start a new one")
+        core = self.core
+        core.advance(self._stack_actions(actions)[None], self._label)  # NaN/inf: ValueError naming agent, field
+        infos = self._lean_infos() if self.info_level == "lean" else self._step_infos()
+        done = core.done
+        observations = dict(zip(agents, self._observe()))  # row views, as obs[i]
+        rewards = dict(zip(agents, core.reward[0].tolist()))
         terminations = dict.fromkeys(agents, False)
         truncations = dict.fromkeys(agents, done)
         if done:
@@ -206,10 +228,70 @@ class AuctionEnv(ParallelEnv):
         if not self.core.started:
             raise RuntimeError(f"{what} before reset(): call reset() first")
 
-    def _nash_gap(self, joint: np.ndarray):
-        from ..diagnostics.nash import stage_nash_gap  # lazy: diagnostics are read-only extras
+    def _label(self, e: int, i: int) -> str:
+        """How action errors name agent i (of market e = 0)."""
+        return f"agent {self.possible_agents[i]!r}"
 
-        return stage_nash_gap(joint, self.ctx, self.rules)
+    def _stack_actions(self, actions: dict) -> np.ndarray:
+        """The joint action ``(N, K)`` of a dict of per-agent actions (finite values are checked by the core).
+
+        One C-level pass (``itemgetter``, a dtype set, ``np.array``) when every live agent sends a float32 or
+        float64 array of shape ``(K,)``; anything else goes through ``pipeline.validate_actions``, which accepts
+        lists and integers and raises a ValueError naming the agent and field of what is wrong (a missing or
+        extra agent, a bool, a string, a wrong shape).
+        """
+        try:
+            vals = self._take(actions)
+            if len(actions) == len(self.possible_agents) and _FAST_DTYPES.issuperset(map(_DTYPE, vals)):
+                arr = np.array(vals)
+                if arr.shape == self._action_shape:
+                    return arr
+        except (KeyError, TypeError, AttributeError, ValueError):
+            pass  # the slow path below names what is wrong
+        return validate_actions(actions, self.agents, (self.core.action_dim,))
+
+    def full_infos(self) -> dict[str, dict]:
+        """The full per-agent infos of the step last taken, whatever ``info_level`` is: what a ``"full"`` env
+        returned from that ``step`` (``fields.INFO_FIELDS`` and the level's others, plus ``"market"``); an empty
+        dict per agent before the first step of an episode."""
+        self._require_reset("full_infos()")
+        core = self.core
+        if core.fused_info_rows() is None and core.last_outcome is None:
+            return {a: {} for a in self.possible_agents}
+        live, self.agents = self.agents, self.possible_agents[:]  # the step's agents (the list empties at the end)
+        try:
+            return self._step_infos()
+        finally:
+            self.agents = live
+
+    def _step_infos(self) -> dict:
+        """The full infos of the step last taken: from the fused step's info block when there is one (one
+        ``tolist`` for all agents and fields), else ``_infos`` of its outcome (the general path, the DLMP env)."""
+        core = self.core
+        rows = core.fused_info_rows() if type(self)._infos is AuctionEnv._infos else None
+        if rows is None:
+            return self._infos(core.last_outcome, core.last_ctx)
+        market = self._market_columns_info()
+        infos = {}
+        for a, row in zip(self.agents, rows[:, 0].T.tolist()):
+            d = dict(zip(INFO_NAMES, row))
+            d["market"] = market
+            infos[a] = d
+        return infos
+
+    def _lean_infos(self) -> dict:
+        """``fields.LEAN_INFO_NAMES`` per agent plus the shared market dict (``info_level="lean"``)."""
+        core = self.core
+        cols = core.lean_columns()
+        market = self._market_columns_info()
+        return {ag: {"matched_kwh": x, "market_cash": y, "cost": z, "market": market}
+                for ag, x, y, z in zip(self.agents, cols["matched_kwh"][0].tolist(), cols["market_cash"][0].tolist(),
+                                       cols["cost"][0].tolist())}
+
+    def _market_columns_info(self) -> dict:
+        market = {"t": self.core.t - 1}
+        market.update(self.core.last_market_values(0))
+        return market
 
     def _observe(self) -> np.ndarray:
         return self.core.observe()[0]

@@ -75,6 +75,21 @@ INFO_FIELDS: tuple[Field, ...] = (
     Field("clip_dispatch", "-", "how far action[1] lay outside [-1, 1]", ">= 0"),
 )
 
+# info levels of the auction envs (``info_level=`` at construction): "full" returns every per-agent field above
+# (and the storage/DLMP ones), "lean" only these, what a trainer reads: own matched volume, own cash from the
+# market (revenue > 0, payment < 0) and own DER cost. Both carry the shared ``"market"`` dict (clearing price,
+# volume, welfare, operator surplus, step). A lean env still gives every field on demand: ``env.full_infos()``.
+INFO_LEVELS: tuple[str, ...] = ("full", "lean")
+LEAN_INFO_NAMES: tuple[str, ...] = ("matched_kwh", "market_cash", "cost")
+MARKET_INFO_FIELDS: tuple[Field, ...] = (  # infos[agent]["market"] (single env), infos["market"] (vector env)
+    Field("t", "-", "step index of the step just taken", "[0, max_cycles)"),
+    Field("clearing_price", "$/kWh", "the book's reference (uniform) price; nan for an empty book", "R"),
+    Field("volume_kwh", "kWh", "volume traded", ">= 0"),
+    Field("welfare", "$", "declared gains from trade: matched x (bid - ask)", "R"),
+    Field("operator_surplus", "$", "buyer payments - seller receipts (0: strongly budget balanced)",
+          "R (>= 0: weakly budget balanced)"),
+)
+
 STORAGE_INFO_FIELDS: tuple[Field, ...] = (  # present when the scenario has batteries
     Field("soc_kwh", "kWh", "battery state of charge after the step", "[soc_min_kwh, soc_max_kwh]"),
     Field("soc_min_kwh", "kWh", "lower SOC bound", ">= 0"),
@@ -132,7 +147,16 @@ def fields_doc() -> str:
         "",
         "## Per-agent infos (floats; single env: `infos[agent][name]`, vector env: `infos[name]` of shape (E, N))",
         "",
+        "Every field below with `info_level=\"full\"` (the default); with `info_level=\"lean\"` (what the trainers "
+        "use) only " + ", ".join(f"`{n}`" for n in LEAN_INFO_NAMES) + ", and `env.full_infos()` returns all of "
+        "them for the step last taken.",
+        "",
         field_table(INFO_FIELDS),
+        "",
+        "## The market dict (both levels; single env: `infos[agent][\"market\"]`, one dict shared by all agents; "
+        "vector env: `infos[\"market\"][name]` of shape (E,))",
+        "",
+        field_table(MARKET_INFO_FIELDS),
         "",
         "## With batteries (scenarios whose generator has storage): observation fields appended after the "
         "auction_v0 ones (before dlmp_v0's), and infos",

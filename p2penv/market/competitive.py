@@ -1,4 +1,4 @@
-"""Competitive (price-taking) benchmark: central welfare maximisation and its price (seed S1).
+"""Competitive (price-taking) benchmark: central welfare maximisation and its price (spec S1).
 
     max  sum_j U_j(d_j) - sum_i C_i(E_i) - pi_retail * import + pi_fit * export
     s.t. sum_i eta_i E_i - sum_j d_j - D_fixed + import - export = 0,   E_i, d_j within limits
@@ -15,13 +15,16 @@ outcomes with.
 The utility grid is a backstop that sells at the retail tariff and buys at the feed-in tariff, so
 ``lambda`` lies in [feed-in, retail]; ``grid=False`` gives an isolated market. Responses are
 piecewise linear in ``lambda``, so the root of the net supply is found exactly from the sorted
-breakpoints (no iteration, no tolerance).
+breakpoints (no iteration, no tolerance). ``competitive_joint_action`` plays the benchmark in one env step:
+its dispatch with truthful prices, as a normalised joint action.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .truthful import reservation_buy_price, step_tariffs, truthful_price
 
 
 @dataclass(frozen=True)
@@ -144,3 +147,33 @@ def competitive_equilibrium(
     util += float((fv * x).sum()) if fq.size else 0.0
     welfare = util - cost - (retail_price or 0.0) * imp + (feed_in_price or 0.0) * exp
     return CompetitiveOutcome(lam, e, d, imp, exp, cost, util, welfare, x)
+
+
+def competitive_joint_action(ctx, rules) -> tuple[np.ndarray, float]:
+    """Privileged competitive baseline of one step: the S1 benchmark dispatch with truthful prices.
+
+    Solves the central welfare maximisation of the step (``competitive_equilibrium``) with the true
+    costs and feasible intervals in ``ctx`` (a ``p2penv.market.pipeline.StepContext``), dispatches every
+    DER there, and bids true reservation values (``p2penv.market.truthful``: sellers their marginal cost
+    at that dispatch, at least feed-in; buyers retail, or the value of lost load of a flexible load).
+    ``rules``: price bounds and tariffs (``MarketRules`` or an env's ``MarketConfig``). Returns the (N, 2)
+    normalised joint action (float32) and the competitive price lambda ($/kWh).
+    """
+    dt = ctx.dt_h
+    retail, feed_in = step_tariffs(ctx, rules)
+    value = reservation_buy_price(ctx, rules)
+    flex = value < retail  # flexible loads: demand curve steps at their lost value
+    out = competitive_equilibrium(
+        ctx.cost_a, ctx.cost_b, ctx.lo_kw * dt, ctx.hi_kw * dt, ctx.eta,
+        fixed_demand_kwh=float(ctx.demand_kw[~flex].sum() * dt),
+        flex_kwh=ctx.demand_kw[flex] * dt, flex_value=value[flex],
+        retail_price=retail, feed_in_price=feed_in,
+    )
+    p = out.energy_kwh / dt
+    width = ctx.hi_kw - ctx.lo_kw
+    u_disp = np.where(width > 0, 2.0 * (p - ctx.lo_kw) / np.where(width > 0, width, 1.0) - 1.0, -1.0)
+    mc = (2.0 * ctx.cost_a * out.energy_kwh + ctx.cost_b) / ctx.eta
+    price = truthful_price(ctx.eta * p - ctx.demand_kw > 0, mc, value, feed_in)
+    span = rules.price_cap - rules.price_floor
+    u_price = np.clip(2.0 * (price - rules.price_floor) / span - 1.0, -1.0, 1.0)
+    return np.stack([u_price, np.clip(u_disp, -1.0, 1.0)], axis=1).astype(np.float32), out.price

@@ -26,6 +26,7 @@ from .mechanisms.types import Clearing
 from .prosumer import feasible_interval
 from .batching import agent_batches
 from .settlement import Settlement, settle
+from .truthful import step_tariffs
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,7 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
     """
     price, dispatch, qty, sides, excess, battery = actions_to_orders(actions, ctx, rules)
     clr = rules.clear(price, qty, sides)
+    retail, feed_in = step_tariffs(ctx, rules)
     st = settle(
         dispatch_kw=dispatch,
         floor_kw=ctx.lo_kw,
@@ -182,8 +184,8 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
         sides=sides,
         matched_kwh=clr.matched,
         unit_price=clr.unit_price,
-        retail_tariff=rules.retail_tariff if ctx.retail_tariff is None else ctx.retail_tariff,
-        feed_in_tariff=rules.feed_in_tariff if ctx.feed_in_tariff is None else ctx.feed_in_tariff,
+        retail_tariff=retail,
+        feed_in_tariff=feed_in,
         unmatched=rules.unmatched,
         shed_value=ctx.shed_value,
         battery_kw=battery,

@@ -1,4 +1,4 @@
-"""Prosumer and DER model (seed S2), vectorised over a fleet.
+"""Prosumer and DER model (spec S2), vectorised over a fleet.
 
 One prosumer has local demand ``d_t`` (kW), a DER with availability ``P_max,t`` (kW; constant for a
 dispatchable unit, a profile for PV), ramp limit ``R`` (kW per step), conversion efficiency ``eta``
@@ -165,7 +165,7 @@ def feasible_interval(
 
 
 def net_position_kw(dispatch_kw: np.ndarray, demand_kw: np.ndarray, eta: np.ndarray) -> np.ndarray:
-    """``q = eta p - d`` (kW): positive sells to the market, negative buys (seed S2)."""
+    """``q = eta p - d`` (kW): positive sells to the market, negative buys (spec S2)."""
     return eta * dispatch_kw - demand_kw
 
 

@@ -1,4 +1,4 @@
-"""Distribution network models: radial feeders, LinDistFlow and DLMP clearing (seeds S4-S6)."""
+"""Distribution network models: radial feeders, LinDistFlow and DLMP clearing (spec S4-S6)."""
 from .cases import FEEDERS, get_feeder, ieee33, teaching4
 from .dlmp import DlmpClearing, DlmpMarket, clear_dlmp
 from .feeder import Feeder, from_pandapower

@@ -1,4 +1,4 @@
-"""Network-constrained clearing with distribution locational marginal prices (seeds S5, S6).
+"""Network-constrained clearing with distribution locational marginal prices (spec S5, S6).
 
 One step lasts ``dt_h`` hours (default 1 h, so kW == kWh). Orders use the book convention of
 ``p2penv.market.mechanisms.types``: prices ($/kWh), quantities (kWh, >= 0), sides (+1 sell/ask,

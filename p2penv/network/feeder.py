@@ -1,4 +1,4 @@
-"""Radial distribution feeder data (seed S4 network model).
+"""Radial distribution feeder data (spec S4 network model).
 
 Impedances are stored in per unit on ``base_kv`` (line-to-line) and ``base_kva`` (three-phase):
 ``z_base = base_kv**2 * 1000 / base_kva`` ohm. Powers at the interface are kW / kvar.

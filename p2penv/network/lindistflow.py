@@ -1,4 +1,4 @@
-"""Linearised DistFlow (LinDistFlow) for radial feeders (seed S4).
+"""Linearised DistFlow (LinDistFlow) for radial feeders (spec S4).
 
 Signs: bus injections ``p_inj`` (kW) / ``q_inj`` (kvar) are positive for generation, so a load is a
 negative injection. Line flows run parent -> child (away from the substation).
@@ -15,7 +15,7 @@ Losses are linearised around an operating point (P^, Q^, V^):
     L(P, Q) = sum_l r_l (P_l^2 + Q_l^2) / (V_from,l^2 S_base)     (kW)
     L_lin   = L(P^, Q^) + grad L . ((P, Q) - (P^, Q^))
 which is exact at the operating point; as a function of injections L_lin = const + g.p_inj + h.q_inj.
-Marginal loss factor of a *load* at bus k: MLF_k = 1 + dL/dP_load,k = 1 - g_k (seed S6).
+Marginal loss factor of a *load* at bus k: MLF_k = 1 + dL/dP_load,k = 1 - g_k (spec S6).
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ class LossModel:
 
     @property
     def mlf(self) -> np.ndarray:
-        """(n_bus,) marginal loss factor 1 + dL/dP_load (seed S6)."""
+        """(n_bus,) marginal loss factor 1 + dL/dP_load (spec S6)."""
         return 1.0 - self.g
 
     def loss_kw(self, p_inj_kw, q_inj_kvar) -> float:

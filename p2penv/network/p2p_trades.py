@@ -18,6 +18,9 @@ accuracy). The MLFs can come from the suite's loss models or be given:
 * ``"distflow"``: ``distflow_loss_model``, the exact derivative of the branch-flow losses (equal to
   AC finite differences on shunt-free radial feeders): the residual is then second order in dP.
 
+``check_settlement_ac`` does the same for a whole book of bilateral trades at once (``p2p_settlement``:
+every trade of a cleared book, full and MLF-scaled delivery; three power flows; docs/p2p.md).
+
 Pure functions of a feeder and its injections; pandapower is imported on call only.
 """
 from __future__ import annotations
@@ -139,3 +142,58 @@ def check_trades_ac(feeder: Feeder, pairs, sold_kw: float = 10.0, *, mlf="lindis
             out[t, c] = run() - base
         net.load.loc[[trade[int(i)], trade[int(j)]], "p_mw"] = 0.0
     return TradeAcCheck(pr[:, 0].copy(), pr[:, 1].copy(), float(sold_kw), delivered, mlf, source, out[:, 0], out[:, 1])
+
+
+@dataclass(frozen=True, eq=False)
+class BookAcCheck:
+    """AC effect of a whole book of bilateral trades at once (``check_settlement_ac``).
+
+    inject_kw:            (n_bus,) kW the sellers inject for their trades, per bus.
+    draw_unscaled_kw:     (n_bus,) kW the buyers draw with full delivery (= the trades' kWh per hour).
+    draw_scaled_kw:       (n_bus,) kW the buyers draw when credited the MLF-scaled volume.
+    loss_first_order_kw:  sum_trades T (MLF_j - MLF_i): the trades' loss by the MLFs (per hour).
+    d_import_unscaled_kw: AC change of the substation import with full delivery (the trades' loss).
+    d_import_scaled_kw:   the same with MLF-scaled delivery: the S6 residual of the book.
+    """
+
+    inject_kw: np.ndarray
+    draw_unscaled_kw: np.ndarray
+    draw_scaled_kw: np.ndarray
+    loss_first_order_kw: float
+    d_import_unscaled_kw: float
+    d_import_scaled_kw: float
+
+
+def check_settlement_ac(feeder: Feeder, buses, trades_kw, mlf, p_inj_kw=None, q_inj_kvar=None) -> BookAcCheck:
+    """S6 for a book: every trade of ``trades_kw`` ((n, n) kW, [seller, buyer], agents at ``buses``) at
+    once on top of the injections ``p_inj_kw`` / ``q_inj_kvar`` (kW / kvar, generation positive; default
+    minus the base loads), delivered in full or scaled by ``mlf`` ((n_bus,)); three pandapower power
+    flows (tolerance 1e-10 MVA). ValueError if one does not converge."""
+    import pandapower as pp
+
+    from .ac_check import to_pandapower
+
+    b = np.asarray(buses, dtype=np.int64)
+    t = np.asarray(trades_kw, dtype=np.float64)
+    m = np.asarray(mlf, dtype=np.float64)
+    if t.shape != (len(b), len(b)) or np.any(t < 0) or m.shape != (feeder.n_bus,):
+        raise ValueError(f"trades_kw: expected ({len(b)}, {len(b)}) kW >= 0; mlf: ({feeder.n_bus},)")
+    scaled = t * (m[b][:, None] / m[b][None, :])
+    inj, d_full, d_scaled = (np.bincount(b, w, minlength=feeder.n_bus)
+                             for w in (t.sum(1), t.sum(0), scaled.sum(0)))
+    p = -feeder.p_load_kw if p_inj_kw is None else np.asarray(p_inj_kw, dtype=np.float64)
+    q = -feeder.q_load_kvar if q_inj_kvar is None else np.asarray(q_inj_kvar, dtype=np.float64)
+    net = to_pandapower(feeder, p, q)
+    extra = {int(k): pp.create_load(net, int(k), p_mw=0.0, q_mvar=0.0, name="trade") for k in feeder.non_root}
+    idx = [extra[int(k)] for k in feeder.non_root]
+
+    def run(draw) -> float:
+        net.load.loc[idx, "p_mw"] = (draw - inj)[feeder.non_root] / 1000.0
+        pp.runpp(net, tolerance_mva=1e-10, calculate_voltage_angles=True, numba=False)
+        if not net.converged:
+            raise ValueError("check_settlement_ac: pandapower did not converge")
+        return float(net.res_ext_grid.p_mw.sum()) * 1000.0
+
+    base = run(inj)  # draw = inject: no net trade
+    loss = float((t * (m[b][None, :] - m[b][:, None])).sum())
+    return BookAcCheck(inj, d_full, d_scaled, loss, run(d_full) - base, run(d_scaled) - base)

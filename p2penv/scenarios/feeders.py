@@ -1,10 +1,11 @@
-"""Named network settings of ``dlmp_v0``: a feeder, its fixed (inelastic) load and tightened limits.
+"""Named network settings of ``dlmp_v0`` ("feeder settings"): a feeder, its fixed (inelastic) load and limits.
 
-A *scenario* names a feeder, how much of its base load stays on the feeder as fixed load, the
+A *feeder setting* (class ``Scenario``, the ``scenario=`` option of ``dlmp_v0``; not a registered scenario
+id, see docs/glossary.md) names a feeder, how much of its base load stays on the feeder as fixed load, the
 wholesale price at the substation and any tightened limits. The tightened limits of the built-in
-scenarios are chosen so that the fixed loads alone are feasible with a few kW of headroom, so the
+settings are chosen so that the fixed loads alone are feasible with a few kW of headroom, so the
 prosumers' own trades make the limit bind (derivation next to each entry; checked in
-``tests/test_dlmp_env.py``). A new scenario is one ``register_scenario`` call.
+``tests/test_dlmp_env.py``). A new feeder setting is one ``register_scenario`` call.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..network.feeder import Feeder
 
 @dataclass(frozen=True)
 class Scenario:
-    """A named network setting for ``dlmp_v0``.
+    """A named network setting (feeder setting) for ``dlmp_v0``.
 
     feeder:          key of ``p2penv.network.FEEDERS``.
     load_scale:      fixed loads = load_scale x the case's base loads (kW and kvar), every step.

@@ -6,12 +6,13 @@ spread over an interval: elastic), so the stage game is the same every step. Tot
 capacity is ``capacity_ratio`` x total demand and seller i's cost is ``a0 * N E^2 + b E``, so the
 *aggregate* competitive supply curve, the competitive price and the welfare optimum do not depend
 on N: only the number of sellers it is split among does (the textbook market-power comparison).
+
+The env factories of this market (``seller_buyer_env_fn``, ``seller_buyer_vector_fn``) are in
+``p2penv.seller_buyer``: a generator module does not import the env that consumes it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
-
 import numpy as np
 
 from p2penv.market.prosumer import Fleet
@@ -52,35 +53,6 @@ class SellerBuyerMarket:
         return f
 
 
-def seller_buyer_env_fn(n_sellers: int, n_buyers: int = 3, seed: int = 0, mechanism: str = "uniform",
-                        max_cycles: int = 24, rule: str = "walrasian", **gen) -> Callable[[], Any]:
-    """Factory of auction_v0 envs on ``SellerBuyerMarket``; learners are ``sellers(n_sellers)``.
-
-    ``rule="walrasian"`` by default: with buyers bidding retail and excess capacity, the
-    marginal-pair midpoint would pay even truthful sellers half the spread up to retail, a rent
-    that has nothing to do with market power; the Walrasian interval is bounded by the first
-    rejected ask, so truthful asks clear at the competitive price and any markup is strategic.
-    """
-    from p2penv import auction_v0
-
-    g = SellerBuyerMarket(n_sellers, **gen)
-    return lambda: auction_v0.parallel_env(n_prosumers=n_sellers + n_buyers, generator=g, seed=seed,
-                                           mechanism=mechanism, max_cycles=max_cycles, rule=rule)
-
-
 def sellers(n: int) -> list[str]:
     """Agent names of the ``n`` sellers (the learners)."""
     return [f"prosumer_{i}" for i in range(n)]
-
-
-def seller_buyer_vector_fn(n_sellers: int, n_buyers: int = 3, mechanism: str = "uniform", max_cycles: int = 24,
-                           rule: str = "walrasian", **gen) -> Callable[[int, int], Any]:
-    """``env_fn(num_envs, seed)`` of the same market as ``seller_buyer_env_fn`` as a vector env
-    (``auction_v0.vector_env``; market i equals ``seller_buyer_env_fn(..., seed=seed + i)()``), the form
-    ``p2penv.agents.vector_ppo.train_vector_ppo`` takes."""
-    from p2penv import auction_v0
-
-    g = SellerBuyerMarket(n_sellers, **gen)
-    return lambda num_envs, seed: auction_v0.vector_env(num_envs, n_prosumers=n_sellers + n_buyers, generator=g,
-                                                        seed=seed, mechanism=mechanism, max_cycles=max_cycles,
-                                                        rule=rule)

@@ -1,4 +1,4 @@
-"""McAfee's (1992) trade-reduction double auction (seed S7).
+"""McAfee's (1992) trade-reduction double auction (spec S7).
 
 Classic unit rule: with K efficient trades, bids b_1 >= b_2 >= ... and asks a_1 <= a_2 <= ...,
 the candidate price is p0 = (b_{K+1} + a_{K+1}) / 2. If a_K <= p0 <= b_K all K pairs trade at p0

@@ -1,4 +1,4 @@
-"""Posted-price market (seed S7): the operator posts a price, agents choose quantities.
+"""Posted-price market (spec S7): the operator posts a price, agents choose quantities.
 
 The common baseline of community-energy pilots (e.g. the "mid-market rate", half-way between the
 grid's import and export tariffs: Long et al., IEEE PES General Meeting 2017; Zhou, Wu and Long,

@@ -1,4 +1,4 @@
-"""Vickrey-Clarke-Groves double auction (seed S7).
+"""Vickrey-Clarke-Groves double auction (spec S7).
 
 Each order is one agent with a linear value (bid) or cost (ask) per kWh up to its quantity.
 The allocation is the efficient one (``book.py``); agent i pays the externality it imposes,
