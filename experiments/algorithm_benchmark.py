@@ -27,9 +27,8 @@ Rows are tasks (``p2penv.experiments.dispatch``): ``--ray local`` / ``--ray ADDR
 """
 from __future__ import annotations
 
-import argparse
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,10 +37,11 @@ import p2penv
 from p2penv.scenarios.protocol import PricedGenerator
 
 from . import stats
-from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .checkpoints import RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate
 from .output import echo, format_table, new_figure, save_figure, save_outputs
+from .study_cli import configured, overrides, run_study, study_parser
 
 METHODS = ("random", "truthful", "competitive", "ppo_shared", "mappo", "ppo_independent", "qlearning")
 METRICS = ("profit", "welfare", "nash_conv", "price")
@@ -316,28 +316,20 @@ def plot(summary, cfg, path):
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/algorithm_benchmark")
+    ap = study_parser(__doc__, prog, "results/algorithm_benchmark", docs="also write "
+                      "docs/results/algorithm_benchmark.json and the figure")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--scenarios", nargs="*", help="registered scenario ids (p2penv.list_scenarios())")
     ap.add_argument("--methods", nargs="*", choices=METHODS)
-    add_ray_option(ap, "rows")
-    ap.add_argument("--docs", action="store_true", help="also write docs/results/algorithm_benchmark.json and the figure")
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else BenchmarkConfig()
-    over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), scenarios=a.scenarios and tuple(a.scenarios),
-                                  methods=a.methods and tuple(a.methods)).items() if v}
+    over = overrides(a, "seeds", "scenarios", "methods")
     for sid in over.get("scenarios", ()):
         try:
             p2penv.get_spec(sid)
         except ValueError as e:
             ap.error(str(e))
-    try:
-        return run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray, docs=a.docs)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    cfg = configured(ap, QUICK if a.quick else BenchmarkConfig(), **over)
+    return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray, docs=a.docs)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,6 @@ so ``run`` batches a cell's sessions and a dispatcher may split them freely.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import time
 from collections import OrderedDict
@@ -54,9 +53,10 @@ import numpy as np
 from p2penv.seller_buyer import seller_buyer_env_fn, sellers
 
 from . import stats
-from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .checkpoints import RowCheckpoint
+from .dispatch import Task, run_tasks
 from .output import echo, format_table, new_figure, save_figure, write_csv
+from .study_cli import configured, overrides, run_study, study_parser
 
 MECHANISMS = ("uniform", "pay_as_bid")
 VARIANTS = ("baseline", "async", "frozen")
@@ -557,26 +557,18 @@ def publish(out_dir: str | Path, root: str | Path = ".") -> list[Path]:
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny budget (seconds), for tests")
-    ap.add_argument("--out", default="results/collusion_probe")
+    ap = study_parser(__doc__, prog, "results/collusion_probe", quick="tiny budget (seconds), for tests",
+                      resume="continue the run checkpointed in --out", ray="cells")
     ap.add_argument("--q-steps", type=int)
     ap.add_argument("--sessions", type=int)
     ap.add_argument("--ns", type=int, nargs="+")
     ap.add_argument("--variants", nargs="+", choices=VARIANTS)
     ap.add_argument("--mechanisms", nargs="+", choices=MECHANISMS)
-    ap.add_argument("--resume", action="store_true", help="continue the run checkpointed in --out")
-    add_ray_option(ap, "cells")
     ap.add_argument("--publish", action="store_true", help="copy JSON and figures to docs/results, docs/figures")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else CollusionConfig()
-    over = {k: (tuple(v) if isinstance(v, list) else v)
-            for k, v in dict(q_steps=a.q_steps, sessions=a.sessions, ns=a.ns, variants=a.variants,
-                             mechanisms=a.mechanisms).items() if v}
-    try:
-        res = run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    cfg = configured(ap, QUICK if a.quick else CollusionConfig(),
+                     **overrides(a, "q_steps", "sessions", "ns", "variants", "mechanisms"))
+    res = run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray)
     if a.publish:
         echo("published: " + ", ".join(str(p) for p in publish(a.out)))
     return res

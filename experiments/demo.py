@@ -11,23 +11,17 @@ The full version is ``python -m p2penv.experiments.market_power``.
 """
 from __future__ import annotations
 
-import argparse
 
 from p2penv.experiments import market_power
 
-from .checkpoints import CheckpointError
+from .study_cli import run_study, study_parser
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny budget (seconds)")
-    ap.add_argument("--out", default="results/demo")
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
+    ap = study_parser(__doc__, prog, "results/demo", ray=None)
     a = ap.parse_args(argv)
-    try:
-        res = market_power.run(market_power.QUICK if a.quick else market_power.DEMO, a.out, resume=a.resume)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    res = run_study(ap, market_power.run, market_power.QUICK if a.quick else market_power.DEMO, a.out,
+                    resume=a.resume)
     print(f"\nfigures and tables in {a.out}/ ({res['meta']['wall_s']:.0f} s)")
     return res
 

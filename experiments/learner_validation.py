@@ -37,7 +37,7 @@ import argparse
 import functools
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -45,9 +45,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .dispatch import Task, run_tasks
 from .output import echo
 from .stats import summarise_cell
+from .study_cli import configured, overrides, run_study, study_parser
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PASS_SCORE = 0.95  # profit / optimum (families monopoly, best_response, battery)
@@ -564,32 +565,22 @@ def report(rows: list[dict], meta: dict, docs: bool = False) -> dict:
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="one seed of two tasks (smoke run, ~20 s)")
-    ap.add_argument("--out", default="results/learner_validation")
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out")
-    ap.add_argument("--docs", action="store_true", help="write docs/results/learner_validation.json")
+    ap = study_parser(__doc__, prog, "results/learner_validation", quick="one seed of two tasks (smoke run, ~20 s)",
+                      docs="write docs/results/learner_validation.json",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--tasks", nargs="*", choices=tuple(TASKS), metavar="TASK", help=f"default all: {', '.join(TASKS)}")
     ap.add_argument("--learners", nargs="*", choices=LEARNERS)
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--budget", type=int, help="agent-steps of every selected task (default: each task's own)")
     ap.add_argument("--merge", nargs="+", metavar="DIR", help="only merge the row checkpoints of these --out "
                     "folders into one result (with --docs: the docs JSON)")
-    add_ray_option(ap, "rows")
     a = ap.parse_args(argv)
     if a.merge:
         return merge(a.merge, a.docs)
-    cfg = QUICK if a.quick else ValidationConfig()
-    for k in ("tasks", "learners", "seeds"):
-        if getattr(a, k):
-            cfg = replace(cfg, **{k: tuple(getattr(a, k))})
+    cfg = configured(ap, QUICK if a.quick else ValidationConfig(), **overrides(a, "tasks", "learners", "seeds"))
     if a.budget:
         cfg = replace(cfg, budgets=tuple((t, a.budget) for t in cfg.tasks))
-    try:
-        return run(cfg, a.out, resume=a.resume, docs=a.docs, ray=a.ray)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    return run_study(ap, run, cfg, a.out, resume=a.resume, docs=a.docs, ray=a.ray)
 
 
 if __name__ == "__main__":

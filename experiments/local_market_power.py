@@ -24,16 +24,16 @@ auction (``p2penv.market.mechanisms.uniform.clear``, no network) with both dispa
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .checkpoints import RowCheckpoint
+from .dispatch import Task, run_tasks
 from .output import echo, format_table, new_figure, save_figure, save_outputs
+from .study_cli import configured, overrides, run_study, study_parser
 
 PROFILES = ("truthful", "nash", "coalition", "withhold", "shade")
 SCENARIOS = ("ieee33-base", "ieee33-congested", "ieee33-undervoltage")
@@ -312,20 +312,12 @@ def plot(rows: list[dict], cfg: LocalMarketPowerConfig, path: Path) -> Path:
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="coarse misreport grid (seconds)")
-    ap.add_argument("--out", default="results/local_market_power")
+    ap = study_parser(__doc__, prog, "results/local_market_power", quick="coarse misreport grid (seconds)",
+                      ray="scenarios")
     ap.add_argument("--scenarios", nargs="*", choices=SCENARIOS)
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
-    add_ray_option(ap, "scenarios")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else LocalMarketPowerConfig()
-    if a.scenarios:
-        cfg = replace(cfg, scenarios=tuple(a.scenarios))
-    try:
-        return run(cfg, a.out, resume=a.resume, ray=a.ray)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    cfg = configured(ap, QUICK if a.quick else LocalMarketPowerConfig(), **overrides(a, "scenarios"))
+    return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray)
 
 
 if __name__ == "__main__":

@@ -28,22 +28,22 @@ them on a Ray cluster with the same results as the in-process run.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from p2penv.seller_buyer import seller_buyer_env_fn, seller_buyer_vector_fn, sellers
 
-from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .checkpoints import RowCheckpoint
+from .dispatch import Task, run_tasks
 from . import stats
 from .metrics import evaluate
 from .output import echo, format_table, save_figure, save_outputs
 from .policies import NashPolicy
+from .study_cli import configured, overrides, run_study, study_parser
 
 METHODS = ("competitive", "nash", "ppo_shared", "mappo", "ppo_independent", "qlearning")
 LEARNING = ("ppo_shared", "mappo", "ppo_independent", "qlearning")
@@ -451,9 +451,8 @@ def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny budget (seconds)")
-    ap.add_argument("--out", default="results/market_power")
+    ap = study_parser(__doc__, prog, "results/market_power", docs="also write docs/results/market_power.json and "
+                      "its figures")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--ns", type=int, nargs="*")
     ap.add_argument("--methods", nargs="*", choices=METHODS)
@@ -462,20 +461,12 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--q-steps", type=int)
     ap.add_argument("--nash-method", choices=("grid", "exact"))
     ap.add_argument("--inelastic", action="store_true", help="the inelastic-uniform setting only")
-    add_ray_option(ap, "rows")
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
-    ap.add_argument("--docs", action="store_true", help="also write docs/results/market_power.json and its figures")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else MarketPowerConfig()
-    over = {k: v for k, v in dict(seeds=a.seeds and tuple(a.seeds), ns=a.ns and tuple(a.ns),
-                                  methods=a.methods and tuple(a.methods), settings=a.settings and tuple(a.settings),
-                                  ppo_steps=a.ppo_steps, q_steps=a.q_steps, nash_method=a.nash_method).items() if v}
+    over = overrides(a, "seeds", "ns", "methods", "settings", "ppo_steps", "q_steps", "nash_method")
     if a.inelastic:
         over.update(settings=("inelastic-uniform",))
-    try:
-        return run(replace(cfg, **over), a.out, resume=a.resume, ray=a.ray, docs=a.docs)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    cfg = configured(ap, QUICK if a.quick else MarketPowerConfig(), **over)
+    return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray, docs=a.docs)
 
 
 if __name__ == "__main__":

@@ -19,20 +19,20 @@ is rationed pro rata (``p2penv.market.mechanisms.posted_price``).
 """
 from __future__ import annotations
 
-import argparse
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from p2penv.seller_buyer import SellerBuyerMarket, seller_buyer_env_fn, sellers
 
-from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .checkpoints import RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 from .policies import NashPolicy
+from .study_cli import configured, overrides, run_study, study_parser
 
 PROFILES = ("truthful", "markup", "withholding", "nash", "qlearning")
 METRICS = ("price", "markup_rel", "welfare_loss_rel", "profit", "nash_conv")
@@ -164,23 +164,12 @@ def plot(summary, cfg, path):
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/mechanism_comparison")
+    ap = study_parser(__doc__, prog, "results/mechanism_comparison")
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--mechanisms", nargs="*", help="subset of the config's mechanisms (e.g. posted_price uniform)")
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out by an interrupted run")
-    add_ray_option(ap, "rows")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else MechanismConfig()
-    if a.seeds:
-        cfg = replace(cfg, seeds=tuple(a.seeds))
-    if a.mechanisms:
-        cfg = replace(cfg, mechanisms=tuple(a.mechanisms))
-    try:
-        return run(cfg, a.out, resume=a.resume, ray=a.ray)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    cfg = configured(ap, QUICK if a.quick else MechanismConfig(), **overrides(a, "seeds", "mechanisms"))
+    return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray)
 
 
 if __name__ == "__main__":

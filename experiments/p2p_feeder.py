@@ -26,15 +26,15 @@ step of each seed on the first scenario, every trade at once, full vs MLF-scaled
 """
 from __future__ import annotations
 
-import argparse
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .metrics import mean_ci
 from .output import echo, format_table, save_outputs
+from .study_cli import configured, overrides, study_parser
 
 OPTIONS = ("mlf_scaled", "loss_charged", "network_fee")
 METRICS = ("system_cost", "delta_system_cost", "losses_kwh", "import_kwh", "violated_steps", "max_overload_kw", "max_voltage_violation_pu",
@@ -232,19 +232,13 @@ def run(cfg: P2PFeederConfig, out_dir: str | Path | None = None, docs: bool = Fa
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="one scenario, one seed, 4 steps")
-    ap.add_argument("--out", default="results/p2p_feeder", help="CSV/JSON output folder")
+    ap = study_parser(__doc__, prog, "results/p2p_feeder", quick="one scenario, one seed, 4 steps", resume=None,
+                      docs="also write docs/results/p2p_feeder.json", ray=None)
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--scenarios", nargs="*", help="dlmp_v0 network scenarios (p2penv.scenarios.feeders)")
-    ap.add_argument("--docs", action="store_true", help="also write docs/results/p2p_feeder.json")
     ap.add_argument("--no-ac", action="store_true", help="skip the S6 check of real books on the AC power flow")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else P2PFeederConfig()
-    if a.seeds:
-        cfg = replace(cfg, seeds=tuple(a.seeds))
-    if a.scenarios:
-        cfg = replace(cfg, scenarios=tuple(a.scenarios))
+    cfg = configured(ap, QUICK if a.quick else P2PFeederConfig(), **overrides(a, "seeds", "scenarios"))
     return run(cfg, a.out, docs=a.docs, ac_check=not a.no_ac)
 
 

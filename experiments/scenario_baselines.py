@@ -13,20 +13,20 @@ and the table in ``docs/scenarios.md`` is regenerated between its markers.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import p2penv
 
 from .algorithm_benchmark import BenchmarkConfig, applies as _applies, policy_for, scenario
-from .checkpoints import CheckpointError, RowCheckpoint
-from .dispatch import Task, add_ray_option, run_tasks
+from .checkpoints import RowCheckpoint
+from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table
+from .study_cli import configured, overrides, run_study, study_parser
 
 METHODS = ("random", "truthful", "competitive", "ppo_shared", "qlearning")
 METRICS = ("profit", "welfare", "price")
@@ -58,7 +58,7 @@ def _ppo_shared(sid: str, seed: int, cfg: BaselineConfig):
 
 
 def _installed(extra: str) -> bool:
-    mods = {"profiles": ("pvlib", "demandlib")}[extra]
+    mods = {"profiles": ("pvlib", "demandlib"), "simbench": ("simbench",)}[extra]
     return all(importlib.util.find_spec(m) is not None for m in mods)
 
 
@@ -164,21 +164,12 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="results/scenario_baselines")
-    ap.add_argument("--resume", action="store_true", help="reuse the rows checkpointed in --out")
-    ap.add_argument("--docs", action="store_true", help="write docs/results/scenario_baselines.json and the table")
+    ap = study_parser(__doc__, prog, "results/scenario_baselines", docs="write docs/results/scenario_baselines.json "
+                      "and the table")
     ap.add_argument("--seeds", type=int, nargs="*")
-    add_ray_option(ap, "rows")
     a = ap.parse_args(argv)
-    cfg = QUICK if a.quick else BaselineConfig()
-    if a.seeds:
-        cfg = replace(cfg, seeds=tuple(a.seeds))
-    try:
-        return run(cfg, a.out, resume=a.resume, docs=a.docs, ray=a.ray)
-    except CheckpointError as e:
-        ap.exit(2, f"{ap.prog}: error: {e}\n")
+    cfg = configured(ap, QUICK if a.quick else BaselineConfig(), **overrides(a, "seeds"))
+    return run_study(ap, run, cfg, a.out, resume=a.resume, docs=a.docs, ray=a.ray)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The command line every study shares, parsed one way: ``--quick``, ``--out``, ``--resume``, ``--docs`` and
+``--ray``, the study's config fields overridden from its options, and a bad checkpoint or config ending in one
+line ``PROG: error: ...`` with exit status 2 (``p2penv experiment NAME`` runs these ``main`` functions).
+
+    ap = study_parser(__doc__, prog, "results/market_power", docs="also write docs/results/market_power.json")
+    ap.add_argument("--seeds", type=int, nargs="*")
+    a = ap.parse_args(argv)
+    cfg = configured(ap, QUICK if a.quick else MarketPowerConfig(), **overrides(a, "seeds"))
+    return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray, docs=a.docs)
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any, Callable
+
+from .checkpoints import CheckpointError
+from .dispatch import add_ray_option
+
+RESUME_HELP = "reuse the rows checkpointed in --out by an interrupted run"
+
+
+def study_parser(doc: str, prog: str | None, out: str, *, quick: str = "tiny budget (seconds)",
+                 resume: str | None = RESUME_HELP, docs: str | None = None, ray: str | None = "rows",
+                 **parser_options: Any) -> argparse.ArgumentParser:
+    """Parser with the shared options: ``--quick`` (help ``quick``), ``--out`` (default ``out``), ``--resume``
+    (unless ``resume`` is None), ``--docs`` (when ``docs`` gives its help) and ``--ray`` (``ray`` names the unit
+    each Ray task computes; None: no Ray option). The description is the first line of ``doc``."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0], **parser_options)
+    ap.add_argument("--quick", action="store_true", help=quick)
+    ap.add_argument("--out", default=out, help="output folder (CSV, JSON, figures, row checkpoints)")
+    if resume is not None:
+        ap.add_argument("--resume", action="store_true", help=resume)
+    if docs is not None:
+        ap.add_argument("--docs", action="store_true", help=docs)
+    if ray is not None:
+        add_ray_option(ap, ray)
+    return ap
+
+
+def overrides(args: argparse.Namespace, *names: str) -> dict:
+    """Config fields given on the command line, by option dest: lists become tuples; unset options (None, an
+    empty list, False) are left out."""
+    out = {}
+    for name in names:
+        v = getattr(args, name)
+        if v is None or v is False or (isinstance(v, list) and not v):
+            continue
+        out[name] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def configured(ap: argparse.ArgumentParser, base: Any, **over: Any) -> Any:
+    """``dataclasses.replace(base, **over)``; a field the config rejects ends in one line naming it."""
+    try:
+        return replace(base, **over) if over else base
+    except ValueError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
+
+
+def run_study(ap: argparse.ArgumentParser, run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``run(*args, **kwargs)``; a checkpoint that cannot be resumed ends in one line naming its file."""
+    try:
+        return run(*args, **kwargs)
+    except CheckpointError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
