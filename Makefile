@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e ".[test,train,profiles,ray,rllib,torchrl,tune]"
+	$(BIN)/pip install --quiet -e ".[test,train,profiles,ray,rllib,torchrl,tune,stats,simbench]"
 	touch $@
 
 # BenchMARL pins an older TorchRL: its test runs in a venv of its own (torch re-pinned: torchvision

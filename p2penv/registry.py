@@ -273,3 +273,48 @@ for _spec in (
         learners=("prosumer_0",)),
 ):
     register(_spec)
+
+# -- SimBench profiles (issue 21): real load, PV and home-storage profiles of a SimBench LV grid ------------
+# p2penv.scenarios.simbench_profiles; needs `pip install 'p2penv[simbench]'`, imported on first use only.
+
+
+@dataclass(frozen=True)
+class SimbenchGenerator:
+    """``p2penv.scenarios.simbench_profiles.SimbenchCommunity(**options)``, built on first use, so the
+    registry imports without the ``simbench`` extra and only this scenario needs it (building its env
+    without it raises an ImportError naming ``pip install 'p2penv[simbench]'``)."""
+
+    options: tuple[tuple[str, Any], ...] = ()
+    batch_draws_in_order = True  # SimbenchCommunity.batch: one draw per market, in list order
+
+    @functools.cached_property
+    def generator(self):
+        from .scenarios.simbench_profiles import SimbenchCommunity  # ImportError names the extra
+
+        return SimbenchCommunity(**dict(self.options))
+
+    @property
+    def has_storage(self) -> bool:
+        return self.generator.has_storage
+
+    def __call__(self, *args):
+        return self.generator(*args)
+
+    def batch(self, *args):
+        return self.generator.batch(*args)
+
+
+SIMBENCH_COMMUNITY = SimbenchGenerator((("grid", "1-LV-semiurb5--1-sw"),))
+
+register(ScenarioSpec(
+    "auction_v0/simbench-semiurb5-v0", "auction_v0",
+    dict(n_prosumers=12, generator=SIMBENCH_COMMUNITY, max_cycles=24),
+    "12 house connections of SimBench's semi-urban LV grid 5 in its 2024 scenario (1-LV-semiurb5--1-sw): "
+    "3 PV-storage systems (6.5-18.2 kWp, 13-36.5 kWh batteries, C/2, 95 % one-way; loads H0-B, H0-B, G5-A), "
+    "3 PV connections (4.2-51.2 kWp; loads H0-L, G6-A, H0-C), 6 load-only connections (5 households, one "
+    "with a heat pump, and a G3-A commercial load); SimBench's 15-min load and PV profiles (SimBench, "
+    "simbench.de, data licence ODbL 1.0) as hourly means of a day drawn from the 366 days of 2016; flat "
+    "tariffs; 24 h from midnight",
+    "On the load and PV profiles of a benchmark LV grid, do PV-battery owners learn to trade, and how does "
+    "the outcome vary over the seasons?",
+    extras=("simbench",)))

@@ -102,7 +102,7 @@ def test_pettingzoo_parallel_api_both_levels(info_level):
 
 
 @pytest.mark.parametrize("scenario_id", [k for k in sorted(PINNED) if k.startswith("auction_v0/")
-                                         and "profile" not in k])
+                                         and "profile" not in k and "simbench" not in k])
 def test_info_level_leaves_registry_ids_and_pins_unchanged(scenario_id):
     ids = p2penv.list_scenarios()
     env = p2penv.make(scenario_id, info_level="lean")

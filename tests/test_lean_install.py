@@ -4,10 +4,11 @@ import sys
 
 CODE = r"""
 import sys
-for mod in ("torch", "stable_baselines3", "tqdm", "tensorboard", "supersuit"):
+for mod in ("torch", "stable_baselines3", "tqdm", "tensorboard", "supersuit", "simbench"):
     sys.modules[mod] = None  # any import of them now raises ImportError
 import numpy as np
 import p2penv
+assert "auction_v0/simbench-semiurb5-v0" in p2penv.list_scenarios()  # listed without the simbench extra
 from p2penv import auction_v0, dlmp_v0
 from p2penv.diagnostics.nash import env_nash_gap
 for env in (auction_v0.parallel_env(n_prosumers=4), dlmp_v0.parallel_env(scenario="teaching4"),

@@ -130,3 +130,71 @@ def test_random_books_balance_and_respect_limits():
     full_s = np.all(np.where((s == S) & (p <= price[:, None]), c.matched == q, True), -1)
     assert np.all(full_b | full_s)
     np.testing.assert_allclose(c.operator_surplus, 0.0, atol=1e-12)
+
+
+# -- the operator's price rules inside auction_v0 (MarketConfig.posted_price_rule) ------------------------------
+def _rollout(env, seed, steps):
+    """(posted clearing price, env rewards, run_step rewards on the step's context, bids, sides) per step."""
+    from p2penv.market.pipeline import run_step
+
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(steps):
+        ctx, names = env.ctx, list(env.agents)
+        acts = {a: rng.uniform(-1, 1, 2) for a in names}
+        ref = run_step(np.stack([acts[a] for a in names]), ctx, env.rules).settlement.reward
+        _, rew, _, _, info = env.step(acts)
+        out.append((info[names[0]]["market"]["clearing_price"], np.array([rew[a] for a in names]), ref,
+                    np.array([info[a]["bid_price"] for a in names]), np.array([info[a]["side"] for a in names])))
+    return out
+
+
+def test_tou_rule_posts_the_schedule_at_each_steps_hour():
+    schedule = ((0.0, 0.11), (6.0, 0.19), (8.5, 0.23), (22.0, 0.15))
+    env = auction_v0.parallel_env(n_prosumers=6, mechanism="posted_price", posted_price_rule="tou",
+                                  posted_price_schedule=schedule, start_hour=5.0, dt_h=0.75, max_cycles=24)
+    hours = 5.0 + 0.75 * np.arange(24)  # 5:00, 5:45, 6:30, 7:15, 8:00, 8:45, ..., 21:30, 22:15
+    expected = [0.11, 0.11, 0.19, 0.19, 0.19] + [0.23] * 18 + [0.15]
+    np.testing.assert_allclose(posted_price.tou_price(hours, schedule), expected)  # the schedule read by hand
+    for t, (cp, rew, ref, _, _) in enumerate(_rollout(env, 2, 24)):
+        assert cp == expected[t]
+        np.testing.assert_allclose(rew, ref, atol=1e-12)  # diagnostics (run_step on env.ctx) post the same price
+
+
+def test_mid_market_rule_posts_the_last_steps_mid_market():
+    env = auction_v0.parallel_env(n_prosumers=6, mechanism="posted_price", posted_price_rule="mid_market",
+                                  posted_price=0.21, max_cycles=8)
+    steps = _rollout(env, 3, 8)
+    assert steps[0][0] == 0.21  # nothing traded before: the configured price
+    for (_, _, _, bids, sides), (cp, rew, ref, _, _) in zip(steps, steps[1:]):
+        bb, ba = bids[sides == B].max(initial=-np.inf), bids[sides == S].min(initial=np.inf)
+        assert np.isfinite(bb) and np.isfinite(ba)  # both sides quoted (else the one side's best price is posted)
+        assert cp == pytest.approx(0.5 * (bb + ba), rel=1e-12)
+        np.testing.assert_allclose(rew, ref, atol=1e-12)
+    # a vector env posts each market's own mid-market: market e equals the single env seeded seed + e
+    vec = auction_v0.vector_env(3, n_prosumers=6, mechanism="posted_price", posted_price_rule="mid_market",
+                                posted_price=0.21, max_cycles=8)
+    vec.reset(seed=7)
+    acts = np.random.default_rng(1).uniform(-1, 1, (8, 3, 6, 2))
+    rv = np.stack([vec.step(acts[k])[1] for k in range(8)])
+    for e in range(3):
+        env.reset(seed=7 + e)
+        for k in range(8):
+            _, rew, _, _, _ = env.step({a: acts[k, e, j] for j, a in enumerate(env.agents)})
+            np.testing.assert_array_equal([rew[a] for a in rew], rv[k, e])
+
+
+def test_price_rules_are_checked():
+    assert auction_v0.parallel_env(mechanism="posted_price", posted_price=0.2).config.posted_price == 0.2
+    with pytest.raises(ValueError, match="posted_price_rule: 'tou' needs mechanism='posted_price', got 'uniform'"):
+        auction_v0.parallel_env(posted_price_rule="tou")
+    with pytest.raises(ValueError, match="posted_price_rule: expected one of"):
+        auction_v0.parallel_env(mechanism="posted_price", posted_price_rule="hourly")
+    with pytest.raises(ValueError, match="posted_price_schedule: .*distinct"):
+        auction_v0.parallel_env(mechanism="posted_price", posted_price_rule="tou",
+                                posted_price_schedule=((0.0, 0.1), (0.0, 0.2)))
+    from p2penv import dlmp_v0
+
+    with pytest.raises(ValueError, match="posted_price_rule: does not apply to dlmp_v0"):
+        dlmp_v0.parallel_env(scenario="teaching4", posted_price_rule="tou", mechanism="posted_price")

@@ -28,9 +28,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..market.mechanisms import get_mechanism, pay_as_bid, uniform
+from ..market.mechanisms import get_mechanism, pay_as_bid, posted_price, uniform
 from ..market.mechanisms.types import Clearing
-from ..market.pipeline import ACTION_FIELDS, MarketRules, StepContext, StepOutcome, orders_kernel
+from ..market.pipeline import ACTION_FIELDS, MarketRules, StepContext, StepOutcome, clear_book, orders_kernel
 from ..market.prosumer import Fleet
 from ..market.settlement import Settlement
 from ..market.truthful import step_tariffs
@@ -63,7 +63,7 @@ def make_rules(cfg: MarketConfig, clear: Callable[..., Clearing] | None = None) 
     if clear is None:
         fn = get_mechanism(cfg.mechanism)
         declared = inspect.signature(fn).parameters
-        params = {k: v for k, v in (("k", cfg.k), ("rule", cfg.rule)) if k in declared}
+        params = {k: v for k, v in (("k", cfg.k), ("rule", cfg.rule), ("price", cfg.posted_price)) if k in declared}
         clear = functools.partial(fn, **params)  # a partial of a module function pickles; a closure would not
 
     return MarketRules(cfg.price_floor, cfg.price_cap, cfg.retail_tariff, cfg.feed_in_tariff, cfg.unmatched, clear)
@@ -213,6 +213,7 @@ class AuctionCore:
         self._shed_value = np.ascontiguousarray(np.broadcast_to(fleet.shed_values, fleet.ramp_kw.shape))
         self.last_price = np.full(self.num_envs, 0.5 * (cfg.price_floor + cfg.price_cap))
         self.last_volume = np.zeros(self.num_envs)
+        self._posted = np.full(self.num_envs, float(cfg.posted_price))  # $/kWh, posted_price_rule "mid_market"
         self._outcome = self._raw = None
         self._last_ctx = self._last_ctx_parts = None
         self._lo, self._hi, self._viol = feasible_kernel(self.p_prev, fleet.p_max_kw[:, 0], fleet.ramp_kw)
@@ -281,16 +282,28 @@ class AuctionCore:
         st = Settlement(*(agent[r] for r in A_SETTLEMENT_ROWS))
         return StepOutcome(agent[A_PRICE], agent[A_DISPATCH], agent[A_ORDER], sides, excess, clr, st, None)
 
+    def _posted_price(self, t: int) -> float | np.ndarray | None:
+        """$/kWh a posted-price market posts at step t under ``config.posted_price_rule``: None for "fixed" (the
+        mechanism's bound ``price``), the schedule at the step's start hour for "tou", and for "mid_market" the
+        midpoint of the last step's best bid and best ask per market, (E,) (``posted_price.mid_market``; the
+        one side's best price if the other was empty, the price before if the book was; step 0: ``posted_price``)."""
+        cfg = self.config
+        if cfg.posted_price_rule == "tou":
+            return float(posted_price.tou_price(cfg.start_hour + cfg.dt_h * t, cfg.posted_price_schedule))
+        return self._posted.copy() if cfg.posted_price_rule == "mid_market" else None
+
     def _context(self, t: int, lo, hi, viol) -> StepContext:
         """Context of step t (arrays (E, N)); the feasible interval depends on p_{t-1}."""
         f, dt = self.fleet, self.config.dt_h
+        posted = self._posted_price(t)
         retail = feed_in = None
         if self.prices is not None:  # time-varying tariffs: the step's prices, and what buyers pay at most
             retail, feed_in = float(self.prices.retail[t]), float(self.prices.feed_in[t])
             self._buy_value_unit = self.price_to_unit(np.minimum(f.shed_values, retail))
         if self.storage is None:
             return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a,
-                               f.cost_b, dt, self._shed_value, retail_tariff=retail, feed_in_tariff=feed_in)
+                               f.cost_b, dt, self._shed_value, retail_tariff=retail, feed_in_tariff=feed_in,
+                               posted_price=posted)
         st = self.storage
         moved = self._last_battery is not None  # at reset the SOC is the initial one
         self.soc, cmax, dmax = storage_kernel(self.soc, self._last_battery if moved else self._no_battery,
@@ -301,7 +314,7 @@ class AuctionCore:
                                                          st.discharge_kw, st.eta_charge, st.eta_discharge, dt,
                                                          self.max_cycles - t - 1)
         return StepContext(f.demand_kw[:, t], f.p_max_kw[:, t], self.p_prev, lo, hi, viol, f.eta, f.cost_a, f.cost_b,
-                           dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in)
+                           dt, self._shed_value, cmax, dmax, self.storage.degradation_cost, retail, feed_in, posted)
 
     def step(self, actions: np.ndarray, label: Callable[[int, int], str] | None = None) -> StepOutcome:
         """Clear and settle every market for actions ``(E, N, action_dim)``; the step's ``StepOutcome``.
@@ -339,7 +352,10 @@ class AuctionCore:
             rules.price_cap)
         if storage_excess is not None:
             excess[..., 2] = storage_excess
-        clr = rules.clear(price, qty, sides)
+        clr = clear_book(price, qty, sides, ctx, rules)
+        if cfg.posted_price_rule == "mid_market":  # what the next step posts: this book's mid-market
+            mid = posted_price.mid_market(price, sides)
+            self._posted = np.where(np.isfinite(mid), mid, self._posted)
         st, self.last_price = settle_markets_kernel(
             dispatch, qty, sides, clr.matched, clr.unit_price, battery, ctx.lo_kw, ctx.demand_kw, ctx.eta, ctx.cost_a,
             ctx.cost_b, ctx.shed_value, zero if ctx.degradation_cost is None else ctx.degradation_cost, ctx.dt_h,

@@ -7,8 +7,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ..market.mechanisms import MECHANISMS
+from ..market.mechanisms.posted_price import tou_price
 from ..market.settlement import UNMATCHED_MODES
 from ..scenarios.households import HouseholdMix
+
+
+POSTED_PRICE_RULES = ("fixed", "tou", "mid_market")  # MarketConfig.posted_price_rule
+# MarketConfig.posted_price_schedule: (start hour, $/kWh), each until the next start, wrapping at midnight
+TOU_SCHEDULE = ((0.0, 0.12), (7.0, 0.18), (17.0, 0.26), (21.0, 0.18))
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,9 @@ class MarketConfig:
     k: float = 0.5  # k-double-auction price position in the uniform-price interval
     rule: str = "marginal_pair"  # which uniform-price interval: "marginal_pair" or "walrasian"
     unmatched: str = "backstop"  # unmatched volume: "backstop" (tariffs) or "curtail" (lower dispatch before feed-in)
+    posted_price: float = 0.175  # $/kWh posted by mechanism "posted_price": rule "fixed", and step 0 of "mid_market"
+    posted_price_rule: str = "fixed"  # "fixed", "tou" (posted_price_schedule by hour), "mid_market" (last book)
+    posted_price_schedule: tuple[tuple[float, float], ...] = TOU_SCHEDULE  # (start hour, $/kWh) of rule "tou"
     generator: Callable[..., Any] = field(default_factory=HouseholdMix)  # (n, T, dt_h, start_hour, rng) -> Fleet
     obs_kw_scale: float = 10.0  # kW mapped to 1.0 in observations
     nash_gap_in_infos: bool = False  # deprecated, True raises: wrap the env in diagnostics.nash_infos.NashGapInfos
@@ -41,7 +50,7 @@ class MarketConfig:
         if not is_seed(self.seed):
             err.append(f"seed: {SEED_RULE}, got {self.seed!r}")
         for name in ("dt_h", "start_hour", "price_floor", "price_cap", "retail_tariff", "feed_in_tariff", "k",
-                     "obs_kw_scale"):
+                     "obs_kw_scale", "posted_price"):
             v = getattr(self, name)
             if not _is_real(v) or not np.isfinite(v):
                 err.append(f"{name}: must be a finite number, got {v!r}")
@@ -61,6 +70,17 @@ class MarketConfig:
             err.append(f"rule: expected 'marginal_pair' or 'walrasian', got {self.rule!r}")
         if self.unmatched not in UNMATCHED_MODES:
             err.append(f"unmatched: expected one of {UNMATCHED_MODES}, got {self.unmatched!r}")
+        if self.posted_price_rule not in POSTED_PRICE_RULES:
+            err.append(f"posted_price_rule: expected one of {POSTED_PRICE_RULES}, got {self.posted_price_rule!r}")
+        elif self.posted_price_rule != "fixed" and self.mechanism != "posted_price":
+            err.append(f"posted_price_rule: {self.posted_price_rule!r} needs mechanism='posted_price', "
+                       f"got {self.mechanism!r}")
+        try:  # as a tuple of (hour, $/kWh) pairs also when read back from JSON lists (run.json)
+            object.__setattr__(self, "posted_price_schedule",
+                               tuple((float(h), float(p)) for h, p in self.posted_price_schedule))
+            tou_price(0.0, self.posted_price_schedule)
+        except (TypeError, ValueError) as exc:
+            err.append(f"posted_price_schedule: {exc}")
         if not self.obs_kw_scale > 0:
             err.append(f"obs_kw_scale: must be > 0, got {self.obs_kw_scale}")
         if self.nash_gap_in_infos:

@@ -23,7 +23,8 @@ class DlmpConfig(MarketConfig):
     """Everything that defines a ``dlmp_v0`` run: the ``MarketConfig`` fields plus the network.
 
     n_prosumers:       None -> one agent per load bus of the scenario's feeder (32 on ieee33).
-    mechanism, k, rule: do not apply (every order settles at its bus DLMP): leave them at their defaults.
+    mechanism, k, rule, posted_price, posted_price_rule, posted_price_schedule: do not apply (every order
+        settles at its bus DLMP): leave them at their defaults.
     scenario:          key of ``SCENARIOS``.
     agent_buses:       bus of each agent; None -> load buses, cycled if there are more agents.
     wholesale_price:   lambda_0 $/kWh; None -> the scenario's.
@@ -96,7 +97,7 @@ class DlmpConfig(MarketConfig):
             err.append(f"penalty: must be finite and > 0 $/kWh, got {self.penalty}")
         # the DLMP LP sets the prices: the auction's mechanism parameters do not apply
         defaults = MarketConfig()
-        for name in ("mechanism", "k", "rule"):
+        for name in ("mechanism", "k", "rule", "posted_price", "posted_price_rule", "posted_price_schedule"):
             if getattr(self, name) != getattr(defaults, name):
                 err.append(f"{name}: does not apply to dlmp_v0 (every order settles at its bus DLMP), "
                            f"got {getattr(self, name)!r}")

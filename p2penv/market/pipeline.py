@@ -49,6 +49,7 @@ class StepContext:
     degradation_cost: np.ndarray | None = None  # $/kWh of battery throughput
     retail_tariff: float | None = None  # $/kWh of this step when tariffs vary (None: the rules')
     feed_in_tariff: float | None = None
+    posted_price: float | np.ndarray | None = None  # $/kWh a posted-price market posts this step ((E,) per market)
 
     @staticmethod
     def build(demand_kw, p_max_kw, p_prev_kw, ramp_kw, eta, cost_a, cost_b, dt_h, shed_value=None) -> "StepContext":
@@ -163,6 +164,14 @@ def orders_kernel(actions, lo, hi, eta, demand, charge_max, discharge_max, dt_h,
     return price, dispatch, qty, sides, excess, battery
 
 
+def clear_book(price, qty, sides, ctx: StepContext, rules: MarketRules) -> Clearing:
+    """``rules.clear`` of a book; with the step's ``ctx.posted_price`` ($/kWh, a posted-price market whose price
+    rule varies by step: ``MarketConfig.posted_price_rule``) passed as the mechanism's ``price``."""
+    if ctx.posted_price is None:
+        return rules.clear(price, qty, sides)
+    return rules.clear(price, qty, sides, price=ctx.posted_price)
+
+
 def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepOutcome:
     """Run one step for a joint action (N, 2) or a batch of joint actions (..., N, 2).
 
@@ -170,7 +179,7 @@ def run_step(actions: np.ndarray, ctx: StepContext, rules: MarketRules) -> StepO
     (E, N) for E markets, one joint action each (``actions`` (E, N, 2)).
     """
     price, dispatch, qty, sides, excess, battery = actions_to_orders(actions, ctx, rules)
-    clr = rules.clear(price, qty, sides)
+    clr = clear_book(price, qty, sides, ctx, rules)
     retail, feed_in = step_tariffs(ctx, rules)
     st = settle(
         dispatch_kw=dispatch,

@@ -20,16 +20,15 @@ quantities on the long side (an agent asking for twice its need gets twice the s
 weakness of pro rata rationing that the audit's price misreports do not probe (see
 ``tests/test_posted_price.py``).
 
-**Which price rule reaches the environment.** ``clear`` is a pure function of the book and its
-declared parameters. The environments pass a mechanism only the config parameters it declares
-(``envs.auction_core.make_rules``: ``k`` and ``rule``, neither of which is ``price``), and no clock
-and no previous book. So inside ``auction_v0(mechanism="posted_price")`` the price is the fixed
-``DEFAULT_PRICE``; another fixed price is ``auction_v0.parallel_env(clear=functools.partial(
-posted_price.clear, price=p))``. A time-of-use price (``tou_price(hour, schedule)``) or the
-mid-market of the previous step's book (``mid_market(prices_{t-1}, sides_{t-1})``) needs the step's
-hour or the last book, which ``clear`` cannot see: a caller that owns the loop passes them as the
-``price`` argument of each call (a ``(...)``-shaped array, one price per book). Wiring them into the
-environment needs ``make_rules`` to pass the hour / last clearing to mechanisms that declare them.
+**Price rules in the environment.** ``clear`` is a pure function of the book and its ``price``.
+``auction_v0(mechanism="posted_price")`` chooses the operator's rule by ``MarketConfig.posted_price_rule``:
+``"fixed"`` posts ``posted_price`` (default ``DEFAULT_PRICE``; ``envs.auction_core.make_rules`` binds it
+as ``price``); ``"tou"`` posts ``tou_price(start_hour + t dt_h, posted_price_schedule)`` at step t;
+``"mid_market"`` posts ``mid_market`` of the same market's previous book (``posted_price`` at step 0, the
+previous price after an empty book). The env puts the step's price into its ``StepContext.posted_price``
+and ``market.pipeline.clear_book`` passes it here as ``price``, so replaying a step through ``run_step``
+posts the same price. A caller that owns the loop passes ``price`` itself (a ``(...)``-shaped array, one
+price per book).
 
 Guarantees (audited in ``tests/test_posted_price.py``): strongly budget balanced (buyers pay what
 sellers receive), IR with ``reservation=True``, dominant-strategy IC in the price report (the price
