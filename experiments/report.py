@@ -531,8 +531,10 @@ def findings_section(results: Path) -> str:
             if groups:
                 parts.append(f"`{sc.split('/')[-1]}`: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()))
         if parts:
+            c = d["meta"]["config"]
             out.append("* **Learners against truthful bidding** (learner profit, paired by seed: Wilcoxon p < 0.05 and "
-                       "the paired bootstrap interval excluding 0; "
+                       f"the paired bootstrap interval excluding 0; {len(c['seeds'])} seeds; PPO variants "
+                       f"{c['ppo_steps']:,} agent-steps per learner (validated defaults), Q-learning {c['q_steps']:,} steps; "
                        f"[leaderboard](docs/results.md#leaderboard-algorithm-benchmark)): " + ". ".join(parts) + "."
                        + (stale if legacy_ab else ""))
     d = _load(results, "collusion.json")
