@@ -18,3 +18,10 @@ def config_from_dict(cls: type[T], d: Mapping[str, Any], tuple_fields: tuple[str
         if d.get(k) is not None:
             d[k] = tuple(d[k])
     return cls(**d)
+
+
+def check_choice(field: str, value: Any, choices) -> None:
+    """A config check: ValueError ``FIELD: expected one of CHOICES, got VALUE`` unless ``value`` is one of
+    ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{field}: expected one of {choices}, got {value!r}")

@@ -48,6 +48,7 @@ from p2penv.market.pipeline import StepContext, run_step
 from p2penv.market.truthful import reservation_buy_price, step_tariffs, truthful_price
 
 from .checkpoint import atomic_write_bytes, atomic_write_json
+from .config import check_choice
 
 STATES = ("auto", "joint", "own_price")
 DISPATCH = ("own_price", "last_price")
@@ -97,17 +98,13 @@ class QConfig:
             raise ValueError(f"gamma: must lie in [0, 1), got {self.gamma}")
         if self.beta < 0:
             raise ValueError(f"beta: must be >= 0, got {self.beta}")
-        if self.state not in STATES:
-            raise ValueError(f"state: expected one of {STATES}, got {self.state!r}")
-        if self.dispatch not in DISPATCH:
-            raise ValueError(f"dispatch: expected one of {DISPATCH}, got {self.dispatch!r}")
+        check_choice("state", self.state, STATES)
+        check_choice("dispatch", self.dispatch, DISPATCH)
         for name in ("total_steps", "n_sessions", "record_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.kernel not in KERNELS:
-            raise ValueError(f"kernel: expected one of {KERNELS}, got {self.kernel!r}")
-        if self.exploration not in EXPLORATION:
-            raise ValueError(f"exploration: expected one of {EXPLORATION}, got {self.exploration!r}")
+        check_choice("kernel", self.kernel, KERNELS)
+        check_choice("exploration", self.exploration, EXPLORATION)
         if not 0 < self.converge_eps <= 1:
             raise ValueError(f"converge_eps: must lie in (0, 1], got {self.converge_eps}")
         if self.converge_steps < 0:

@@ -53,6 +53,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .checkpoint import atomic_write_json, read_json
+from .config import check_choice
 
 ENVS = ("auction_v0", "dlmp_v0")
 POLICIES = ("shared", "independent")
@@ -82,8 +83,7 @@ class RLlibPPOConfig:
     torch_threads: int | None = 1  # torch.set_num_threads (None: leave as is)
 
     def __post_init__(self):
-        if self.policies not in POLICIES:
-            raise ValueError(f"policies: expected one of {POLICIES}, got {self.policies!r}")
+        check_choice("policies", self.policies, POLICIES)
         for name in ("iterations", "train_batch_size", "minibatch_size", "num_epochs"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -215,8 +215,7 @@ def _own_id(agent_id, *args, **kwargs) -> str:
 
 def agent_policy_map(agents, policies: str) -> dict[str, str]:
     """agent -> policy id: ``"shared"`` for all, or each agent's own name."""
-    if policies not in POLICIES:
-        raise ValueError(f"policies: expected one of {POLICIES}, got {policies!r}")
+    check_choice("policies", policies, POLICIES)
     return {a: SHARED_POLICY_ID if policies == "shared" else a for a in agents}
 
 

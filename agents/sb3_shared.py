@@ -25,6 +25,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from .checkpoint import atomic_save_with, atomic_write_json, read_json
+from .config import check_choice
 from .market_log import MarketLog, agent_groups, competitive_price, eval_nash_conv, supports_market_power
 from .vec_adapter import MarketVecEnv, padded_obs
 
@@ -57,8 +58,7 @@ class SB3Config:
     market_markup: bool = True  # competitive price per market-step for markup_rel (one small QP per step, auction_v0)
 
     def __post_init__(self):
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo: expected one of {ALGOS}, got {self.algo!r}")
+        check_choice("algo", self.algo, ALGOS)
         for name in ("total_steps", "n_copies", "n_steps", "batch_size", "n_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")

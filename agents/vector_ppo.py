@@ -68,7 +68,7 @@ from torch import nn
 
 from .action_dists import DISTRIBUTIONS, make_dist
 from .checkpoint import atomic_save_with, atomic_write_text
-from .config import config_from_dict
+from .config import check_choice, config_from_dict
 
 MODES = ("shared", "independent")
 LR_SCHEDULES = ("constant", "linear")
@@ -131,10 +131,8 @@ class VectorPPOConfig:
     eval_every: int = 0  # updates between calls of train_vector_ppo's ``evaluator`` (0: never)
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
-        if self.critic not in CRITICS:
-            raise ValueError(f"critic: expected one of {CRITICS}, got {self.critic!r}")
+        check_choice("mode", self.mode, MODES)
+        check_choice("critic", self.critic, CRITICS)
         for name in ("total_steps", "num_envs", "n_steps", "epochs", "minibatch_size"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
@@ -143,14 +141,11 @@ class VectorPPOConfig:
         if (self.gamma is not None and not 0 <= self.gamma <= 1) or not 0 <= self.gae_lambda <= 1:
             raise ValueError(f"gamma, gae_lambda: must lie in [0, 1] (gamma None: follow the env), got "
                              f"{self.gamma}, {self.gae_lambda}")
-        if self.action_dist not in DISTRIBUTIONS:
-            raise ValueError(f"action_dist: expected one of {DISTRIBUTIONS}, got {self.action_dist!r}")
+        check_choice("action_dist", self.action_dist, DISTRIBUTIONS)
         if self.action_bins < 2:
             raise ValueError(f"action_bins: need >= 2, got {self.action_bins}")
-        if self.eval_point not in EVAL_POINTS:
-            raise ValueError(f"eval_point: expected one of {EVAL_POINTS}, got {self.eval_point!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule: expected one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        check_choice("eval_point", self.eval_point, EVAL_POINTS)
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.ent_coef < 0 or (self.ent_coef_final is not None and self.ent_coef_final < 0):
             raise ValueError(f"ent_coef, ent_coef_final: must be >= 0, got {self.ent_coef}, {self.ent_coef_final}")
         if self.checkpoint_every < 0:
@@ -344,8 +339,7 @@ class VectorPolicy:
             xt = x.transpose(0, 1)
             if deterministic:
                 pt = point or self.config.eval_point
-                if pt not in EVAL_POINTS:
-                    raise ValueError(f"point: expected one of {EVAL_POINTS}, got {pt!r}")
+                check_choice("point", pt, EVAL_POINTS)
                 act = self.model.mode(xt) if pt == "mode" else self.model.dist.mean(self.model.actor(xt))
             else:
                 act = self.model.env_action(self.model.sample(xt, generator)[0])  # None: torch's global RNG

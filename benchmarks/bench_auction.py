@@ -5,13 +5,12 @@ Timings are medians of repeated blocks with ``time.perf_counter``; no assertions
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 
 import numpy as np
 
-from .timing import dict_only_steps_per_second, median_rate
+from .timing import dict_only_steps_per_second, median_rate, parallel_stepper, write_json
 from p2penv import auction_v0
 from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
 from p2penv.market.mechanisms import pay_as_bid, uniform
@@ -20,17 +19,7 @@ OUT = os.path.join(os.path.dirname(__file__), "results", "auction.json")
 
 
 def env_steps_per_second(n_agents: int, n_steps: int = 3000) -> float:
-    env = auction_v0.parallel_env(n_prosumers=n_agents, max_cycles=10_000, seed=0)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(64)]
-
-    def run(k):
-        for i in range(k):
-            if not env.agents:
-                env.reset()
-            env.step(acts[i & 63])
-
+    run = parallel_stepper(auction_v0.parallel_env(n_prosumers=n_agents, max_cycles=10_000, seed=0), 64)
     run(200)  # warm-up
     return median_rate(run, n_steps)
 
@@ -73,12 +62,7 @@ def main() -> dict:
         "uniform_clear_batch_1000x10_us": clear_us(10, uniform.clear, batch=1000),
         "batched_pipeline_markets_per_s_10_agents": batched_pipeline_markets_per_second(10, 1000),
     }
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    tmp = OUT + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(tmp, OUT)
-    print(json.dumps(res, indent=2))
+    write_json(OUT, res)
     return res
 
 

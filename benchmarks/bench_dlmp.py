@@ -9,7 +9,6 @@ Run from the repo root: python -m benchmarks.bench_dlmp [--n 500]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -19,7 +18,7 @@ import highspy
 import numpy as np
 import scipy
 
-from .timing import median_us
+from .timing import median_us, write_json
 from p2penv.network import ieee33
 from p2penv.network.dlmp import DlmpMarket
 
@@ -87,9 +86,7 @@ def main() -> dict:
         "load_avg_1min": os.getloadavg()[0],
         "note": "2-core development machine shared with other engineers' jobs",
     }
-    path = Path(OUT)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    path = write_json(OUT, out, echo=False)
     for k, v in out["median_us"].items():
         print(f"{k:45s} {v:10.1f} us")
     print(f"wrote {path}")

@@ -19,8 +19,6 @@ at start and end); the CPU-time rate is what one otherwise idle core would give.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import time
@@ -29,6 +27,7 @@ import warnings
 import highspy
 import numpy as np
 
+from .timing import parallel_stepper, quick_flag, vector_stepper, write_json
 from p2penv import dlmp_v0, make
 from p2penv.registry import list_scenarios
 
@@ -62,38 +61,11 @@ def hit_shares(steps: int, saturate: float) -> dict:
 
 
 def _single(**kw):
-    env = dlmp_v0.parallel_env(max_cycles=24, seed=0, **kw)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(256)]
-    state = {"i": 0}
-
-    def run(k):
-        i = state["i"]
-        for _ in range(k):
-            if not env.agents:
-                env.reset()
-            env.step(acts[i & 255])
-            i += 1
-        state["i"] = i
-
-    return run, 1
+    return parallel_stepper(dlmp_v0.parallel_env(max_cycles=24, seed=0, **kw), 256), 1
 
 
 def _vector(e, **kw):
-    vec = dlmp_v0.vector_env(e, seed=0, **kw)
-    acts = np.random.default_rng(0).uniform(-1, 1, (16,) + vec.action_space.shape)
-    vec.reset(seed=0)
-    state = {"i": 0}
-
-    def run(k):
-        i = state["i"]
-        for _ in range(k):
-            vec.step(acts[i % 16])
-            i += 1
-        state["i"] = i
-
-    return run, e
+    return vector_stepper(dlmp_v0.vector_env(e, seed=0, **kw), 16), e
 
 
 def interleaved(makers: dict, block_steps: dict, repeats: int) -> dict:
@@ -162,10 +134,7 @@ def ppo_congested(e: int, updates: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="~30 s smoke run: short blocks, few repeats")
-    args = ap.parse_args(argv if argv is not None else [])
-    q = args.quick
+    q = quick_flag(argv, "~30 s smoke run: short blocks, few repeats")
     reps = 3 if q else 7
     load0 = os.getloadavg()
     t_start = time.perf_counter()
@@ -230,13 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 "depend on their load",
                       "load_avg_at_start": list(load0), "load_avg_at_end": list(os.getloadavg())}
     out["wall_s"] = time.perf_counter() - t_start
-    path = OUT.replace(".json", "_quick.json") if q else OUT
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(out, fh, indent=2)
-    os.replace(tmp, path)
-    print(json.dumps(out, indent=2))
+    write_json(OUT, out, quick=q)
     return out
 
 

@@ -9,7 +9,6 @@ and the dict-only floor of a 32-agent PettingZoo step. Medians of repeated block
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 
@@ -17,7 +16,7 @@ import highspy
 import numpy as np
 import scipy
 
-from .timing import dict_only_steps_per_second, median_rate, median_us
+from .timing import dict_only_steps_per_second, median_rate, median_us, parallel_stepper, write_json
 from p2penv import dlmp_v0
 from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
 from p2penv.envs.dlmp_core import DLMP_INFO_NAMES, DLMP_OBS_NAMES
@@ -26,17 +25,7 @@ OUT = os.path.join(os.path.dirname(__file__), "results", "dlmp_env.json")
 
 
 def env_steps_per_second(n_steps: int, repeats: int = 5, **kw) -> float:
-    env = dlmp_v0.parallel_env(max_cycles=24, seed=0, **kw)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(256)]
-
-    def run(k):
-        for i in range(k):
-            if not env.agents:
-                env.reset()
-            env.step(acts[i & 255])
-
+    run = parallel_stepper(dlmp_v0.parallel_env(max_cycles=24, seed=0, **kw), 256)
     run(100)  # warm-up (first solve builds the HiGHS model)
     return median_rate(run, n_steps, repeats)
 
@@ -78,11 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_avg_1min_at_start": os.getloadavg()[0]},
     }
-    path = OUT.replace(".json", "_quick.json") if args.quick else OUT  # a smoke run keeps the full numbers
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(out, fh, indent=2)
-    print(json.dumps(out, indent=2))
+    write_json(OUT, out, quick=args.quick)  # a smoke run keeps the full numbers
     return out
 
 

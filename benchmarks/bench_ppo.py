@@ -8,7 +8,6 @@ docs/results/learner_validation.json). Writes results/ppo.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
@@ -16,6 +15,8 @@ import platform
 import time
 
 import numpy as np
+
+from .timing import quick_flag, write_json
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results", "ppo.json")
@@ -98,10 +99,8 @@ def time_to_solve() -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="E = 32, one update each (smoke run)")
-    a = ap.parse_args(argv if argv is not None else [])
-    e, n, updates = (32, 10, 1) if a.quick else (256, 10, 4)
+    q = quick_flag(argv, "E = 32, one update each (smoke run)")
+    e, n, updates = (32, 10, 1) if q else (256, 10, 4)
     load0 = os.getloadavg()[0]
     out: dict = {"E": e, "N": n, "note": "end to end: rollout (env + policy) and PPO update, the first update "
                  "(warm-up) included; *_no_added_load: the machine as it was (see load_avg_1min_at_start: other jobs "
@@ -122,11 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     out["time_to_solve"] = time_to_solve()
     out["machine"] = {"python": platform.python_version(), "numpy": np.__version__, "cores": os.cpu_count(),
                       "cpu": platform.processor() or platform.machine(), "load_avg_1min_at_start": load0}
-    path = OUT.replace(".json", "_quick.json") if a.quick else OUT
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as fh:
-        json.dump(out, fh, indent=2, default=float)
-    os.replace(path + ".tmp", path)
+    write_json(OUT, out, quick=q, echo=False, default=float)
     for k, v in out.items():
         if isinstance(v, dict) and "agent_steps_per_s" in v:
             print(f"{k:45s} {v['agent_steps_per_s']:>10,.0f} agent-steps/s  (update {v['update_s']:.2f} s of "

@@ -20,7 +20,6 @@ The machine is shared with other jobs: its load average is recorded.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -28,7 +27,7 @@ import time
 
 import numpy as np
 
-from .timing import median_rate, vector_stepper
+from .timing import median_rate, parallel_stepper, quick_flag, vector_stepper, write_json
 from p2penv import auction_v0, dlmp_v0, make
 from p2penv.market.mechanisms import uniform
 from p2penv.registry import get_spec, list_scenarios
@@ -96,20 +95,7 @@ def dlmp_step_us(scenario_id: str, block_s: float, repeats: int) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # overloaded-feeder warnings of some scenarios
             env = make(scenario_id, seed=0, lp_reuse_basis=reuse)
-        env.reset(seed=0)
-        rng = np.random.default_rng(0)
-        acts = [{a: rng.uniform(-1, 1, 2) for a in env.possible_agents} for _ in range(32)]
-        state = {"i": 0}
-
-        def run(k, env=env, acts=acts, state=state):
-            i = state["i"]
-            for _ in range(k):
-                if not env.agents:
-                    env.reset()
-                env.step(acts[i & 31])
-                i += 1
-            state["i"] = i
-
+        run = parallel_stepper(env, 32, dtype=np.float64)
         run(10)
         out[f"{name}_us"] = 1e6 / _calibrated(run, block_s, repeats)
         out["buses"], out["agents"] = env.feeder.n_bus, len(env.possible_agents)
@@ -196,10 +182,7 @@ def figure(res: dict, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="~40 s smoke run: shorter blocks, fewer repeats, no figure")
-    args = ap.parse_args(argv if argv is not None else [])
-    q = args.quick
+    q = quick_flag(argv, "~40 s smoke run: shorter blocks, fewer repeats, no figure")
     block_s, reps = (0.1, 3) if q else (0.4, 5)
     e_sizes, n_sizes, book_sizes = E_SIZES, N_SIZES, BOOK_SIZES
     load0 = os.getloadavg()[0]
@@ -232,12 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
                       "shared": "2-core development machine shared with other engineers' jobs",
                       "load_avg_1min_at_start": load0, "load_avg_1min_at_end": os.getloadavg()[0]}
     res["wall_s"] = time.perf_counter() - t0
-    path = OUT.replace(".json", "_quick.json") if q else OUT
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(res, fh, indent=2)
-    os.replace(tmp, path)
+    write_json(OUT, res, quick=q, echo=False)
     if not q:
         figure(res, os.path.normpath(FIG))
     print(json.dumps(res, indent=2))

@@ -15,14 +15,13 @@ info dicts. No assertions: the targets are read off the JSON (docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import numpy as np
 
-from .timing import dict_only_steps_per_second
+from .timing import dict_only_steps_per_second, write_json
 from p2penv import auction_v0
 from p2penv.envs.auction_core import INFO_NAMES, OBS_NAMES
 from p2penv.envs.fields import LEAN_INFO_NAMES
@@ -60,7 +59,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="a smoke run (few short blocks; single_env_quick.json)")
     args = ap.parse_args(argv)
     steps, repeats = (300, 2) if args.quick else (4000, 9)
-    out = OUT.replace(".json", "_quick.json") if args.quick else OUT
     load0 = os.getloadavg()[0]
     res: dict = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
@@ -76,12 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
         "full": dict_only_steps_per_second(N_AGENTS, len(OBS_NAMES), len(INFO_NAMES) + 1),
         "lean": dict_only_steps_per_second(N_AGENTS, len(OBS_NAMES), len(LEAN_INFO_NAMES) + 1)}
     res["load_average_1min"] = {"start": load0, "end": os.getloadavg()[0]}
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(tmp, out)
-    print(json.dumps(res, indent=2))
+    write_json(OUT, res, quick=args.quick)
     return res
 
 

@@ -15,8 +15,6 @@ Medians of repeated blocks (``benchmarks.timing``), torch on one thread, no asse
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import time
@@ -24,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from .timing import median_rate, vector_stepper
+from .timing import median_rate, parallel_stepper, quick_flag, vector_stepper, write_json
 from p2penv import auction_v0, dlmp_v0
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "vector.json")
@@ -66,22 +64,7 @@ def sb3_adapter_rate(e: int, n: int, steps: int, repeats: int) -> float:
 
 def single_steps_per_second(make, steps: int, repeats: int) -> float:
     """Steps/s of one PettingZoo parallel env (dict API), random actions, reset between episodes."""
-    env = make()
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    acts = [{a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32) for a in env.possible_agents}
-            for _ in range(64)]
-    state = {"i": 0}
-
-    def run(k):
-        i = state["i"]
-        for _ in range(k):
-            if not env.agents:
-                env.reset()
-            env.step(acts[i & 63])
-            i += 1
-        state["i"] = i
-
+    run = parallel_stepper(make(), 64)
     run(min(steps, 100))  # warm-up
     return median_rate(run, steps, repeats)
 
@@ -139,10 +122,7 @@ def ppo_torch_vector(e: int, n: int, updates: int, threads: int | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="~20 s smoke run with small budgets")
-    args = ap.parse_args(argv if argv is not None else [])
-    q = args.quick
+    q = quick_flag(argv, "~20 s smoke run with small budgets")
     reps = 3 if q else 7
     load0 = os.getloadavg()[0]
     t_start = time.perf_counter()
@@ -199,13 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
                       "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                       "torch_threads": threads, "load_avg_1min_at_start": load0}
     out["wall_s"] = time.perf_counter() - t_start
-    path = OUT.replace(".json", "_quick.json") if q else OUT
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(out, fh, indent=2)
-    os.replace(tmp, path)
-    print(json.dumps(out, indent=2))
+    write_json(OUT, out, quick=q)
     return out
 
 

@@ -1,6 +1,10 @@
-"""Timing helpers shared by the benchmark scripts (medians of repeated blocks, perf_counter)."""
+"""Timing helpers shared by the benchmark scripts (medians of repeated blocks, perf_counter), and the
+JSON writer they all end with."""
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import time
 
 import numpy as np
@@ -63,3 +67,49 @@ def vector_stepper(vec, n_acts: int = 16, seed: int = 0):
         state["i"] = i
 
     return run
+
+
+def parallel_stepper(env, n_acts: int = 256, seed: int = 0, dtype=np.float32):
+    """``run(k)``: k steps of a (reset) PettingZoo parallel env on ``n_acts`` pre-generated random
+    joint actions (uniform in [-1, 1], as ``dtype``), cycling on from one call to the next and
+    resetting at the end of an episode; the action generation stays out of the timed loop."""
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    acts = [{a: rng.uniform(-1, 1, env.action_space(a).shape).astype(dtype) for a in env.possible_agents}
+            for _ in range(n_acts)]
+    state = {"i": 0}
+
+    def run(k):
+        i = state["i"]
+        for _ in range(k):
+            if not env.agents:
+                env.reset()
+            env.step(acts[i % n_acts])
+            i += 1
+        state["i"] = i
+
+    return run
+
+
+def quick_flag(argv: list[str] | None, help: str) -> bool:
+    """A script's one option, ``--quick`` (a smoke run: ``help`` says what it does), parsed from
+    ``argv`` (None: no options)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help=help)
+    return ap.parse_args(argv if argv is not None else []).quick
+
+
+def write_json(path: str, data: dict, quick: bool = False, echo: bool = True, **dump_kw) -> str:
+    """Write ``data`` as indented JSON to ``path`` (to ``*_quick.json`` for a ``--quick`` smoke run, so
+    the full numbers stay), through a ``.tmp`` file and ``os.replace``; print it too if ``echo``.
+    Returns the path written."""
+    if quick:
+        path = path.replace(".json", "_quick.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, **dump_kw)
+    os.replace(tmp, path)
+    if echo:
+        print(json.dumps(data, indent=2, **dump_kw))
+    return path

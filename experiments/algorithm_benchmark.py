@@ -41,7 +41,7 @@ from .checkpoints import RowCheckpoint
 from .dispatch import Task, run_tasks
 from .metrics import evaluate
 from .output import echo, format_table, new_figure, save_figure, save_outputs
-from .study_cli import configured, overrides, run_study, study_parser
+from .study_cli import check_known, check_seeds, configured, overrides, run_study, study_parser
 
 METHODS = ("random", "truthful", "competitive", "ppo_shared", "mappo", "ppo_independent", "qlearning")
 METRICS = ("profit", "welfare", "nash_conv", "price")
@@ -88,11 +88,8 @@ class BenchmarkConfig:
     q_beta: float = 3e-4
 
     def __post_init__(self):
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise ValueError(f"methods: unknown {bad}; known {METHODS}")
-        if not self.seeds:
-            raise ValueError("seeds: need at least one seed")
+        check_known("methods", self.methods, METHODS)
+        check_seeds(self.seeds)
 
 
 QUICK = BenchmarkConfig(scenarios=("auction_v0/sellers3-v0", "auction_v0/household6-v0"), seeds=(0, 1),

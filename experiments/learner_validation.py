@@ -48,7 +48,7 @@ from .checkpoints import CheckpointError, RowCheckpoint
 from .dispatch import Task, run_tasks
 from .output import echo
 from .stats import summarise_cell
-from .study_cli import configured, overrides, run_study, study_parser
+from .study_cli import check_known, check_seeds, configured, overrides, run_study, study_parser
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PASS_SCORE = 0.95  # profit / optimum (families monopoly, best_response, battery)
@@ -454,14 +454,9 @@ class ValidationConfig:
     curve_points: int = 10
 
     def __post_init__(self):
-        bad = [t for t in self.tasks if t not in TASKS]
-        if bad:
-            raise ValueError(f"tasks: unknown {bad}; known {tuple(TASKS)}")
-        bad = [x for x in self.learners if x not in LEARNERS]
-        if bad:
-            raise ValueError(f"learners: unknown {bad}; known {LEARNERS}")
-        if not self.seeds:
-            raise ValueError("seeds: need at least one seed")
+        check_known("tasks", self.tasks, TASKS)
+        check_known("learners", self.learners, LEARNERS)
+        check_seeds(self.seeds)
 
     def budget(self, task: str) -> int:
         return dict(self.budgets).get(task, TASKS[task].budget)

@@ -33,7 +33,7 @@ import numpy as np
 from .checkpoints import RowCheckpoint
 from .dispatch import Task, run_tasks
 from .output import echo, format_table, new_figure, save_figure, save_outputs
-from .study_cli import configured, overrides, run_study, study_parser
+from .study_cli import check_known, configured, overrides, run_study, study_parser
 
 PROFILES = ("truthful", "nash", "coalition", "withhold", "shade")
 SCENARIOS = ("ieee33-base", "ieee33-congested", "ieee33-undervoltage")
@@ -67,9 +67,7 @@ class LocalMarketPowerConfig:
     ac_tol_pu: float = 5e-5
 
     def __post_init__(self):
-        bad = [p for p in self.profiles if p not in PROFILES]
-        if bad:
-            raise ValueError(f"profiles: unknown {bad}; known {PROFILES}")
+        check_known("profiles", self.profiles, PROFILES)
         n = len(self.buses)
         if not (len(self.quantities) == len(self.true_prices) == len(self.sides) == n):
             raise ValueError("buses/quantities/true_prices/sides: need one entry per order")

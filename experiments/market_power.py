@@ -43,7 +43,7 @@ from . import stats
 from .metrics import evaluate
 from .output import echo, format_table, save_figure, save_outputs
 from .policies import NashPolicy
-from .study_cli import configured, overrides, run_study, study_parser
+from .study_cli import check_known, check_seeds, configured, overrides, run_study, study_parser
 
 METHODS = ("competitive", "nash", "ppo_shared", "mappo", "ppo_independent", "qlearning")
 LEARNING = ("ppo_shared", "mappo", "ppo_independent", "qlearning")
@@ -84,14 +84,9 @@ class MarketPowerConfig:
     rule: str = "walrasian"  # uniform-price interval; see p2penv.seller_buyer.seller_buyer_env_fn
 
     def __post_init__(self):
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise ValueError(f"methods: unknown {bad}; known {METHODS}")
-        bad = [s for s in self.settings if s not in SETTINGS]
-        if bad:
-            raise ValueError(f"settings: unknown {bad}; known {tuple(SETTINGS)}")
-        if not self.seeds:
-            raise ValueError("seeds: need at least one seed")
+        check_known("methods", self.methods, METHODS)
+        check_known("settings", self.settings, SETTINGS)
+        check_seeds(self.seeds)
         if self.ppo_steps < 1 or self.ppo_envs < 1 or self.q_steps < 1:
             raise ValueError(f"ppo_steps, ppo_envs, q_steps: must be >= 1, got {self.ppo_steps}, {self.ppo_envs}, "
                              f"{self.q_steps}")

@@ -32,7 +32,7 @@ from .dispatch import Task, run_tasks
 from .metrics import evaluate, summarise
 from .output import echo, format_table, new_figure, save_figure, save_outputs
 from .policies import NashPolicy
-from .study_cli import configured, overrides, run_study, study_parser
+from .study_cli import check_known, configured, overrides, run_study, study_parser
 
 PROFILES = ("truthful", "markup", "withholding", "nash", "qlearning")
 METRICS = ("price", "markup_rel", "welfare_loss_rel", "profit", "nash_conv")
@@ -50,9 +50,7 @@ class MechanismConfig:
     q_beta: float = 1.5e-4
 
     def __post_init__(self):
-        bad = [p for p in self.profiles if p not in PROFILES]
-        if bad:
-            raise ValueError(f"profiles: unknown {bad}; known {PROFILES}")
+        check_known("profiles", self.profiles, PROFILES)
 
 
 QUICK = MechanismConfig(seeds=(0, 1), q_steps=1000, q_beta=3e-3)

@@ -81,12 +81,10 @@ def mean_ci(x: Sequence[float]) -> tuple[float, float]:
 
 def summarise(rows: list[dict], keys: Sequence[str], metrics: Sequence[str]) -> list[dict]:
     """Group rows by ``keys``; mean and 95% CI half-width (``<m>_ci``) of each metric."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    from .stats import group_rows
+
     out = []
-    for g, rs in groups.items():
-        d = dict(zip(keys, g))
+    for d, rs in group_rows(rows, keys):
         d["n_seeds"] = len(rs)
         for m in metrics:
             d[m], d[m + "_ci"] = mean_ci([r[m] for r in rs if m in r])

@@ -189,17 +189,22 @@ def summarise_cell(values, *, reps: int = DEFAULT_REPS, seed: int = 0) -> CellSu
     return CellSummary(nf, nt, float(a.mean()), float(np.median(a)), q, m, q.deterministic)
 
 
+def group_rows(rows: Iterable[dict], keys: Sequence[str]) -> list[tuple[dict, list[dict]]]:
+    """``rows`` grouped by their values of ``keys``, groups in first-seen order: (``{key: value}``, the
+    group's rows) per group."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return [(dict(zip(keys, g)), rs) for g, rs in groups.items()]
+
+
 def summarise_rows(rows: Sequence[dict], keys: Sequence[str], metrics: Sequence[str], *,
                    reps: int = DEFAULT_REPS, seed: int = 0) -> list[dict]:
     """Group ``rows`` by ``keys``; per metric: ``<m>_n`` (finite seeds), ``<m>_n_total``, ``<m>_mean``,
     ``<m>_median``, ``<m>_iqm`` with ``<m>_iqm_lo``/``_hi`` and ``<m>_mean_lo``/``_hi`` (stratified
     bootstrap), ``<m>_deterministic``. A row without the metric counts as a missing (NaN) seed."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
     out = []
-    for g, rs in groups.items():
-        d = dict(zip(keys, g))
+    for d, rs in group_rows(rows, keys):
         for m in metrics:
             c = summarise_cell([r.get(m, float("nan")) for r in rs], reps=reps, seed=seed)
             d.update({f"{m}_n": c.n_finite, f"{m}_n_total": c.n_total, f"{m}_mean": c.mean,

@@ -50,6 +50,20 @@ def overrides(args: argparse.Namespace, *names: str) -> dict:
     return out
 
 
+def check_known(field: str, values, known) -> None:
+    """A config's ``__post_init__`` check of a tuple of names (methods, settings, ...): ValueError
+    ``FIELD: unknown [...]; known (...)`` when ``values`` holds names outside ``known``."""
+    bad = [v for v in values if v not in known]
+    if bad:
+        raise ValueError(f"{field}: unknown {bad}; known {tuple(known)}")
+
+
+def check_seeds(seeds) -> None:
+    """A config's ``__post_init__`` check that it runs at least one seed (ValueError naming ``seeds``)."""
+    if not seeds:
+        raise ValueError("seeds: need at least one seed")
+
+
 def configured(ap: argparse.ArgumentParser, base: Any, **over: Any) -> Any:
     """``dataclasses.replace(base, **over)``; a field the config rejects ends in one line naming it."""
     try:

@@ -90,17 +90,18 @@ def _with_id(env, scenario_id: str):
 
 
 @dataclass(frozen=True)
-class ProfileGenerator:
-    """``p2penv.scenarios.community.ProfileCommunity(**options)``, built on first use, so the registry
-    imports without the ``profiles`` extra (pvlib, demandlib) and only these scenarios need it."""
+class _LazyGenerator:
+    """A generator of an optional extra, built from ``options`` (``_build``) on first use, so the registry
+    imports without that extra; the generator calls pass through to it."""
 
     options: tuple[tuple[str, Any], ...] = ()
 
+    def _build(self):
+        raise NotImplementedError
+
     @functools.cached_property
     def generator(self):
-        from .scenarios.community import ProfileCommunity  # ImportError names `pip install p2penv[profiles]`
-
-        return ProfileCommunity(**dict(self.options))
+        return self._build()
 
     @property
     def has_storage(self) -> bool:
@@ -111,6 +112,17 @@ class ProfileGenerator:
 
     def batch(self, *args):
         return self.generator.batch(*args)
+
+
+@dataclass(frozen=True)
+class ProfileGenerator(_LazyGenerator):
+    """``p2penv.scenarios.community.ProfileCommunity(**options)``, built on first use, so the registry
+    imports without the ``profiles`` extra (pvlib, demandlib) and only these scenarios need it."""
+
+    def _build(self):
+        from .scenarios.community import ProfileCommunity  # ImportError names `pip install p2penv[profiles]`
+
+        return ProfileCommunity(**dict(self.options))
 
     def prices(self, *args):
         return self.generator.prices(*args)
@@ -279,29 +291,17 @@ for _spec in (
 
 
 @dataclass(frozen=True)
-class SimbenchGenerator:
+class SimbenchGenerator(_LazyGenerator):
     """``p2penv.scenarios.simbench_profiles.SimbenchCommunity(**options)``, built on first use, so the
     registry imports without the ``simbench`` extra and only this scenario needs it (building its env
     without it raises an ImportError naming ``pip install 'p2penv[simbench]'``)."""
 
-    options: tuple[tuple[str, Any], ...] = ()
     batch_draws_in_order = True  # SimbenchCommunity.batch: one draw per market, in list order
 
-    @functools.cached_property
-    def generator(self):
+    def _build(self):
         from .scenarios.simbench_profiles import SimbenchCommunity  # ImportError names the extra
 
         return SimbenchCommunity(**dict(self.options))
-
-    @property
-    def has_storage(self) -> bool:
-        return self.generator.has_storage
-
-    def __call__(self, *args):
-        return self.generator(*args)
-
-    def batch(self, *args):
-        return self.generator.batch(*args)
 
 
 SIMBENCH_COMMUNITY = SimbenchGenerator((("grid", "1-LV-semiurb5--1-sw"),))

@@ -10,9 +10,7 @@ a markdown table (max |DLMP - lam_p| over the 33 buses, worst bus, solves used, 
 from __future__ import annotations
 
 import argparse
-import time
-
-import numpy as np
+import importlib
 
 from p2penv.network import acopf
 
@@ -34,25 +32,13 @@ def table() -> None:
 
 def steps_per_second(k: int, n: int = 2000, repeats: int = 5) -> float:
     from p2penv import dlmp_v0
+    from p2penv.cli import benchmarks_package  # benchmarks/ by file path (TorchRL has a `benchmarks` too)
 
-    env = dlmp_v0.parallel_env(scenario="ieee33-base", max_cycles=24, seed=0, loss_iterations=k)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    acts = [{a: rng.uniform(-1, 1, 2).astype(np.float32) for a in env.possible_agents} for _ in range(256)]
-
-    def run(m):
-        for i in range(m):
-            if not env.agents:
-                env.reset()
-            env.step(acts[i & 255])
-
+    timing = importlib.import_module(f"{benchmarks_package().__name__}.timing")
+    run = timing.parallel_stepper(dlmp_v0.parallel_env(scenario="ieee33-base", max_cycles=24, seed=0,
+                                                       loss_iterations=k), 256)
     run(100)
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run(n)
-        rates.append(n / (time.perf_counter() - t))
-    return float(np.median(rates))
+    return timing.median_rate(run, n, repeats)
 
 
 def main() -> None:

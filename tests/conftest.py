@@ -16,3 +16,21 @@ def sb3_log_folder(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
         yield
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """``cli_error(argv)``: the stderr of ``p2penv.cli.main(argv)``, which must exit with status 2 and print no
+    traceback (the error is its last line; argparse may print its usage above it)."""
+    from p2penv import cli
+
+    def run(argv) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return err
+
+    return run

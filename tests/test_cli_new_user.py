@@ -19,15 +19,9 @@ from p2penv.experiments.dispatch import Task, TaskFailed, run_tasks
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _error(capsys, argv) -> str:
+def _error(cli_error, argv) -> str:
     """stderr's last line of a CLI call that must fail with status 2 (one error line, no traceback)."""
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as e:
-        cli.main(argv)
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.strip().splitlines()[-1]
+    return cli_error(argv).strip().splitlines()[-1]
 
 
 def _help(capsys, argv) -> str:
@@ -79,8 +73,8 @@ def test_experiment_help_lists_the_experiments_and_each_has_its_own(capsys):
     (["experiment", "market_pwoer"], "did you mean 'market_power'?"),
     (["evaluate", "runs/x", "--epsiodes", "2"], "did you mean '--episodes'?"),
 ])
-def test_typos_get_the_closest_match(capsys, argv, hint):
-    assert _error(capsys, argv).endswith(hint)
+def test_typos_get_the_closest_match(cli_error, argv, hint):
+    assert _error(cli_error, argv).endswith(hint)
 
 
 # -- missing extras: one line naming the extra, nothing written ---------------------------------------------
@@ -108,27 +102,27 @@ def lean(monkeypatch):
      "p2penv experiment mechanism_comparison: error: --ray needs the 'ray' extra (no module 'ray'): "
      "pip install 'p2penv[ray]'"),
 ])
-def test_a_missing_extra_is_one_line_and_writes_nothing(lean, capsys, tmp_path, argv, line):
+def test_a_missing_extra_is_one_line_and_writes_nothing(lean, cli_error, tmp_path, argv, line):
     out = tmp_path / "out"
-    assert _error(capsys, argv + ["--out", str(out)]) == line
+    assert _error(cli_error, argv + ["--out", str(out)]) == line
     assert not out.exists()
 
 
-def test_evaluate_names_the_extra_a_run_needs(lean, capsys, tmp_path):
+def test_evaluate_names_the_extra_a_run_needs(lean, cli_error, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text(json.dumps(dict(env={}, algo="sac", mode="shared", sellers=2, seed=0, train={})))
-    assert _error(capsys, ["evaluate", str(run)]) == (
+    assert _error(cli_error, ["evaluate", str(run)]) == (
         "p2penv evaluate: error: evaluating algo 'sac' needs the 'train' extra (no module 'torch'): "
         "pip install 'p2penv[train]'")
 
 
-def test_an_unforeseen_missing_module_is_still_one_line(capsys, monkeypatch):
+def test_an_unforeseen_missing_module_is_still_one_line(cli_error, monkeypatch):
     def bench(a):
         raise ModuleNotFoundError("No module named 'torchrl'", name="torchrl")
 
     monkeypatch.setattr(cli, "cmd_bench", bench)
-    assert _error(capsys, ["bench"]) == ("p2penv bench: error: p2penv bench needs the 'torchrl' extra (no module "
+    assert _error(cli_error, ["bench"]) == ("p2penv bench: error: p2penv bench needs the 'torchrl' extra (no module "
                                          "'torchrl'): pip install 'p2penv[torchrl]'")
 
 
@@ -224,16 +218,16 @@ def test_training_leaves_no_folders_in_the_temp_dir(tmp_path):
 
 # -- CLI defects found by fuzzing --------------------------------------------------------------------------
 @pytest.mark.parametrize("n", ["0", "-2", "x"])
-def test_evaluate_needs_at_least_one_episode(capsys, n):
+def test_evaluate_needs_at_least_one_episode(cli_error, n):
     """--episodes 0 was an IndexError traceback."""
-    assert _error(capsys, ["evaluate", "runs/x", "--episodes", n]).startswith(
+    assert _error(cli_error, ["evaluate", "runs/x", "--episodes", n]).startswith(
         "p2penv evaluate: error: argument --episodes: expected an integer >= 1, got")
 
 
-def test_resume_on_a_missing_folder_is_refused(capsys, tmp_path):
+def test_resume_on_a_missing_folder_is_refused(cli_error, tmp_path):
     """It silently started a fresh run."""
     out = tmp_path / "nope"
-    assert _error(capsys, ["train", "--algo", "qlearning", "--sellers", "2", "--out", str(out), "--resume"]) == (
+    assert _error(cli_error, ["train", "--algo", "qlearning", "--sellers", "2", "--out", str(out), "--resume"]) == (
         f"p2penv train: error: --resume: {out}: no such folder, so nothing to resume; drop --resume to start a "
         "new run")
     assert not out.exists()
@@ -241,12 +235,12 @@ def test_resume_on_a_missing_folder_is_refused(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, name", [(["--algo", "ppo", "--num-envs", "2"], "model.pt"),
                                         (["--algo", "qlearning"], "checkpoint.pkl")])
-def test_resume_from_a_truncated_checkpoint_is_one_line(capsys, tmp_path, argv, name):
+def test_resume_from_a_truncated_checkpoint_is_one_line(cli_error, tmp_path, argv, name):
     """A truncated model.pt gave torch's traceback."""
     out = tmp_path / "run"
     out.mkdir()
     (out / name).write_bytes(b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + b"\x00" * 20)
-    line = _error(capsys, ["train", "--sellers", "2", "--out", str(out), "--resume"] + argv)
+    line = _error(cli_error, ["train", "--sellers", "2", "--out", str(out), "--resume"] + argv)
     assert line.startswith(f"p2penv train: error: --resume: {out / name}: cannot load (") and line.endswith(
         "delete it to start over, or train into a new --out")
     assert sorted(p.name for p in out.iterdir()) == [name]  # nothing written

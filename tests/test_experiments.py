@@ -30,6 +30,18 @@ def test_mean_ci_and_summarise():
     assert s[0]["x"] == 2.0 and s[0]["n_seeds"] == 2
 
 
+def test_config_checks_name_the_field():
+    from p2penv.experiments.study_cli import check_known, check_seeds
+
+    check_known("methods", ("a",), ("a", "b"))
+    with pytest.raises(ValueError, match=r"^methods: unknown \['c'\]; known \('a', 'b'\)$"):
+        check_known("methods", ("a", "c"), {"a": 1, "b": 2})
+    with pytest.raises(ValueError, match="^seeds: need at least one seed$"):
+        check_seeds(())
+    with pytest.raises(ValueError, match=r"^settings: unknown \['x'\]"):
+        mp.MarketPowerConfig(settings=("x",))
+
+
 def test_market_power_quick_writes_outputs_and_is_deterministic(tmp_path, capsys):
     cfg = replace(mp.QUICK, ns=(2, 3), seeds=(0, 1), ppo_steps=192)
     a = mp.run(cfg, tmp_path)

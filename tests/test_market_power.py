@@ -2,22 +2,9 @@
 import numpy as np
 import pytest
 
-from p2penv.diagnostics import (
-    Cournot,
-    aggregate_episode,
-    competitive_benchmark,
-    cournot_lerner,
-    hhi,
-    lerner,
-    lerner_mean,
-    lerner_weighted,
-    market_power_step,
-    market_shares,
-    pivotal,
-    price_markup,
-    residual_supply_index,
-    welfare_loss,
-)
+from p2penv.diagnostics import (Cournot, aggregate_episode, competitive_benchmark, cournot_lerner, hhi, lerner,
+                                lerner_mean, lerner_weighted, market_power_step, market_shares, pivotal, price_markup,
+                                residual_supply_index, welfare_loss)
 from p2penv.market.mechanisms import BUY, SELL
 
 

@@ -69,11 +69,17 @@ def test_scenario_first_steps_are_pinned(scenario_id):
 @pytest.mark.parametrize("scenario_id", ["auction_v0/sellers3-v0", "auction_v0/storage-community-v0",
                                          "dlmp_v0/teaching4-v0"])
 def test_make_vector_market_e_is_make_seeded_seed_plus_e(scenario_id):
-    vec = p2penv.make_vector(scenario_id, 3)
-    obs_v, _ = vec.reset(seed=4)
-    for e in range(3):
+    assert_vector_market_e_is_make_seeded_seed_plus_e(scenario_id, 3)
+
+
+def assert_vector_market_e_is_make_seeded_seed_plus_e(scenario_id: str, n_envs: int, seed: int = 4) -> None:
+    """``make_vector(scenario_id, n_envs).reset(seed)`` observes in market e what ``make(scenario_id)`` does
+    reset with ``seed + e``."""
+    vec = p2penv.make_vector(scenario_id, n_envs)
+    obs_v, _ = vec.reset(seed=seed)
+    for e in range(n_envs):
         env = p2penv.make(scenario_id)
-        obs, _ = env.reset(seed=4 + e)
+        obs, _ = env.reset(seed=seed + e)
         np.testing.assert_array_equal(np.stack([obs[a] for a in env.agents]), obs_v[e])
 
 

@@ -139,17 +139,12 @@ def test_env_steps_are_simbench_days_and_balance(sb):
 
 
 def test_registered_pin_and_vector_env(sb):
-    from test_registry import PINNED, fingerprint
+    from test_registry import PINNED, assert_vector_market_e_is_make_seeded_seed_plus_e, fingerprint
 
     spec = p2penv.get_spec(SID)
     assert spec.extras == ("simbench",) and "ODbL" in spec.description
     assert fingerprint(p2penv.make(SID)) == PINNED[SID]
-    vec = p2penv.make_vector(SID, 2)
-    obs_v, _ = vec.reset(seed=4)
-    for e in range(2):
-        env = p2penv.make(SID)
-        obs, _ = env.reset(seed=4 + e)
-        np.testing.assert_array_equal(np.stack([obs[a] for a in env.agents]), obs_v[e])
+    assert_vector_market_e_is_make_seeded_seed_plus_e(SID, 2)
 
 
 def test_without_the_extra_the_scenario_names_it(monkeypatch):

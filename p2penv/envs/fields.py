@@ -46,12 +46,11 @@ STORAGE_OBS_FIELDS: tuple[Field, ...] = (  # appended when the scenario has batt
                                  "soc_end forces charging at least -x)"),
 )
 
+DLMP_COMPONENTS: tuple[str, ...] = ("energy", "loss", "congestion", "voltage")  # DLMP = their sum
 DLMP_OBS_FIELDS: tuple[Field, ...] = (
     Field("dlmp", "$/kWh", PRICE_SCALING + ": own bus DLMP of the last step"),
     Field("dlmp_energy", "$/kWh", PRICE_SCALING + ": its energy component"),
-    Field("dlmp_loss", "$/kWh", "2 x / (price_cap - price_floor): its loss component"),
-    Field("dlmp_congestion", "$/kWh", "2 x / (price_cap - price_floor): its congestion component"),
-    Field("dlmp_voltage", "$/kWh", "2 x / (price_cap - price_floor): its voltage component"),
+    *(Field(f"dlmp_{c}", "$/kWh", f"2 x / (price_cap - price_floor): its {c} component") for c in DLMP_COMPONENTS[1:]),
 )
 
 INFO_FIELDS: tuple[Field, ...] = (
@@ -108,10 +107,7 @@ STORAGE_INFO_FIELDS: tuple[Field, ...] = (  # present when the scenario has batt
 
 DLMP_INFO_FIELDS: tuple[Field, ...] = (
     Field("dlmp", "$/kWh", "DLMP at the agent's bus", "R"),
-    Field("dlmp_energy", "$/kWh", "energy component", "R"),
-    Field("dlmp_loss", "$/kWh", "loss component", "R"),
-    Field("dlmp_congestion", "$/kWh", "congestion component", "R"),
-    Field("dlmp_voltage", "$/kWh", "voltage component", "R"),
+    *(Field(f"dlmp_{c}", "$/kWh", f"{c} component", "R") for c in DLMP_COMPONENTS),
     Field("voltage_pu", "p.u.", "realised LinDistFlow voltage magnitude at the agent's bus", "> 0"),
 )
 

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .mechanisms.book import insertion_order
+
 MATCHINGS = ("price_priority", "pro_rata")
 
 # volumes below this share of the book's matched volume are rounding, not trades
@@ -44,13 +46,7 @@ def _stable_order(key, idx):
     """``idx`` sorted by ``key[idx]`` ascending, ties kept in ``idx`` order (insertion sort: books are
     community-sized)."""
     out = idx.copy()
-    for a in range(1, out.shape[0]):
-        o = out[a]
-        b = a - 1
-        while b >= 0 and key[out[b]] > key[o]:
-            out[b + 1] = out[b]
-            b -= 1
-        out[b + 1] = o
+    insertion_order(key, out)
     return out
 
 

@@ -156,6 +156,20 @@ def _solve_t(LU, perm, c):
     return pi
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bound_check(gap, bound, q, worst, worst_gap, status):
+    """Basic variable ``q`` at ``gap`` inside one finite ``bound`` (< 0: outside): (worst, worst_gap, status)
+    updated: ``q`` is the worst violation so far when ``-gap / (1 + |bound|)`` exceeds ``worst_gap``; on the
+    bound (within ``PRIMAL_TOL (1 + |bound|)``) the status becomes DEGENERATE."""
+    tol = PRIMAL_TOL * (1.0 + abs(bound))
+    if gap < -tol:
+        if -gap / (1.0 + abs(bound)) > worst_gap:
+            return q, -gap / (1.0 + abs(bound)), status
+    elif gap <= tol:
+        return worst, worst_gap, DEGENERATE
+    return worst, worst_gap, status
+
+
 @numba.njit(cache=True, nogil=True)
 def _evaluate(A, cost, col_lo, col_hi, row_lo, row_hi, basic, hint):
     """The basis ``basic`` on this LP, everything kept (``certify``'s docstring says what is computed).
@@ -284,21 +298,9 @@ def _evaluate(A, cost, col_lo, col_hi, row_lo, row_hi, basic, hint):
             lo, hi = row_lo[j - n], row_hi[j - n]
         val = v[j]
         if np.isfinite(lo):
-            gap = val - lo
-            tol = PRIMAL_TOL * (1.0 + abs(lo))
-            if gap < -tol:
-                if -gap / (1.0 + abs(lo)) > worst_gap:
-                    worst, worst_gap = q, -gap / (1.0 + abs(lo))
-            elif gap <= tol:
-                status = DEGENERATE
+            worst, worst_gap, status = _bound_check(val - lo, lo, q, worst, worst_gap, status)
         if np.isfinite(hi):
-            gap = hi - val
-            tol = PRIMAL_TOL * (1.0 + abs(hi))
-            if gap < -tol:
-                if -gap / (1.0 + abs(hi)) > worst_gap:
-                    worst, worst_gap = q, -gap / (1.0 + abs(hi))
-            elif gap <= tol:
-                status = DEGENERATE
+            worst, worst_gap, status = _bound_check(hi - val, hi, q, worst, worst_gap, status)
     if worst >= 0:
         status = PRIMAL_INFEASIBLE
     return status, v, d, cols, tight, M, perm, worst

@@ -208,6 +208,17 @@ def _orient(n: int, root: int, f: np.ndarray, t: np.ndarray):
 _UNSUPPORTED = ("trafo", "trafo3w", "switch", "gen", "impedance", "dcline", "ward", "xward", "shunt", "storage")
 
 
+def pandapower_voltage_limits(bus, root: int, v_root: float) -> tuple[np.ndarray, np.ndarray]:
+    """(v_min, v_max) p.u. per bus of a pandapower bus table (its ``min_vm_pu``/``max_vm_pu`` columns, else
+    0.95/1.05; NaN: unlimited). The root is held at ``v_root``, so its own limits are irrelevant (pandapower
+    often sets 1.0/1.0): they are widened to 0.05 p.u. beyond ``v_root``."""
+    n = len(bus)
+    vmin = bus.min_vm_pu.to_numpy(float) if "min_vm_pu" in bus else np.full(n, 0.95)
+    vmax = bus.max_vm_pu.to_numpy(float) if "max_vm_pu" in bus else np.full(n, 1.05)
+    vmin[root], vmax[root] = min(vmin[root], v_root) - 0.05, max(vmax[root], v_root) + 0.05
+    return np.where(np.isfinite(vmin), vmin, 0.0), np.where(np.isfinite(vmax), vmax, np.inf)
+
+
 def from_pandapower(net, *, name: str = "pandapower", base_kva: float = 1000.0, **kwargs) -> Feeder:
     """Feeder from a radial pandapower net (in-service lines only; ext_grid bus = root).
 
@@ -249,14 +260,9 @@ def from_pandapower(net, *, name: str = "pandapower", base_kva: float = 1000.0, 
             for b, pm, qm, sc in zip(el.bus, el.p_mw, el.q_mvar, el.scaling):
                 p[idx[int(b)]] += sign * pm * sc * 1000.0
                 q[idx[int(b)]] += sign * qm * sc * 1000.0
-    vmin = bus.min_vm_pu.to_numpy(float) if "min_vm_pu" in bus else np.full(n, 0.95)
-    vmax = bus.max_vm_pu.to_numpy(float) if "max_vm_pu" in bus else np.full(n, 1.05)
     root = idx[int(eg.bus.iloc[0])]
     v_root = float(eg.vm_pu.iloc[0])
-    # The root is held at v_root, so its own limits are irrelevant (pandapower often sets 1.0/1.0).
-    vmin[root], vmax[root] = min(vmin[root], v_root) - 0.05, max(vmax[root], v_root) + 0.05
-    vmin = np.where(np.isfinite(vmin), vmin, 0.0)
-    vmax = np.where(np.isfinite(vmax), vmax, np.inf)
+    vmin, vmax = pandapower_voltage_limits(bus, root, v_root)
     kw = dict(line_limit_kva=lim, v_min=vmin, v_max=vmax, root=root, v_root=v_root,
               p_load_kw=p, q_load_kvar=q, name=name)
     kw.update(kwargs)

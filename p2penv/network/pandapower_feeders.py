@@ -38,7 +38,7 @@ import functools
 
 import numpy as np
 
-from .feeder import Feeder
+from .feeder import Feeder, pandapower_voltage_limits
 
 _UNSUPPORTED = ("trafo3w", "gen", "impedance", "dcline", "ward", "xward", "shunt", "storage")
 _RATIO_RTOL = 1e-6  # float32-stored nominal voltages (IEEE EU LV: 0.416000008 kV) are still nominal
@@ -194,14 +194,9 @@ def from_pandapower(net, *, name: str = "pandapower", base_kva: float = 1000.0, 
         lost = [keep[i] for i in range(n) if i not in reach]
         raise ValueError(f"from_pandapower: pandapower buses {lost[:10]}{' ...' if len(lost) > 10 else ''} are not "
                          "connected to the ext_grid (open switch or out-of-service branch); the feeder must be connected")
-    kept = bus.loc[keep]
-    vmin = kept.min_vm_pu.to_numpy(float) if "min_vm_pu" in kept else np.full(n, 0.95)
-    vmax = kept.max_vm_pu.to_numpy(float) if "max_vm_pu" in kept else np.full(n, 1.05)
     root = at[int(eg.bus.iloc[0])]
     v_root = float(eg.vm_pu.iloc[0])
-    vmin[root], vmax[root] = min(vmin[root], v_root) - 0.05, max(vmax[root], v_root) + 0.05
-    vmin = np.where(np.isfinite(vmin), vmin, 0.0)
-    vmax = np.where(np.isfinite(vmax), vmax, np.inf)
+    vmin, vmax = pandapower_voltage_limits(bus.loc[keep], root, v_root)
     levels = [round(vn_of[b], 6) for b in keep]
     main = max(set(levels), key=levels.count)
     base_kv = next(vn_of[b] for b, lv in zip(keep, levels) if lv == main)  # as stored (z bases above use it)

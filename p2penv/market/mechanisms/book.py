@@ -51,19 +51,26 @@ class Allocation:
 
 
 @numba.njit(cache=True, nogil=True)
+def insertion_order(key, order):
+    """Sort the indices ``order`` in place by ``key[order]`` ascending, ties kept in their order (a
+    stable insertion sort: the fastest for community-sized books)."""
+    for i in range(1, order.shape[0]):
+        o = order[i]
+        j = i - 1
+        while j >= 0 and key[order[j]] > key[o]:
+            order[j + 1] = order[j]
+            j -= 1
+        order[j + 1] = o
+
+
+@numba.njit(cache=True, nogil=True)
 def _argsort(p):
     """Ascending order of ``p``: insertion sort for community-sized books, numpy's sort beyond."""
     n = p.shape[0]
     if n > 32:
         return np.argsort(p)
     order = np.arange(n)
-    for i in range(1, n):
-        o = order[i]
-        j = i - 1
-        while j >= 0 and p[order[j]] > p[o]:
-            order[j + 1] = order[j]
-            j -= 1
-        order[j + 1] = o
+    insertion_order(p, order)
     return order
 
 
