@@ -304,7 +304,7 @@ def agent_groups(env, learners: Sequence[str] | None = None) -> dict[str, list[i
     ``SellerBuyerMarket`` scenarios: ``sellers`` (prosumer_0 .. n_sellers-1) and ``buyers``, each
     kept only if it has learners; otherwise ``all`` when every agent learns, else ``learners``.
     """
-    from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
+    from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
     names = list(env.possible_agents)
     learners = list(names if learners is None else learners)

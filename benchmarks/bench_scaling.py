@@ -107,12 +107,12 @@ def dlmp_step_us(scenario_id: str, block_s: float, repeats: int) -> dict:
 
 def dlmp_feeders() -> list[str]:
     """One registered dlmp scenario per feeder (its base-load one where registered), those that build here."""
-    from p2penv.scenarios.feeders import SCENARIOS
+    from p2penv.generators.feeders import FEEDER_SETTINGS
 
     best: dict[str, tuple[bool, str]] = {}
     for sid in list_scenarios("dlmp_v0"):
         key = get_spec(sid).config.get("scenario", "ieee33-base")
-        feeder = SCENARIOS[key].feeder
+        feeder = FEEDER_SETTINGS[key].feeder
         base = key.endswith("-base") or key == feeder
         if feeder not in best or (base and not best[feeder][0]):
             best[feeder] = (base, sid)

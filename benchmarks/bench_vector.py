@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> dict:
     out["dlmp_vector_ieee33_base_E8_agent_steps_per_s"] = _vector_rate(
         dlmp_v0.vector_env(8, scenario="ieee33-base", seed=0), 24 if q else 120, reps)
     # storage overhead: the storage community against the same 10 agents with plain PV instead of batteries
+    from p2penv.generators import HouseholdMix
     from p2penv.registry import STORAGE_COMMUNITY
-    from p2penv.scenarios import HouseholdMix
 
     plain = HouseholdMix(kinds=tuple("pv_household" if k == "pv_battery" else k for k in STORAGE_COMMUNITY.kinds))
     rates = {}

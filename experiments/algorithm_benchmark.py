@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 import p2penv
-from p2penv.scenarios.protocol import PricedGenerator
+from p2penv.generators.protocol import PricedGenerator
 
 from . import stats
 from .checkpoints import RowCheckpoint

@@ -1,6 +1,6 @@
 """`make demo`: a short emergent-market-power experiment (< 5 min on 2 cores).
 
-Sellers N in {2, 3, 5, 10} on auction_v0 (``p2penv.scenarios.SellerBuyerMarket``): competitive
+Sellers N in {2, 3, 5, 10} on auction_v0 (``p2penv.generators.SellerBuyerMarket``): competitive
 benchmark, stage-game Nash (iterated best response), PPO with parameter sharing and Calvano
 Q-learning, 3 seeds each; prints the table (mean +- 95% CI) and writes CSV/JSON and
 ``market_power.png`` to ``--out`` (default ``results/demo``). ``--quick``: the seconds-long budget of

@@ -15,7 +15,7 @@ Families of tasks (``TASKS``; their cards and known answers in ``docs/learner_va
   marginal-cost asks) or stage-Nash (exact iterated best response). Optimum: the exact stage best
   response to that profile.
 * ``battery/<prices>``: one storage agent facing a known price series with SOC back at its start at
-  the end of the day; optimum: the competitive horizon LP (``p2penv.scenarios.arbitrage``).
+  the end of the day; optimum: the competitive horizon LP (``p2penv.generators.arbitrage``).
 * ``bayesian/<auction>``: first-price auctions with 2 and 3 buyers and the bilateral k = 1/2 double
   auction, values i.i.d. U[0, 1] each step; the known answer is the Bayes-Nash equilibrium
   (``p2penv.diagnostics.bayes_nash``): L2 distance of the bid function and relative utility loss.

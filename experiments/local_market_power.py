@@ -80,9 +80,9 @@ QUICK = replace(LocalMarketPowerConfig(), declared=(0.0, 0.25, 0.5, 0.65, 0.75, 
 def _market_and_book(cfg: LocalMarketPowerConfig, scenario: str):
     from p2penv.diagnostics.dlmp_best_response import PiecewiseLinear
     from p2penv.diagnostics.feeder_equilibrium import FeederBook
+    from p2penv.generators.feeders import FEEDER_SETTINGS as SC
     from p2penv.network import loss_model_at
     from p2penv.network.dlmp import DlmpMarket
-    from p2penv.scenarios.feeders import SCENARIOS as SC
 
     f = SC[scenario].build_feeder()
     m = DlmpMarket(f, cfg.buses, loss_model=loss_model_at(f, use_voltages=False))

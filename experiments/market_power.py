@@ -1,6 +1,6 @@
 """Emergent market power: does it fall with the number of sellers N?
 
-Scenario ``p2penv.scenarios.SellerBuyerMarket`` (same aggregate supply curve for every N; truthful
+Scenario ``p2penv.generators.SellerBuyerMarket`` (same aggregate supply curve for every N; truthful
 buyers) on auction_v0, in four settings: elastic demand (flexible-load buyers with values of lost load
 spread over 0.10-0.30 $/kWh) or inelastic demand (buyers always import at retail), cleared by the
 uniform-price double auction or pay-as-bid. Profiles of the sellers: competitive benchmark, stage-game

@@ -235,7 +235,7 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap = study_parser(__doc__, prog, "results/p2p_feeder", quick="one scenario, one seed, 4 steps", resume=None,
                       docs="also write docs/results/p2p_feeder.json", ray=None)
     ap.add_argument("--seeds", type=int, nargs="*")
-    ap.add_argument("--scenarios", nargs="*", help="dlmp_v0 network scenarios (p2penv.scenarios.feeders)")
+    ap.add_argument("--scenarios", nargs="*", help="dlmp_v0 network scenarios (p2penv.generators.feeders)")
     ap.add_argument("--no-ac", action="store_true", help="skip the S6 check of real books on the AC power flow")
     a = ap.parse_args(argv)
     cfg = configured(ap, QUICK if a.quick else P2PFeederConfig(), **overrides(a, "seeds", "scenarios"))

@@ -122,7 +122,7 @@ def _env_fn(env_opts: dict, sellers: int | None, seed: int, vector: bool = False
     if sellers:
         if name != "auction_v0":
             raise UsageError("sellers: the SellerBuyerMarket scenario exists for auction_v0 only")
-        from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
+        from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
         opts["generator"] = SellerBuyerMarket(sellers)
         opts.setdefault("n_prosumers", sellers + 3)

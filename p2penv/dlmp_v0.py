@@ -3,8 +3,8 @@
 PettingZoo module convention: ``parallel_env(**config)`` (native), ``env(**config)`` (AEC through
 PettingZoo's conversion with order enforcing), ``raw_env(**config)`` (AEC, no wrappers), plus
 ``vector_env(num_envs, **config)``: E feeders stepped as arrays (one warm-started LP each).
-Options are the fields of ``p2penv.envs.dlmp_config.DlmpConfig`` plus ``render_mode``; scenarios are
-in ``p2penv.envs.dlmp_config.SCENARIOS``. The spec is the docstring of ``DlmpEnv``.
+Options are the fields of ``p2penv.envs.dlmp_config.DlmpConfig`` plus ``render_mode``; feeder settings
+(``scenario=``) are in ``p2penv.envs.dlmp_config.FEEDER_SETTINGS``. The spec is the docstring of ``DlmpEnv``.
 """
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import inspect
 from gymnasium.vector import AutoresetMode
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
-from .envs.dlmp_config import SCENARIOS, DlmpConfig, Scenario
+from .envs.dlmp_config import FEEDER_SETTINGS, DlmpConfig, FeederSetting
 from .envs.dlmp_env import DlmpEnv, DlmpVectorEnv
 from .envs.options import document
 
-__all__ = ["SCENARIOS", "DlmpConfig", "DlmpEnv", "DlmpVectorEnv", "Scenario", "env", "parallel_env", "raw_env",
-           "vector_env"]
+__all__ = ["FEEDER_SETTINGS", "DlmpConfig", "DlmpEnv", "DlmpVectorEnv", "FeederSetting", "env", "parallel_env",
+           "raw_env", "vector_env"]
 
 
 def parallel_env(**options) -> DlmpEnv:

@@ -12,7 +12,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .scenarios import HouseholdMix, SellerBuyerMarket, sellers
+from .generators import HouseholdMix, SellerBuyerMarket, sellers
 
 ENVS = ("auction_v0", "dlmp_v0")
 
@@ -116,11 +116,11 @@ class _LazyGenerator:
 
 @dataclass(frozen=True)
 class ProfileGenerator(_LazyGenerator):
-    """``p2penv.scenarios.community.ProfileCommunity(**options)``, built on first use, so the registry
+    """``p2penv.generators.community.ProfileCommunity(**options)``, built on first use, so the registry
     imports without the ``profiles`` extra (pvlib, demandlib) and only these scenarios need it."""
 
     def _build(self):
-        from .scenarios.community import ProfileCommunity  # ImportError names `pip install p2penv[profiles]`
+        from .generators.community import ProfileCommunity  # ImportError names `pip install p2penv[profiles]`
 
         return ProfileCommunity(**dict(self.options))
 
@@ -229,9 +229,9 @@ for _spec in (
 # -- Bayesian auctions with closed-form Bayes-Nash equilibria (learner validation) -----------------
 # One stage game per step (max_cycles=1: types U[0, 1] $/kWh redrawn at every autoreset); the metrics
 # against the BNE are in p2penv.diagnostics.bayes_nash, the market set-up in
-# p2penv.scenarios.bayesian_auctions. The first-price seller (prosumer_0) does not learn: it asks its
+# p2penv.generators.bayesian_auctions. The first-price seller (prosumer_0) does not learn: it asks its
 # cost 0 (TruthfulAgent or BnePolicy as the trainer's ``others``).
-from .scenarios.bayesian_auctions import STAGE_GAME_MARKET, BilateralTrade, SingleUnitAuction  # noqa: E402
+from .generators.bayesian_auctions import STAGE_GAME_MARKET, BilateralTrade, SingleUnitAuction  # noqa: E402
 
 for _spec in (
     ScenarioSpec(
@@ -263,7 +263,7 @@ for _spec in (
     register(_spec)
 
 # -- price-taker battery arbitrage: a learner check with a known optimum (p2penv.diagnostics.arbitrage) --
-from .scenarios.arbitrage import ArbitrageMarket  # noqa: E402  (appended block)
+from .generators.arbitrage import ArbitrageMarket  # noqa: E402  (appended block)
 
 for _spec in (
     ScenarioSpec(
@@ -287,19 +287,19 @@ for _spec in (
     register(_spec)
 
 # -- SimBench profiles (issue 21): real load, PV and home-storage profiles of a SimBench LV grid ------------
-# p2penv.scenarios.simbench_profiles; needs `pip install 'p2penv[simbench]'`, imported on first use only.
+# p2penv.generators.simbench_profiles; needs `pip install 'p2penv[simbench]'`, imported on first use only.
 
 
 @dataclass(frozen=True)
 class SimbenchGenerator(_LazyGenerator):
-    """``p2penv.scenarios.simbench_profiles.SimbenchCommunity(**options)``, built on first use, so the
+    """``p2penv.generators.simbench_profiles.SimbenchCommunity(**options)``, built on first use, so the
     registry imports without the ``simbench`` extra and only this scenario needs it (building its env
     without it raises an ImportError naming ``pip install 'p2penv[simbench]'``)."""
 
     batch_draws_in_order = True  # SimbenchCommunity.batch: one draw per market, in list order
 
     def _build(self):
-        from .scenarios.simbench_profiles import SimbenchCommunity  # ImportError names the extra
+        from .generators.simbench_profiles import SimbenchCommunity  # ImportError names the extra
 
         return SimbenchCommunity(**dict(self.options))
 

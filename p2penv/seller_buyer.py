@@ -1,15 +1,15 @@
-"""Env factories of the sellers-and-buyers market (``p2penv.scenarios.sellers_buyers.SellerBuyerMarket``).
+"""Env factories of the sellers-and-buyers market (``p2penv.generators.sellers_buyers.SellerBuyerMarket``).
 
 They sit next to ``auction_v0`` (the layer above ``p2penv.envs``), not with the generator in
-``p2penv.scenarios``: a generator module never imports the env that consumes it. The learners of these
-markets are ``p2penv.scenarios.sellers_buyers.sellers(n_sellers)`` (re-exported here).
+``p2penv.generators``: a generator module never imports the env that consumes it. The learners of these
+markets are ``p2penv.generators.sellers_buyers.sellers(n_sellers)`` (re-exported here).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
 from . import auction_v0
-from .scenarios.sellers_buyers import SellerBuyerMarket, sellers
+from .generators.sellers_buyers import SellerBuyerMarket, sellers
 
 __all__ = ["SellerBuyerMarket", "seller_buyer_env_fn", "seller_buyer_vector_fn", "sellers"]
 

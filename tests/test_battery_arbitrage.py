@@ -1,4 +1,4 @@
-"""Price-taker battery arbitrage with a known optimum (p2penv.scenarios.arbitrage, diagnostics.arbitrage).
+"""Price-taker battery arbitrage with a known optimum (p2penv.generators.arbitrage, diagnostics.arbitrage).
 
 The battery's reward of step t is exactly ``lambda_t (x_t - c_t) - degradation_cost (c_t + x_t)`` ($),
 with c_t, x_t the kWh charged and discharged at its terminals: its orders never meet a counterparty
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import p2penv
 from p2penv.diagnostics.arbitrage import arbitrage_optimum, replay_actions, storage_actions
 from p2penv.envs.core_kernels import O_BUY_VALUE, O_HOUR_COS, O_HOUR_SIN, N_OBS
-from p2penv.scenarios.arbitrage import ArbitrageMarket
+from p2penv.generators.arbitrage import ArbitrageMarket
 
 TOU, WHOLESALE = "auction_v0/arbitrage_tou-v0", "auction_v0/arbitrage_wholesale-v0"
 IDS = (TOU, WHOLESALE)

@@ -19,7 +19,7 @@ from p2penv.diagnostics.bayes_nash import (
     observed_types,
     utility_loss,
 )
-from p2penv.scenarios.bayesian_auctions import COST_A, STAGE_GAME_MARKET, BilateralTrade, FixedTypes, SingleUnitAuction
+from p2penv.generators.bayesian_auctions import COST_A, STAGE_GAME_MARKET, BilateralTrade, FixedTypes, SingleUnitAuction
 
 FP2, FP3, KDA = "auction_v0/first_price2-v0", "auction_v0/first_price3-v0", "auction_v0/k_double_bilateral-v0"
 V = default_grid()  # 201 points of [0, 1]

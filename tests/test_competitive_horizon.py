@@ -4,11 +4,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from p2penv.generators import HouseholdMix
 from p2penv.market.competitive import competitive_equilibrium
 from p2penv.market.competitive_horizon import competitive_horizon
 from p2penv.market.prosumer import Fleet
 from p2penv.market.storage import Storage
-from p2penv.scenarios import HouseholdMix
 
 
 def test_without_links_between_steps_it_is_the_per_step_equilibrium():

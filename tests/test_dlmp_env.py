@@ -6,7 +6,7 @@ from pettingzoo.test.state_test import test_state as pz_state_test
 from pettingzoo.test.state_test import test_state_space as pz_state_space_test
 
 from p2penv import dlmp_v0
-from p2penv.envs.dlmp_config import SCENARIOS, DlmpConfig
+from p2penv.envs.dlmp_config import FEEDER_SETTINGS, DlmpConfig
 from p2penv.envs.auction_core import OBS_NAMES
 from p2penv.network import lindistflow
 from p2penv.network.dlmp import DlmpMarket, clear_dlmp
@@ -59,7 +59,7 @@ def gather(infos):
 
 
 # -- invariants -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("scenario", sorted(FEEDER_SETTINGS))
 def test_every_step_balances_and_respects_limits_unless_reported(scenario):
     env = dlmp_v0.parallel_env(scenario=scenario, max_cycles=24)
     f = env.feeder

@@ -10,7 +10,7 @@ from p2penv.experiments import collusion_probe as cp
 from p2penv.experiments import market_power as mp
 from p2penv.experiments import mechanism_comparison as mc
 from p2penv.experiments.metrics import mean_ci, summarise
-from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
+from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
 
 def test_seller_buyer_market_keeps_aggregate_supply():

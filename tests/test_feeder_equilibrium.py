@@ -23,9 +23,9 @@ from p2penv.diagnostics.feeder_equilibrium import (
     feeder_iterated_best_response,
 )
 from p2penv.diagnostics.local_market_power import local_market_power
+from p2penv.generators.feeders import FEEDER_SETTINGS
 from p2penv.network import LossModel, loss_model_at, teaching4
 from p2penv.network.dlmp import DlmpMarket
-from p2penv.scenarios.feeders import SCENARIOS
 
 DELTA = 1e-7
 LINE_150 = [np.inf, np.hypot(150.0, 100.0), np.inf]
@@ -114,7 +114,7 @@ def test_seller_withholding_by_hand():
 
 
 def _ieee33(scenario):
-    f = SCENARIOS[scenario].build_feeder()
+    f = FEEDER_SETTINGS[scenario].build_feeder()
     buses = [12, 14, 15, 17, 20, 24]
     m = DlmpMarket(f, buses, loss_model=loss_model_at(f, use_voltages=False))
     p, q = [0.04, 0.05, 0.06, 0.30, 0.07, 0.25], [3.0, 3.0, 2.0, 10.0, 6.0, 5.0]

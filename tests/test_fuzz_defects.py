@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from p2penv import auction_v0, dlmp_v0
+from p2penv.generators import HouseholdMix
 from p2penv.market.mechanisms import vcg
-from p2penv.scenarios import HouseholdMix
 
 
 # -- VCG: the payment path is chosen per book, so vector and single envs agree bit for bit ------------------

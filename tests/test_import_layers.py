@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own layer and those below it):
 
-    market -> network -> scenarios -> envs -> front -> diagnostics -> agents -> experiments -> cli
+    market -> network -> generators -> envs -> front -> diagnostics -> agents -> experiments -> cli
 
 ``front`` is the env modules and the registry at the top of the package (``p2penv``, ``p2penv.auction_v0``,
 ``p2penv.dlmp_v0``, ``p2penv.registry``, ``p2penv.seller_buyer``): they build envs, so they sit right above
@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # repository folder -> import name of the package it holds (pyproject.toml's package-dir)
 FOLDERS = {"p2penv": "p2penv", "agents": "p2penv.agents", "experiments": "p2penv.experiments"}
-LAYERS = ("market", "network", "scenarios", "envs", "front", "diagnostics", "agents", "experiments", "cli")
+LAYERS = ("market", "network", "generators", "envs", "front", "diagnostics", "agents", "experiments", "cli")
 FRONT = {"p2penv", "p2penv.auction_v0", "p2penv.dlmp_v0", "p2penv.registry", "p2penv.seller_buyer"}
 # (importer, imported) edges that still go up, each with the reason it is allowed for now
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}  # none today; an entry must name its reason
@@ -114,8 +114,8 @@ def test_known_upward_edges_still_exist():
 @pytest.mark.parametrize("source, module, is_pkg, expected", [
     ("def f():\n    from p2penv.agents.vector_ppo import train_vector_ppo\n", "p2penv.diagnostics.x", False,
      ["p2penv.diagnostics.x:2 -> p2penv.agents.vector_ppo (diagnostics -> agents)"]),
-    ("from p2penv import auction_v0\n", "p2penv.scenarios.x", False,
-     ["p2penv.scenarios.x:1 -> p2penv.auction_v0 (scenarios -> front)"]),
+    ("from p2penv import auction_v0\n", "p2penv.generators.x", False,
+     ["p2penv.generators.x:1 -> p2penv.auction_v0 (generators -> front)"]),
     ("from ..experiments import metrics\n", "p2penv.agents.x", False,
      ["p2penv.agents.x:1 -> p2penv.experiments.metrics (agents -> experiments)"]),
     ("from ...experiments.metrics import f\n", "p2penv.agents.sub.x", False,

@@ -11,11 +11,11 @@ import p2penv
 from p2penv import auction_v0
 from p2penv.envs.auction_env import prefer_lean_infos
 from p2penv.envs.fields import INFO_FIELDS, LEAN_INFO_NAMES, MARKET_INFO_FIELDS, names
+from p2penv.generators import HouseholdMix, SellerBuyerMarket
 from p2penv.market.mechanisms import uniform
 from p2penv.market.prosumer import Fleet
-from p2penv.scenarios import HouseholdMix, SellerBuyerMarket
-from p2penv.scenarios.protocol import (BatchGenerator, PricedGenerator, ScenarioGenerator, check_generator,
-                                       draw_fleets)
+from p2penv.generators.protocol import (BatchGenerator, PricedGenerator, ScenarioGenerator, check_generator,
+                                        draw_fleets)
 
 from test_registry import PINNED, fingerprint
 
@@ -214,7 +214,7 @@ def test_generator_contract_is_declared_and_checked():
     assert isinstance(mix, ScenarioGenerator) and isinstance(mix, BatchGenerator)
     assert not isinstance(mix, PricedGenerator)
     assert isinstance(SellerBuyerMarket(2), ScenarioGenerator) and not isinstance(SellerBuyerMarket(2), BatchGenerator)
-    from p2penv.scenarios.arbitrage import ArbitrageMarket
+    from p2penv.generators.arbitrage import ArbitrageMarket
 
     assert isinstance(ArbitrageMarket("tou"), PricedGenerator)
     with pytest.raises(ValueError, match="generator: expected a callable"):

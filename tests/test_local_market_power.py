@@ -12,7 +12,7 @@ from p2penv.diagnostics.local_market_power import (
     offered_capacity_kw,
     voltage_zone_line,
 )
-from p2penv.envs.dlmp_config import SCENARIOS
+from p2penv.envs.dlmp_config import FEEDER_SETTINGS
 from p2penv.network.cases import FEEDERS
 from p2penv.network.dlmp import DlmpMarket
 from p2penv.network.lindistflow import LossModel
@@ -59,7 +59,7 @@ def test_teaching4_hand_case():
 
 
 def test_downstream_and_voltage_zones_on_ieee33():
-    f = SCENARIOS["ieee33-congested"].build_feeder()
+    f = FEEDER_SETTINGS["ieee33-congested"].build_feeder()
     np.testing.assert_array_equal(downstream_buses(f, 5), np.arange(6, 18))  # line 5 -> 6 feeds 6..17
     np.testing.assert_array_equal(downstream_buses(f, 16), [17])
     np.testing.assert_array_equal(downstream_buses(f, 0), np.arange(1, 33))
@@ -75,7 +75,7 @@ def test_ieee33_congested_constructed_book_by_hand():
     # Lossless LP on the ieee33-congested feeder: sellers at bus 6 (4 kW at 0.15) and bus 12 (3 kW at
     # 0.18), a buyer at bus 17 bids 0.30 for 10 kW. Zone of line 5: 1075 + 10 = 1085 kW against an import
     # of 1078.4939 kW: bus 6 sells 4, bus 12 the remaining 2.5061 and sets the DLMP 0.18 behind line 5.
-    f = SCENARIOS["ieee33-congested"].build_feeder()
+    f = FEEDER_SETTINGS["ieee33-congested"].build_feeder()
     buses = [6, 12, 17]
     m = DlmpMarket(f, buses, loss_model=LossModel.lossless(f))
     lp = m.clear([0.15, 0.18, 0.30], [4, 3, 10], [1, 1, -1], 0.10, f.p_load_kw, f.q_load_kvar)
@@ -96,7 +96,7 @@ def test_ieee33_congested_constructed_book_by_hand():
 def test_undervoltage_zone_by_hand():
     # ieee33-undervoltage (v_min 0.9156): a 10 kW bid at bus 17 pulls V_17 to the limit; the zone of the
     # limit is behind line 10 (buses 11..17), its import capability the cleared flow on line 10.
-    f = SCENARIOS["ieee33-undervoltage"].build_feeder()
+    f = FEEDER_SETTINGS["ieee33-undervoltage"].build_feeder()
     buses = [17, 16, 11]
     m = DlmpMarket(f, buses, loss_model=LossModel.lossless(f))
     lp = m.clear([0.30, 0.15, 0.20], [10, 3, 4], [-1, 1, 1], 0.10, f.p_load_kw, f.q_load_kvar)

@@ -316,7 +316,7 @@ def test_cli_sellers_run_records_the_full_env_config_and_writes_market_logs(tmp_
     ec = spec["env_config"]
     assert ec["name"] == "auction_v0" and ec["class"] == "p2penv.envs.config.MarketConfig"
     assert ec["n_prosumers"] == 5 and ec["seed"] == 4 and ec["mechanism"] == "uniform" and ec["max_cycles"] == 24
-    assert ec["generator"] == {"class": "p2penv.scenarios.sellers_buyers.SellerBuyerMarket", "n_sellers": 2,
+    assert ec["generator"] == {"class": "p2penv.generators.sellers_buyers.SellerBuyerMarket", "n_sellers": 2,
                                "capacity_ratio": 1.5, "demand_kw": 2.0, "a0": 0.005, "b": 0.08, "buyer_values": None}
     assert spec["env"] == {} and spec["sellers"] == 2  # the options the run is rebuilt from
     rows = read_market_log(out / CSV_NAME)

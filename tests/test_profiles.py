@@ -11,11 +11,11 @@ import pvlib  # noqa: F401
 import pandas as pd  # noqa: E402
 
 from p2penv import auction_v0  # noqa: E402
+from p2penv.generators import profiles as P  # noqa: E402
+from p2penv.generators.community import ProfileCommunity, _community_shapes  # noqa: E402
 from p2penv.market.prosumer import Fleet  # noqa: E402
-from p2penv.scenarios import profiles as P  # noqa: E402
-from p2penv.scenarios.community import ProfileCommunity, _community_shapes  # noqa: E402
-from p2penv.scenarios.tariffs import (TouTariff, WholesaleModel, day_of_week, tou_retail_price,  # noqa: E402
-                                      wholesale_price)
+from p2penv.generators.tariffs import (TouTariff, WholesaleModel, day_of_week, tou_retail_price,  # noqa: E402
+                                       wholesale_price)
 
 CET = dt.timezone(dt.timedelta(hours=1))
 LAT, LON, ALT = 50.11, 8.68, 112.0  # Frankfurt am Main; solar noon ~12:25 CET in June
@@ -230,6 +230,6 @@ def test_envs_run_with_profile_community():
 
 def test_import_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pvlib", None)
-    monkeypatch.delitem(sys.modules, "p2penv.scenarios.profiles")
+    monkeypatch.delitem(sys.modules, "p2penv.generators.profiles")
     with pytest.raises(ImportError, match=r"pip install p2penv\[profiles\]"):
-        importlib.import_module("p2penv.scenarios.profiles")
+        importlib.import_module("p2penv.generators.profiles")

@@ -6,9 +6,9 @@ import p2penv
 from p2penv.agents.baselines import TruthfulAgent
 from p2penv.agents.rollout import Assigned
 from p2penv.diagnostics.local_market_power import binding_constraints
+from p2penv.generators.feeders import FEEDER_SETTINGS, FeederSetting, register_feeder_setting
 from p2penv.network.cases import TIE_LINES, ieee33, reconfigure
 from p2penv.network.lindistflow import solve as lindistflow
-from p2penv.scenarios.feeders import SCENARIOS, Scenario, register_scenario
 
 IDS = ("dlmp_v0/outage-line7-v0", "dlmp_v0/island-v0", "dlmp_v0/voltage-stress-v0")
 
@@ -40,7 +40,7 @@ def test_scenario_builds_and_steps(scenario_id):
 
 
 def test_outage_feeder_is_radial_connected_and_differs_in_the_two_switched_lines():
-    base, f = ieee33(), SCENARIOS["ieee33-outage-line7"].build_feeder()
+    base, f = ieee33(), FEEDER_SETTINGS["ieee33-outage-line7"].build_feeder()
     # radial and connected: n - 1 lines and every bus reached from the root (Feeder validates both)
     assert f.n_line == f.n_bus - 1 and len(f.order) == f.n_bus and (f.parent >= 0).sum() == f.n_bus - 1
     assert _pairs(base) - _pairs(f) == {(7, 8)}  # paper branch 8-9 out
@@ -67,11 +67,12 @@ def test_reconfigure_refuses_a_switching_that_islands_buses():
     with pytest.raises(ValueError, match="switched once"):
         reconfigure(f, ((7, 2), (8, 2)), TIE_LINES["ieee33"])
     with pytest.raises(ValueError, match="not connected|closes a loop"):
-        register_scenario("bad-switching", Scenario("ieee33", switching=((0, 3),)))
+        register_feeder_setting("bad-switching", FeederSetting("ieee33", switching=((0, 3),)))
     with pytest.raises(ValueError, match="no tie-line data"):
-        Scenario("teaching4", switching=((0, 0),)).build_feeder()
+        FeederSetting("teaching4", switching=((0, 0),)).build_feeder()
     # default: no topology change
-    assert Scenario("ieee33").switching == () and _pairs(Scenario("ieee33").build_feeder()) == _pairs(f)
+    plain = FeederSetting("ieee33")
+    assert plain.switching == () and _pairs(plain.build_feeder()) == _pairs(f)
 
 
 def test_tie_lines_match_pandapower_case33bw():
@@ -88,7 +89,7 @@ def test_tie_lines_match_pandapower_case33bw():
     # the same switching in pandapower gives the same feeder (lines as unordered pairs with r, x)
     net.line.loc[7, "in_service"] = False
     net.line.loc[ties.index[2], "in_service"] = True
-    g, f = from_pandapower(net), SCENARIOS["ieee33-outage-line7"].build_feeder()
+    g, f = from_pandapower(net), FEEDER_SETTINGS["ieee33-outage-line7"].build_feeder()
     key = lambda h: sorted((min(a, b), max(a, b), round(r, 9), round(x, 9))  # noqa: E731
                            for a, b, r, x in zip(h.from_bus, h.to_bus, h.r_pu, h.x_pu))
     assert key(g) == key(f)

@@ -1,4 +1,4 @@
-"""The SimBench community (p2penv.scenarios.simbench_profiles, auction_v0/simbench-semiurb5-v0): kW profiles
+"""The SimBench community (p2penv.generators.simbench_profiles, auction_v0/simbench-semiurb5-v0): kW profiles
 equal SimBench's absolute values, the agent mapping, the PV-storage split, env invariants, the registry pin,
 and the clear error without the ``simbench`` extra.
 
@@ -21,7 +21,7 @@ NOON = DAY * 96 + 48  # quarter-hour index of 12:00 that day
 def sb():
     """(simbench, the module, its cached grid profiles, the cached net, its absolute values in MW)."""
     simbench = pytest.importorskip("simbench")
-    from p2penv.scenarios import simbench_profiles as S
+    from p2penv.generators import simbench_profiles as S
 
     net = S.simbench_net(S.DEFAULT_GRID)
     return simbench, S, S.grid_profiles(S.DEFAULT_GRID), net, simbench.get_absolute_values(net, True)
@@ -151,7 +151,7 @@ def test_without_the_extra_the_scenario_names_it(monkeypatch):
     """Simulated lean install: ``import simbench`` fails. The registry still lists the scenario; building it
     (the registered generator or a fresh one) raises an ImportError naming the extra."""
     monkeypatch.setitem(sys.modules, "simbench", None)  # any import of simbench now raises ImportError
-    monkeypatch.delitem(sys.modules, "p2penv.scenarios.simbench_profiles", raising=False)
+    monkeypatch.delitem(sys.modules, "p2penv.generators.simbench_profiles", raising=False)
     monkeypatch.delitem(vars(SIMBENCH_COMMUNITY), "generator", raising=False)  # forget a generator built earlier
     assert SID in p2penv.list_scenarios()
     for kw in ({}, dict(generator=SimbenchGenerator(SIMBENCH_COMMUNITY.options))):

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2penv import auction_v0
+from p2penv.generators import HouseholdMix
 from p2penv.market.storage import Storage
-from p2penv.scenarios import HouseholdMix
 
 MIX = HouseholdMix(kinds=("pv_battery", "consumer", "dispatchable", "pv_battery", "flexible_load", "pv_household"))
 
@@ -241,7 +241,7 @@ def test_soc_end_by_hand_forces_the_last_step():
     step 0 charges 2 kW (SOC 7; 7 is still 2 steps x 2 kWh from 5); step 1 may not charge (from 7 one
     step reaches 5, from more it would not): interval [-2, 0], +1 means its upper end, idle, narrowing
     2 kW; step 2 must land on 5: interval [-2, -2], a forced 2 kW discharge, narrowing 4 kW."""
-    from p2penv.scenarios.arbitrage import ArbitrageMarket
+    from p2penv.generators.arbitrage import ArbitrageMarket
 
     gen = ArbitrageMarket("tou", capacity_kwh=10.0, power_kw=2.0, eta=1.0, soc_min_kwh=0.0, soc_max_kwh=10.0,
                           soc0_kwh=5.0)

@@ -8,7 +8,7 @@ import torch
 
 from p2penv.agents.vector_ppo import (ActorCritic, GroupMLP, VectorPolicy, VectorPPOConfig, _Trainer, compute_gae,
                                train_vector_ppo, vector_env_fn)
-from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
+from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
 AUCTION = vector_env_fn("auction_v0", n_prosumers=4)
 

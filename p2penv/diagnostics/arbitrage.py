@@ -1,7 +1,7 @@
 """The known answer of a price-taker arbitrage scenario: the battery's optimal schedule and profit.
 
 ``arbitrage_optimum`` solves the episode's competitive horizon LP (``p2penv.market.competitive_horizon``)
-of a scenario in which one battery is the only active agent (``p2penv.scenarios.arbitrage``) and
+of a scenario in which one battery is the only active agent (``p2penv.generators.arbitrage``) and
 returns the battery's schedule, SOC path and profit; ``storage_actions`` turns that schedule into
 the environment's storage actions, so the optimum can be replayed through the market.
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from ..envs.config import MarketConfig
 from ..market.competitive_horizon import competitive_horizon
-from ..scenarios.protocol import PricedGenerator
+from ..generators.protocol import PricedGenerator
 from ..market.storage import Storage, battery_power, next_soc, soc_end_interval, storage_action, storage_interval
 
 

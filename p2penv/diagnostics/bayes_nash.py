@@ -1,6 +1,6 @@
 """Bayes-Nash equilibria of the Bayesian auction scenarios, and how far a learned policy is from them.
 
-The games are the scenarios of ``p2penv.scenarios.bayesian_auctions`` (types i.i.d. U[0, 1] $/kWh,
+The games are the scenarios of ``p2penv.generators.bayesian_auctions`` (types i.i.d. U[0, 1] $/kWh,
 one stage game per step, registered as ``auction_v0/first_price2-v0``, ``first_price3-v0``,
 ``k_double_bilateral-v0``):
 
@@ -38,7 +38,7 @@ import numpy as np
 from ..envs.auction_vector import AuctionVectorEnv
 from ..envs.config import MarketConfig
 from ..envs.fields import OBS_FIELDS, names
-from ..scenarios.bayesian_auctions import BilateralTrade, FixedTypes, SingleUnitAuction
+from ..generators.bayesian_auctions import BilateralTrade, FixedTypes, SingleUnitAuction
 from .reference_games import ChatterjeeSamuelson, LinearStrategy
 
 GRID_POINTS = 201  # default grid of own types: 200 intervals, 1/4 and 3/4 on nodes

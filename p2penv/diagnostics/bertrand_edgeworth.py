@@ -68,7 +68,7 @@ class BertrandEdgeworth:
         """auction_v0 env of the market: ``SellerBuyerMarket`` with 2 sellers (cost c, capacity k) and
         2 inelastic buyers of theta/2 kW, pay-as-bid, price cap = retail = P, feed-in = c; reset."""
         from p2penv import auction_v0
-        from p2penv.scenarios.sellers_buyers import SellerBuyerMarket
+        from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
         gen = SellerBuyerMarket(2, capacity_ratio=2 * self.capacity_kwh / self.demand_kwh,
                                 demand_kw=self.demand_kwh / 2, a0=QUADRATIC_COST, b=self.cost, buyer_values=None)

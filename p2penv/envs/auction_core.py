@@ -36,8 +36,8 @@ from ..market.settlement import Settlement
 from ..market.truthful import step_tariffs
 from .config import SEED_RULE, MarketConfig, is_seed
 from ..market.storage import SOC_END_MODES, STORAGE_FIELDS, Storage
-from ..scenarios.protocol import (BatchGenerator, PricedGenerator, check_generator, draw_fleets, draws_in_order,
-                                  tariff_series)
+from ..generators.protocol import (BatchGenerator, PricedGenerator, check_generator, draw_fleets, draws_in_order,
+                                   tariff_series)
 from .core_kernels import (A_CASH, A_CLIP_DISPATCH, A_CLIP_PRICE, A_COST, A_DISPATCH, A_HI, A_INFO, A_LO, A_MATCHED,
                            A_ORDER, A_PRICE, A_REALISED, A_REWARD, A_ROWS, A_SETTLEMENT_ROWS, A_SIDE, A_UNIT,
                            A_VIOLATION, M_CLEARING_PRICE, M_LAST_PRICE, M_SURPLUS, M_VOLUME, M_WELFARE, P_LEN, S_ROWS,
@@ -113,7 +113,7 @@ class AuctionCore:
         self.n_agents = config.n_prosumers
         self.max_cycles = config.max_cycles
         self.rules = make_rules(config, clear)
-        check_generator(config.generator)  # the declared contract (scenarios.protocol), named when it fails
+        check_generator(config.generator)  # the declared contract (generators.protocol), named when it fails
         # Batteries add a third action component (storage) for every agent; see market.storage.
         self.has_storage = bool(getattr(config.generator, "has_storage", False))
         self.action_dim = 3 if self.has_storage else 2
@@ -135,7 +135,7 @@ class AuctionCore:
         self._sincos = np.array([(math.sin(a), math.cos(a)) for a in ang])
         self._batched = isinstance(config.generator, BatchGenerator)  # the protocol checks, once (they are slow)
         self._priced = isinstance(config.generator, PricedGenerator)
-        # Episodes drawn ahead per batch call (scenarios.protocol.draws_in_order): market e's next K episodes come
+        # Episodes drawn ahead per batch call (generators.protocol.draws_in_order): market e's next K episodes come
         # from rngs[e] in one call, exactly as K resets would draw them; only for small E (a vector env with
         # many markets already shares each call among them).
         self._episodes_ahead = max(1, 16 // self.num_envs) if draws_in_order(config.generator) else 1
@@ -174,7 +174,7 @@ class AuctionCore:
             self.seed(seed)
         gen, n, horizon = cfg.generator, cfg.n_prosumers, cfg.max_cycles
         if not self._drawn:
-            # one draw for all E markets (scenarios.protocol: a BatchGenerator's batch, else market by market),
+            # one draw for all E markets (generators.protocol: a BatchGenerator's batch, else market by market),
             # of the next K episodes of each when its batch draws in order (rows e K + k: market e, episode k)
             k_ahead = self._episodes_ahead
             rngs = self._rngs if k_ahead == 1 else [r for r in self._rngs for _ in range(k_ahead)]

@@ -6,10 +6,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..generators.households import HouseholdMix
 from ..market.mechanisms import MECHANISMS
 from ..market.mechanisms.posted_price import tou_price
 from ..market.settlement import UNMATCHED_MODES
-from ..scenarios.households import HouseholdMix
 
 
 POSTED_PRICE_RULES = ("fixed", "tou", "mid_market")  # MarketConfig.posted_price_rule

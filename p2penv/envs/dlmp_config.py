@@ -1,6 +1,6 @@
 """Configuration of ``dlmp_v0``: ``DlmpConfig`` extends ``MarketConfig`` with the network.
 
-The named network settings (``SCENARIOS``) live in ``p2penv.scenarios.feeders``.
+The feeder settings (``FEEDER_SETTINGS``, the named network settings) live in ``p2penv.generators.feeders``.
 """
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from ..generators.feeders import FEEDER_SETTINGS, FeederSetting, load_buses, register_feeder_setting
 from ..network.dlmp import LOSS_POINTS
-from ..scenarios.feeders import SCENARIOS, Scenario, load_buses, register_scenario
 from .config import MarketConfig
 
-__all__ = ["LOSS_LINEARISATIONS", "SCENARIOS", "DlmpConfig", "Scenario", "load_buses", "register_scenario"]
+__all__ = ["FEEDER_SETTINGS", "LOSS_LINEARISATIONS", "DlmpConfig", "FeederSetting", "load_buses",
+           "register_feeder_setting"]
 
 LOSS_LINEARISATIONS = ("previous", "fixed", "none")
 
@@ -22,13 +23,13 @@ LOSS_LINEARISATIONS = ("previous", "fixed", "none")
 class DlmpConfig(MarketConfig):
     """Everything that defines a ``dlmp_v0`` run: the ``MarketConfig`` fields plus the network.
 
-    n_prosumers:       None -> one agent per load bus of the scenario's feeder (32 on ieee33).
+    n_prosumers:       None -> one agent per load bus of the feeder setting's feeder (32 on ieee33).
     mechanism, k, rule, posted_price, posted_price_rule, posted_price_schedule: do not apply (every order
         settles at its bus DLMP): leave them at their defaults.
-    scenario:          key of ``SCENARIOS``.
+    scenario:          name of the feeder setting, a key of ``FEEDER_SETTINGS``.
     agent_buses:       bus of each agent; None -> load buses, cycled if there are more agents.
-    wholesale_price:   lambda_0 $/kWh; None -> the scenario's.
-    load_scale:        fixed load multiplier; None -> the scenario's. Where the fixed load alone breaks a
+    wholesale_price:   lambda_0 $/kWh; None -> the feeder setting's.
+    load_scale:        fixed load multiplier; None -> the feeder setting's. Where the fixed load alone breaks a
                        voltage or line limit (ieee33 above 1.18) every step is lp_violated, with DLMPs near
                        the penalty: an overloaded feeder. The env warns when it is built.
     penalty:           $/kWh of the DLMP LP's slacks (unserved energy, overload, voltage).
@@ -65,9 +66,9 @@ class DlmpConfig(MarketConfig):
 
     def __post_init__(self) -> None:
         err = []
-        sc = SCENARIOS.get(self.scenario)
+        sc = FEEDER_SETTINGS.get(self.scenario)
         if sc is None:
-            raise ValueError(f"DlmpConfig: scenario: unknown {self.scenario!r}; known {sorted(SCENARIOS)}")
+            raise ValueError(f"DlmpConfig: scenario: unknown {self.scenario!r}; known {sorted(FEEDER_SETTINGS)}")
         feeder = sc.build_feeder()
         buses = self.agent_buses
         if self.n_prosumers is not None and (not isinstance(self.n_prosumers, (int, np.integer))
@@ -121,18 +122,19 @@ class DlmpConfig(MarketConfig):
         super().__post_init__()
 
     @property
-    def scenario_spec(self) -> Scenario:
-        return SCENARIOS[self.scenario]
+    def feeder_setting(self) -> FeederSetting:
+        """The feeder setting named by ``scenario``."""
+        return FEEDER_SETTINGS[self.scenario]
 
     @property
     def lam(self) -> float:
         """lambda_0, the wholesale price in use ($/kWh)."""
-        return float(self.scenario_spec.wholesale_price if self.wholesale_price is None else self.wholesale_price)
+        return float(self.feeder_setting.wholesale_price if self.wholesale_price is None else self.wholesale_price)
 
     @property
     def fixed_scale(self) -> float:
         """Fixed-load multiplier in use."""
-        return float(self.scenario_spec.load_scale if self.load_scale is None else self.load_scale)
+        return float(self.feeder_setting.load_scale if self.load_scale is None else self.load_scale)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "DlmpConfig":

@@ -89,7 +89,7 @@ class DlmpCore(AuctionCore):
     def __init__(self, config: DlmpConfig, num_envs: int = 1):
         if not isinstance(config, DlmpConfig):
             raise ValueError(f"config: expected a DlmpConfig, got {type(config).__name__}")
-        sc = config.scenario_spec
+        sc = config.feeder_setting
         f = self.feeder = sc.build_feeder()
         self.buses = np.asarray(config.agent_buses, dtype=np.int64)
         s = config.fixed_scale

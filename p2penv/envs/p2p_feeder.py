@@ -1,7 +1,7 @@
 """``auction_v0`` on a feeder: the auction's book as bilateral trades, settled on the network (issue 21).
 
 ``auction_on_feeder(P2PFeeder(...), **auction_options)`` places the agents of an ``auction_v0`` env on the
-buses of a ``dlmp_v0`` network scenario (its feeder and fixed load) and wraps it: after every step the
+buses of a ``dlmp_v0`` feeder setting (its feeder and fixed load) and wraps it: after every step the
 cleared book is decomposed into bilateral trades (``market.bilateral``) and settled on the feeder
 (``network.p2p_settlement.settle_on_feeder``) at the step's realised operating point (LinDistFlow: the
 fixed load plus every agent's physical net load). The clearing itself stays network-blind.
@@ -27,20 +27,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..generators.feeders import FEEDER_SETTINGS, load_buses
 from ..network.p2p_settlement import FEE_KINDS, OPTIONS, backstop_adjustment, network_fee_matrix, settle_on_feeder
-from ..scenarios.feeders import SCENARIOS, load_buses
 
 
 @dataclass(frozen=True)
 class P2PFeeder:
     """Where the agents sit and how their trades settle.
 
-    scenario:    ``dlmp_v0`` network scenario (``scenarios.feeders.SCENARIOS``): feeder, fixed load, limits.
+    scenario:    ``dlmp_v0`` feeder setting (``generators.feeders.FEEDER_SETTINGS``): feeder, fixed load, limits.
     agent_buses: bus of each agent; None -> the feeder's load buses, cycled.
     option:      ``network.p2p_settlement.OPTIONS``: "mlf_scaled", "loss_charged" or "network_fee".
     matching:    ``market.bilateral.MATCHINGS``.
     fee:         $/kWh, mean network fee over agent pairs (network_fee); fee_kind: ``FEE_KINDS``.
-    loss_price:  $/kWh of losses (loss_charged); None -> the scenario's wholesale price.
+    loss_price:  $/kWh of losses (loss_charged); None -> the feeder setting's wholesale price.
     buyer_share: share of a loss charge or fee the buyer pays (the seller pays the rest).
     mlf_point:   "lindistflow" or "distflow" (``settle_on_feeder``).
     charge_rewards: subtract each agent's charges from its reward.
@@ -59,8 +59,8 @@ class P2PFeeder:
 
     def __post_init__(self):
         err = []
-        if self.scenario not in SCENARIOS:
-            err.append(f"scenario: unknown {self.scenario!r}; known {sorted(SCENARIOS)}")
+        if self.scenario not in FEEDER_SETTINGS:
+            err.append(f"scenario: unknown {self.scenario!r}; known {sorted(FEEDER_SETTINGS)}")
         if self.option not in OPTIONS:
             err.append(f"option: expected one of {OPTIONS}, got {self.option!r}")
         if self.fee_kind not in FEE_KINDS:
@@ -93,7 +93,7 @@ class P2PFeederEnv:
     def __init__(self, env, p2p: P2PFeeder):
         self.env = env
         self.p2p = p2p
-        sc = SCENARIOS[p2p.scenario]
+        sc = FEEDER_SETTINGS[p2p.scenario]
         self.feeder = sc.build_feeder()
         self.buses = p2p.buses(env.config.n_prosumers, self.feeder)
         self.p_fixed_kw = sc.load_scale * self.feeder.p_load_kw
@@ -154,11 +154,11 @@ class P2PFeederEnv:
 
 def auction_on_feeder(p2p: P2PFeeder | None = None, **options) -> P2PFeederEnv:
     """``auction_v0.parallel_env(**options)`` on a feeder; ``n_prosumers`` defaults to one agent per load
-    bus of the scenario's feeder."""
+    bus of the feeder setting's feeder."""
     from .auction_env import AuctionEnv
 
     p2p = P2PFeeder() if p2p is None else p2p
     if "n_prosumers" not in options and "config" not in options:
         options["n_prosumers"] = len(p2p.agent_buses) if p2p.agent_buses is not None else \
-            len(load_buses(SCENARIOS[p2p.scenario].build_feeder()))
+            len(load_buses(FEEDER_SETTINGS[p2p.scenario].build_feeder()))
     return P2PFeederEnv(AuctionEnv(**options), p2p)

@@ -77,7 +77,7 @@ try:
     import simbench as _sb
 except ImportError as exc:  # core install: SimBench is an optional extra
     raise ImportError(
-        "p2penv.scenarios.simbench_profiles needs the optional SimBench package (simbench): "
+        "p2penv.generators.simbench_profiles needs the optional SimBench package (simbench): "
         "pip install 'p2penv[simbench]'"
     ) from exc
 
@@ -219,7 +219,7 @@ class SimbenchCommunity:
     """Generator ``(n, horizon, dt_h, start_hour, rng) -> Fleet`` on a SimBench LV grid's real profiles.
 
     See the module docstring for the agents (one house bus each, by ``kinds``), the kW conversion and
-    the day draw. Meets ``p2penv.scenarios.protocol.BatchGenerator`` (``batch`` market e equals
+    the day draw. Meets ``p2penv.generators.protocol.BatchGenerator`` (``batch`` market e equals
     ``self(..., rngs[e])`` bit for bit, one draw per market in list order: ``batch_draws_in_order``).
 
     grid: SimBench code of an LV grid with profiles; kinds: agent kinds, cycled (``SIMBENCH_KINDS``);

@@ -65,12 +65,12 @@ def check_generator(gen: Any) -> None:
     """ValueError unless ``gen`` meets ``ScenarioGenerator`` (a callable), and its optional parts are well-formed."""
     if not isinstance(gen, ScenarioGenerator):
         raise ValueError(f"generator: expected a callable (n, horizon, dt_h, start_hour, rng) -> Fleet "
-                         f"(p2penv.scenarios.protocol.ScenarioGenerator), got {type(gen).__name__}")
+                         f"(p2penv.generators.protocol.ScenarioGenerator), got {type(gen).__name__}")
     for name in ("batch", "prices"):
         part = getattr(gen, name, None)
         if part is not None and not callable(part):
             raise ValueError(f"generator: {type(gen).__name__}.{name} must be a method "
-                             f"(p2penv.scenarios.protocol), got {type(part).__name__}")
+                             f"(p2penv.generators.protocol), got {type(part).__name__}")
     if not isinstance(getattr(gen, "has_storage", False), (bool, np.bool_)):
         raise ValueError(f"generator: has_storage must be a bool, got {getattr(gen, 'has_storage')!r}")
 

@@ -1,7 +1,8 @@
 """Generators (who the agents are, their DER and profiles) and the feeder settings of ``dlmp_v0``, one file each.
 
-The package name predates the glossary (docs/glossary.md): a *scenario* is a registered id of
-``p2penv.registry``; this package holds the *generators* those scenarios use and the *feeder settings*.
+A *scenario* is a registered id of ``p2penv.registry`` (docs/glossary.md); this package holds the
+*generators* those scenarios use and the *feeder settings* (``feeders.FeederSetting``). It was named
+``p2penv.scenarios`` before issue 19.
 
 * ``households.HouseholdMix``: the default seeded household generator of both environments;
 * ``sellers_buyers.SellerBuyerMarket``: N sellers with one aggregate cost curve against buyers

@@ -22,7 +22,7 @@ are not marked (demandlib's ``holidays=None``): they count as ordinary days.
 Speed: one year of BDEW profiles costs demandlib ~0.5 s and a week of pvlib ~40 ms, so the
 deterministic pieces are cached with :func:`functools.lru_cache` on hashable arguments
 (:func:`bdew_year`, :func:`pv_step_mean_kw_per_kwp`); drawing an episode then only applies seeded
-noise and scaling to cached arrays (see ``p2penv.scenarios.community``).
+noise and scaling to cached arrays (see ``p2penv.generators.community``).
 
 Times: pandas ``DatetimeIndex`` (or anything ``pd.DatetimeIndex`` accepts). pvlib needs absolute
 times: naive ones are read in ``tz`` (default UTC). BDEW profiles follow the wall clock: aware
@@ -42,7 +42,7 @@ try:
     from demandlib import bdew as _bdew
 except ImportError as exc:  # core install: profiles are an optional extra
     raise ImportError(
-        "p2penv.scenarios.profiles needs the optional profile libraries (pvlib, demandlib, pandas): "
+        "p2penv.generators.profiles needs the optional profile libraries (pvlib, demandlib, pandas): "
         "pip install p2penv[profiles]"
     ) from exc
 from scipy.signal import lfilter
