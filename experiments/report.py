@@ -555,8 +555,13 @@ def findings_section(results: Path) -> str:
             full = [r for r in summ if not r["partial"]]
             out.append(f"* **Exploitability** ([exploitability](docs/results.md#learned-exploitability)): "
                        f"{len(full)} of {len(summ)} (market, profile) cells probe every player, with "
-                       f"{d['meta']['config']['br_seeds']} responder seeds each; the learned exploitability and the "
-                       "stage NashConv are compared paired by evaluation market.")
+                       f"{d['meta']['config']['br_seeds']} responder seeds each. Against the truthful profile, "
+                       "paired by evaluation market (Wilcoxon p < 0.05 and the paired bootstrap interval excluding 0): "
+                       + "; ".join(f"{q['scenario']} {q['profile']}: {direction(q, 'more exploitable', 'less exploitable')}"
+                                   for q in d.get("paired", []) if q["y"] == "exploitability of truthful")
+                       + f". The learned exploitability is significantly above the stage NashConv in "
+                       f"{sum(direction(q) == 'higher' for q in d.get('paired', []) if q['y'] == 'stage NashConv')} of "
+                       f"{sum(q['y'] == 'stage NashConv' for q in d.get('paired', []))} cells (same test).")
         else:
             out.append("* **Exploitability** ([exploitability](docs/results.md#learned-exploitability)): the "
                        "committed JSON predates the responder-seed study (one responder seed, 3 players per market: "
