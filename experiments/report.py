@@ -496,8 +496,10 @@ def findings_section(results: Path) -> str:
                    f"is an exact stage equilibrium (NashConv <= 1e-6 $/step) in {len(ok)} of {len(nash)} (setting, N) "
                    "cells; the others are labelled \"ibr (not converged)\""
                    + (f" ({', '.join(bad)})" if bad else "") + f". The pure-equilibrium set is enumerated in "
-                   f"{len(sets)} cells (N <= 5); {len(none)} of them have no pure equilibrium on the grid, and their "
-                   "symmetric mixed equilibria are certified by their expected NashConv.")
+                   f"{len(sets)} cells (N <= 5); " + ("every one has a pure equilibrium on the grid." if not none else
+                   f"{len(none)} of them {'has' if len(none) == 1 else 'have'} no pure equilibrium on the grid, and "
+                   f"{'its' if len(none) == 1 else 'their'} symmetric mixed "
+                   f"{'equilibrium is' if len(none) == 1 else 'equilibria are'} certified by the expected NashConv."))
         lo, hi = min(cfg["ns"]), max(cfg["ns"])
         parts = []
         for st in cfg["settings"]:
