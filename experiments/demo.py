@@ -1,9 +1,10 @@
-"""`make demo`: a short emergent-market-power experiment (< 5 min on 2 cores).
+"""`make demo`: a short emergent-market-power experiment (about 100 s on 2 cores; the limit is 3 min).
 
 Sellers N in {2, 3, 5, 10} on auction_v0 (``p2penv.generators.SellerBuyerMarket``): competitive
-benchmark, stage-game Nash (iterated best response), PPO with parameter sharing and Calvano
-Q-learning, 3 seeds each; prints the table (mean +- 95% CI) and writes CSV/JSON and
-``market_power.png`` to ``--out`` (default ``results/demo``). ``--quick``: the seconds-long budget of
+benchmark, stage-game Nash (iterated best response), PPO with parameter sharing (the validated
+defaults, 15,360 agent-steps per seller: the learner validation's best-response budget) and Calvano
+Q-learning, 3 seeds each; prints the table (IQM over seeds; the JSON has bootstrap intervals) and
+writes CSV/JSON and ``market_power.png`` to ``--out`` (default ``results/demo``). ``--quick``: the seconds-long budget of
 ``market_power --quick``; ``--resume``: reuse the rows an interrupted demo checkpointed in ``--out``.
 The full version is ``python -m p2penv.experiments.market_power``.
 
