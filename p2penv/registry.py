@@ -9,6 +9,7 @@ accidental change fails a test instead of silently moving a published baseline. 
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -90,14 +91,15 @@ def _with_id(env, scenario_id: str):
 
 
 @dataclass(frozen=True)
-class _LazyGenerator:
+class _LazyGenerator(ABC):
     """A generator of an optional extra, built from ``options`` (``_build``) on first use, so the registry
     imports without that extra; the generator calls pass through to it."""
 
     options: tuple[tuple[str, Any], ...] = ()
 
+    @abstractmethod
     def _build(self):
-        raise NotImplementedError
+        """The generator itself (imports its extra)."""
 
     @functools.cached_property
     def generator(self):

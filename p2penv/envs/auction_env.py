@@ -105,6 +105,8 @@ class AuctionEnv(ParallelEnv):
     """
 
     metadata = {"name": "auction_v0", "render_modes": ["human", "ansi", "rgb_array"], "is_parallelizable": True}
+    # full infos may come straight from the fused step's info block; a subclass that adds to ``_infos`` sets False
+    infos_from_fused_step: bool = True
 
     def __init__(self, config: MarketConfig | None = None, render_mode: str | None = None, *,
                  info_level: str = "full", clear: Callable | None = None, **kwargs: Any):
@@ -268,7 +270,7 @@ class AuctionEnv(ParallelEnv):
         """The full infos of the step last taken: from the fused step's info block when there is one (one
         ``tolist`` for all agents and fields), else ``_infos`` of its outcome (the general path, the DLMP env)."""
         core = self.core
-        rows = core.fused_info_rows() if type(self)._infos is AuctionEnv._infos else None
+        rows = core.fused_info_rows() if self.infos_from_fused_step else None
         if rows is None:
             return self._infos(core.last_outcome, core.last_ctx)
         market = self._market_columns_info()

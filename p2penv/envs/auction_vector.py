@@ -46,6 +46,8 @@ class AuctionVectorEnv:
     """E copies of ``auction_v0`` with one configuration, stepped as arrays ``(E, N, ...)``."""
 
     metadata = {"name": "auction_v0", "autoreset_mode": AutoresetMode.SAME_STEP}
+    # full infos may come straight from the fused step's info block; a subclass that adds to ``_infos`` sets False
+    infos_from_fused_step: bool = True
 
     def __init__(self, num_envs: int, config: MarketConfig | None = None, *,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, info_level: str = "full",
@@ -155,7 +157,7 @@ class AuctionVectorEnv:
         """The full infos of the step last taken: views of the fused step's info block when there is one, else
         ``_infos`` of its outcome (the general path, the DLMP env)."""
         core = self.core
-        rows = core.fused_info_rows() if type(self)._infos is AuctionVectorEnv._infos else None
+        rows = core.fused_info_rows() if self.infos_from_fused_step else None
         if rows is None:
             return self._infos(core.last_outcome, core.last_ctx)
         infos: dict[str, Any] = dict(zip(INFO_NAMES, rows))

@@ -81,6 +81,7 @@ class DlmpEnv(AuctionEnv):
     """
 
     metadata = {"name": "dlmp_v0", "render_modes": ["human", "ansi", "rgb_array"], "is_parallelizable": True}
+    infos_from_fused_step = False  # _infos adds the DLMP fields
 
     def __init__(self, config: DlmpConfig | None = None, render_mode: str | None = None, **kwargs: Any):
         self._setup(DlmpCore(_config(config, kwargs), 1), render_mode)
@@ -163,6 +164,7 @@ class DlmpVectorEnv(AuctionVectorEnv):
     ``infos["network"]`` (dict of ``(E,)`` realised-network summaries). The LPs solve one per market."""
 
     metadata = {"name": "dlmp_v0", "autoreset_mode": AutoresetMode.SAME_STEP}
+    infos_from_fused_step = False  # _infos adds the DLMP fields
 
     def __init__(self, num_envs: int, config: DlmpConfig | None = None, *,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP, **kwargs: Any):
