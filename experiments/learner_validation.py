@@ -80,6 +80,9 @@ class ValidationTask:
     # which deterministic action represents a stochastic policy: its "mode" (pricing at a cliff: the mean
     # of a mixed ask falls off it) or its "mean" (a continuous bid function, as NPGA reads a Gaussian's mean)
     eval_point: str = "mode"
+    # the vector PPO's settings that differ from its defaults on this task, as (name, value) pairs, each
+    # chosen by measurement (docs/learner_validation.md says why); recorded in every row
+    ppo_overrides: tuple[tuple[str, Any], ...] = ()
 
 
 def _market_tasks() -> list[ValidationTask]:
@@ -240,6 +243,7 @@ def train_vector(task: ValidationTask, learner: str, seed: int, budget: int, env
     mode, critic = PPO_VARIANTS[learner]
     opts = dict(total_steps=budget, num_envs=task.num_envs, seed=seed, torch_threads=1, mode=mode, critic=critic,
                 learners=env.learners)
+    opts.update(dict(task.ppo_overrides))
     opts.update(overrides)
     r = train_vector_ppo(env.vector_fn, VectorPPOConfig(**opts), others=env.others, evaluator=evaluator)
     return functools.partial(r.policy.act, point=task.eval_point), r
@@ -356,6 +360,8 @@ def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | Non
     why = applies(learner, task)
     base = dict(task=task.name, family=task.family, learner=learner, seed=seed, budget=budget,
                 eval_point=task.eval_point)
+    if learner in PPO_VARIANTS and task.ppo_overrides:
+        base["ppo_overrides"] = dict(task.ppo_overrides)
     if why is not None:
         return dict(base, applicable=False, reason=why)
     built = build(task)

@@ -1,14 +1,14 @@
 """Local market power behind a congested line or a voltage limit: feeder Nash vs truthful, coalitions,
 quantity misreports, and DLMP vs a network-unaware uniform auction audited in AC.
 
-One order book on the 33-bus feeder (``ieee33-*`` scenarios, LinDistFlow DLMP LP, losses linearised
+One order book on the 33-bus feeder (``ieee33-*`` feeder settings, LinDistFlow DLMP LP, losses linearised
 at the fixed loads, lambda_0 = 0.10 $/kWh): three strategic sellers at buses 12, 14, 15 (3, 3, 2 kWh,
 true costs 0.04, 0.05, 0.06 $/kWh), a buyer at bus 17 (10 kWh, value 0.30 = retail) inside the zone,
 and outside it a seller at bus 20 (6 kWh at 0.07) and a buyer at bus 24 (5 kWh at 0.25), both
 truthful. The same book on ``ieee33-base`` (no binding limit), ``ieee33-congested`` (line 5 -> 6,
 3.5 kW of headroom) and ``ieee33-undervoltage`` (v_min 0.9156 p.u., about 4 kW at bus 17).
 
-Profiles per scenario (``p2penv.diagnostics.feeder_equilibrium``):
+Profiles per feeder setting (``p2penv.diagnostics.feeder_equilibrium``):
   truthful  every order at its true cost / value (= the competitive, price-taking benchmark: the
             costs are linear, so the marginal-cost supply curve is the truthful book);
   nash      iterated exact (MILP) best response of the three sellers;
@@ -20,7 +20,11 @@ Metrics: zonal HHI, min RSI, pivotal sellers, zonal DLMP and markup over truthfu
 auction (``p2penv.market.mechanisms.uniform.clear``, no network) with both dispatches (fixed loads
 + matched bids - matched asks) audited by pandapower AC power flow.
 
-    python -m p2penv.experiments.local_market_power [--quick] [--out results/local_market_power] [--resume]
+    python -m p2penv.experiments.local_market_power [--quick] [--feeder-settings ieee33-congested ...]
+        [--out results/local_market_power] [--resume]
+
+The rows and the config keep the field name ``scenario(s)`` for the feeder setting (stored results); the option
+``--scenarios`` is the deprecated alias of ``--feeder-settings`` (issue 19).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import numpy as np
 from .checkpoints import RowCheckpoint
 from .dispatch import Task, run_tasks
 from .output import echo, format_table, new_figure, save_figure, save_outputs
-from .study_cli import check_known, configured, overrides, run_study, study_parser
+from .study_cli import add_renamed_option, check_known, configured, overrides, run_study, study_parser
 
 PROFILES = ("truthful", "nash", "coalition", "withhold", "shade")
 SCENARIOS = ("ieee33-base", "ieee33-congested", "ieee33-undervoltage")
@@ -311,8 +315,9 @@ def plot(rows: list[dict], cfg: LocalMarketPowerConfig, path: Path) -> Path:
 
 def main(argv=None, prog: str | None = None) -> dict:
     ap = study_parser(__doc__, prog, "results/local_market_power", quick="coarse misreport grid (seconds)",
-                      ray="scenarios")
-    ap.add_argument("--scenarios", nargs="*", choices=SCENARIOS)
+                      ray="feeder settings")
+    add_renamed_option(ap, "--feeder-settings", "--scenarios", dest="scenarios", nargs="*", choices=SCENARIOS,
+                       help="feeder settings (p2penv.generators.feeders)")
     a = ap.parse_args(argv)
     cfg = configured(ap, QUICK if a.quick else LocalMarketPowerConfig(), **overrides(a, "scenarios"))
     return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray)

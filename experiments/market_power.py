@@ -391,6 +391,15 @@ def trend(summary: list[dict]) -> dict[str, float]:
     return out
 
 
+def _save_grid(fig, axes, xlabel: str, path: Path) -> Path:
+    """Finish a grid of panels (``axes`` rows x columns): ``xlabel`` under the bottom row, the legend in the
+    first panel, then save."""
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+    axes[0][0].legend(fontsize=6)
+    return save_figure(fig, path)
+
+
 def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
     """One row of panels (markup, Lerner, HHI, welfare loss vs N) per setting: IQM over seeds, error bars its
     stratified-bootstrap 95 % interval."""
@@ -412,10 +421,7 @@ def plot(summary: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
             ax.minorticks_off()
             ax.set_xticks(list(cfg.ns), [str(n) for n in cfg.ns])
         row[0].set_ylabel("IQM over seeds")
-    for ax in axes[-1]:
-        ax.set_xlabel("sellers N")
-    axes[0][0].legend(fontsize=6)
-    return save_figure(fig, path)
+    return _save_grid(fig, axes, "sellers N", path)
 
 
 def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
@@ -439,10 +445,7 @@ def plot_curves(curves: list[dict], cfg: MarketPowerConfig, path: Path) -> Path:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=6)
     axes[0][0].set_ylabel("NashConv $/step")
-    axes[0][0].legend(fontsize=6)
-    for ax in axes[-1]:
-        ax.set_xlabel("agent-steps")
-    return save_figure(fig, path)
+    return _save_grid(fig, axes, "agent-steps", path)
 
 
 def main(argv=None, prog: str | None = None) -> dict:

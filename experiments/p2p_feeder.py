@@ -2,7 +2,7 @@
 
 The same 32 households (``HouseholdMix``, one per load bus of the 33-bus feeder, seeded alike) trade
 for 24 h under truthful, price-taking bidding (``agents.baselines.TruthfulAgent``; no learning) in two
-markets on the same feeder and fixed load (``dlmp_v0`` scenarios ``ieee33-base``, ``-congested``,
+markets on the same feeder and fixed load (the ``dlmp_v0`` feeder settings ``ieee33-base``, ``-congested``,
 ``-undervoltage``):
 
 * **bilateral**: ``auction_v0`` (uniform price, network-blind clearing), its book decomposed into
@@ -19,10 +19,14 @@ included: welfare = - system cost up to a constant), losses kWh, steps with a li
 violation, the largest overload kW and voltage violation p.u. Bilateral only: traded kWh, trades, the
 trades' first-order loss kWh (sum T (MLF_j - MLF_i)), DSO receipts $, MLF shortfall kWh and its
 backstop $ (mlf_scaled), fees $. With pandapower, S6 on the AC power flow for real books: the busiest
-step of each seed on the first scenario, every trade at once, full vs MLF-scaled delivery
+step of each seed on the first feeder setting, every trade at once, full vs MLF-scaled delivery
 (``s6_real_books``; ``--no-ac`` skips it).
 
-    python -m p2penv.experiments.p2p_feeder [--quick] [--seeds 0 1 2] [--out results/p2p_feeder] [--docs]
+    python -m p2penv.experiments.p2p_feeder [--quick] [--seeds 0 1 2] [--feeder-settings ieee33-congested ...]
+        [--out results/p2p_feeder] [--docs]
+
+The rows and the config keep the field name ``scenario(s)`` for the feeder setting (stored results); the option
+``--scenarios`` is the deprecated alias of ``--feeder-settings`` (issue 19).
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ import numpy as np
 
 from .metrics import mean_ci
 from .output import echo, format_table, save_outputs
-from .study_cli import configured, overrides, study_parser
+from .study_cli import add_renamed_option, configured, overrides, study_parser
 
 OPTIONS = ("mlf_scaled", "loss_charged", "network_fee")
 METRICS = ("system_cost", "delta_system_cost", "losses_kwh", "import_kwh", "violated_steps", "max_overload_kw", "max_voltage_violation_pu",
@@ -99,7 +103,7 @@ def _physical(out, fleet, grid, buses, p_fixed, lam, dt):
 
 
 def run_scenario(cfg: P2PFeederConfig, scenario: str) -> list[dict]:
-    """Rows (market, seed) of one feeder scenario."""
+    """Rows (market, seed) of one feeder setting."""
     from p2penv.network.lindistflow import RealisedNetwork
     from p2penv.network.p2p_settlement import backstop_adjustment, network_fee_matrix, settle_on_feeder
 
@@ -232,10 +236,11 @@ def run(cfg: P2PFeederConfig, out_dir: str | Path | None = None, docs: bool = Fa
 
 
 def main(argv=None, prog: str | None = None) -> dict:
-    ap = study_parser(__doc__, prog, "results/p2p_feeder", quick="one scenario, one seed, 4 steps", resume=None,
+    ap = study_parser(__doc__, prog, "results/p2p_feeder", quick="one feeder setting, one seed, 4 steps", resume=None,
                       docs="also write docs/results/p2p_feeder.json", ray=None)
     ap.add_argument("--seeds", type=int, nargs="*")
-    ap.add_argument("--scenarios", nargs="*", help="dlmp_v0 network scenarios (p2penv.generators.feeders)")
+    add_renamed_option(ap, "--feeder-settings", "--scenarios", dest="scenarios", nargs="*",
+                       help="dlmp_v0 feeder settings (p2penv.generators.feeders)")
     ap.add_argument("--no-ac", action="store_true", help="skip the S6 check of real books on the AC power flow")
     a = ap.parse_args(argv)
     cfg = configured(ap, QUICK if a.quick else P2PFeederConfig(), **overrides(a, "seeds", "scenarios"))

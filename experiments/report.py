@@ -477,97 +477,114 @@ def _load(results: Path, name: str) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 
+_STALE = (" *The JSON predates the re-run with the validated learners (its summary lacks the IQM fields): its "
+          "PPO rows are the previous vector PPO's.*")
+
+
+def _market_power_findings(d: dict) -> list[str]:
+    d, legacy_mp = _market_power(d)
+    out = []
+    cfg = d["meta"]["config"]
+    nash = [r for r in d["summary"] if r["method"] == "nash"]
+    ok = [r for r in nash if r["label"] == "nash"]
+    bad = sorted({r["setting"] for r in nash if r["label"] != "nash"}, key=cfg["settings"].index)
+    sets = [e for e in d.get("equilibrium_sets", []) if e.get("computed")]
+    none = [e for e in sets if not e["pure_count"]]
+    out.append(f"* **The game** ([market power](docs/results.md#emergent-market-power)): iterated best response "
+               f"is an exact stage equilibrium (NashConv <= 1e-6 $/step) in {len(ok)} of {len(nash)} (setting, N) "
+               "cells; the others are labelled \"ibr (not converged)\""
+               + (f" ({', '.join(bad)})" if bad else "") + f". The pure-equilibrium set is enumerated in "
+               f"{len(sets)} cells (N <= 5); " + ("every one has a pure equilibrium on the grid." if not none else
+               f"{len(none)} of them {'has' if len(none) == 1 else 'have'} no pure equilibrium on the grid, and "
+               f"{'its' if len(none) == 1 else 'their'} symmetric mixed "
+               f"{'equilibrium is' if len(none) == 1 else 'equilibria are'} certified by the expected NashConv."))
+    lo, hi = min(cfg["ns"]), max(cfg["ns"])
+    parts = []
+    for st in cfg["settings"]:
+        groups: dict[str, list[str]] = {}
+        for m in (x for x in cfg["methods"] if x in ("ppo_shared", "mappo", "ppo_independent", "qlearning")):
+            a = next((r for r in d["summary"] if (r["setting"], r["method"], r["N"]) == (st, m, lo)), None)
+            b = next((r for r in d["summary"] if (r["setting"], r["method"], r["N"]) == (st, m, hi)), None)
+            if a is None or b is None:
+                continue
+            if not (finite(a.get("markup_rel_iqm")) and finite(b.get("markup_rel_iqm"))):
+                groups.setdefault("not comparable (no finite seed at one N)", []).append(m)
+            elif not separated(a, b, "markup_rel"):
+                groups.setdefault("no difference detected", []).append(m)
+            else:
+                groups.setdefault("falls" if b["markup_rel_iqm"] < a["markup_rel_iqm"] else "rises", []).append(m)
+        if groups:
+            parts.append(f"{st}: " + "; ".join(f"{k} for {', '.join(v)}" for k, v in groups.items()))
+    if parts:
+        out.append(f"* **Markup and N** (IQM of the learners' markup, N = {lo} against N = {hi}, non-overlapping "
+                   f"bootstrap intervals; {mp_budget(cfg)}): " + ". ".join(parts) + "."
+                   + (_STALE if legacy_mp else ""))
+    return out
+
+
+def _benchmark_findings(d: dict) -> list[str]:
+    d, legacy_ab = _benchmark(d)
+    parts = []
+    for sc in d["meta"]["config"]["scenarios"]:
+        groups: dict[str, list[str]] = {}
+        for p in d.get("paired", []):
+            if p["scenario"] == sc and p["metric"] == "profit" and p["x"] not in ("random", "competitive"):
+                groups.setdefault(direction(p, "more", "less"), []).append(p["x"])
+        if groups:
+            parts.append(f"`{sc.split('/')[-1]}`: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()))
+    if not parts:
+        return []
+    c = d["meta"]["config"]
+    return ["* **Learners against truthful bidding** (learner profit, paired by seed: Wilcoxon p < 0.05 and "
+            f"the paired bootstrap interval excluding 0; {len(c['seeds'])} seeds; PPO variants "
+            f"{c['ppo_steps']:,} agent-steps per learner (validated defaults), Q-learning {c['q_steps']:,} steps; "
+            f"[leaderboard](docs/results.md#leaderboard-algorithm-benchmark)): " + ". ".join(parts) + "."
+            + (_STALE if legacy_ab else "")]
+
+
+def _collusion_findings(d: dict) -> list[str]:
+    d, _ = _collusion(d)
+    parts = []
+    for x, what in (("frozen", "re-training one seller against frozen rivals"), ("async", "staggered exploration")):
+        cells = [f"{p['mechanism']} N = {p['N']}" for p in d.get("paired", [])
+                 if p["x"] == x and p["metric"] == "delta" and direction(p) == "lower"]
+        n = sum(p["x"] == x and p["metric"] == "delta" for p in d.get("paired", []))
+        parts.append(f"{what} lowers Delta in {len(cells)} of {n} cells" + (f" ({', '.join(cells)})" if cells else ""))
+    return ["* **Collusion** (Q-learning sellers, paired by session; "
+            "[collusion](docs/results.md#collusion-calvano-style)): " + "; ".join(parts) + "."]
+
+
+def _exploitability_findings(d: dict) -> list[str]:
+    summ = d["summary"]
+    if not (summ and "scope" in summ[0]):
+        return ["* **Exploitability** ([exploitability](docs/results.md#learned-exploitability)): the "
+                "committed JSON predates the responder-seed study (one responder seed, 3 players per market: "
+                "a partial NashConv in household6 and the storage community)."]
+    full = [r for r in summ if not r["partial"]]
+    return [f"* **Exploitability** ([exploitability](docs/results.md#learned-exploitability)): "
+            f"{len(full)} of {len(summ)} (market, profile) cells probe every player, with "
+            f"{d['meta']['config']['br_seeds']} responder seeds each. Against the truthful profile, "
+            "paired by evaluation market (Wilcoxon p < 0.05 and the paired bootstrap interval excluding 0): "
+            + "; ".join(f"{q['scenario']} {q['profile']}: {direction(q, 'more exploitable', 'less exploitable')}"
+                        for q in d.get("paired", []) if q["y"] == "exploitability of truthful")
+            + f". The learned exploitability is significantly above the stage NashConv in "
+            f"{sum(direction(q) == 'higher' for q in d.get('paired', []) if q['y'] == 'stage NashConv')} of "
+            f"{sum(q['y'] == 'stage NashConv' for q in d.get('paired', []))} cells (same test)."]
+
+
+# study JSON -> its README bullets, in README order
+FINDINGS = (("market_power.json", _market_power_findings), ("algorithm_benchmark.json", _benchmark_findings),
+            ("collusion.json", _collusion_findings), ("exploitability.json", _exploitability_findings))
+
+
 def findings_section(results: Path) -> str:
     """The README's short findings, generated from the study JSONs (the same rules as docs/results.md; each
     bullet links to its section there). A study whose JSON is missing is left out."""
     out = []
-    stale = (" *The JSON predates the re-run with the validated learners (its summary lacks the IQM fields): its "
-             "PPO rows are the previous vector PPO's.*")
-    d = _load(results, "market_power.json")
-    if d is not None:
-        d, legacy_mp = _market_power(d)
-        cfg = d["meta"]["config"]
-        nash = [r for r in d["summary"] if r["method"] == "nash"]
-        ok = [r for r in nash if r["label"] == "nash"]
-        bad = sorted({r["setting"] for r in nash if r["label"] != "nash"}, key=cfg["settings"].index)
-        sets = [e for e in d.get("equilibrium_sets", []) if e.get("computed")]
-        none = [e for e in sets if not e["pure_count"]]
-        out.append(f"* **The game** ([market power](docs/results.md#emergent-market-power)): iterated best response "
-                   f"is an exact stage equilibrium (NashConv <= 1e-6 $/step) in {len(ok)} of {len(nash)} (setting, N) "
-                   "cells; the others are labelled \"ibr (not converged)\""
-                   + (f" ({', '.join(bad)})" if bad else "") + f". The pure-equilibrium set is enumerated in "
-                   f"{len(sets)} cells (N <= 5); " + ("every one has a pure equilibrium on the grid." if not none else
-                   f"{len(none)} of them {'has' if len(none) == 1 else 'have'} no pure equilibrium on the grid, and "
-                   f"{'its' if len(none) == 1 else 'their'} symmetric mixed "
-                   f"{'equilibrium is' if len(none) == 1 else 'equilibria are'} certified by the expected NashConv."))
-        lo, hi = min(cfg["ns"]), max(cfg["ns"])
-        parts = []
-        for st in cfg["settings"]:
-            groups: dict[str, list[str]] = {}
-            for m in (x for x in cfg["methods"] if x in ("ppo_shared", "mappo", "ppo_independent", "qlearning")):
-                a = next((r for r in d["summary"] if (r["setting"], r["method"], r["N"]) == (st, m, lo)), None)
-                b = next((r for r in d["summary"] if (r["setting"], r["method"], r["N"]) == (st, m, hi)), None)
-                if a is None or b is None:
-                    continue
-                if not (finite(a.get("markup_rel_iqm")) and finite(b.get("markup_rel_iqm"))):
-                    groups.setdefault("not comparable (no finite seed at one N)", []).append(m)
-                elif not separated(a, b, "markup_rel"):
-                    groups.setdefault("no difference detected", []).append(m)
-                else:
-                    groups.setdefault("falls" if b["markup_rel_iqm"] < a["markup_rel_iqm"] else "rises", []).append(m)
-            if groups:
-                parts.append(f"{st}: " + "; ".join(f"{k} for {', '.join(v)}" for k, v in groups.items()))
-        if parts:
-            out.append(f"* **Markup and N** (IQM of the learners' markup, N = {lo} against N = {hi}, non-overlapping "
-                       f"bootstrap intervals; {mp_budget(cfg)}): " + ". ".join(parts) + "."
-                       + (stale if legacy_mp else ""))
-    d = _load(results, "algorithm_benchmark.json")
-    if d is not None:
-        d, legacy_ab = _benchmark(d)
-        parts = []
-        for sc in d["meta"]["config"]["scenarios"]:
-            groups: dict[str, list[str]] = {}
-            for p in d.get("paired", []):
-                if p["scenario"] == sc and p["metric"] == "profit" and p["x"] not in ("random", "competitive"):
-                    groups.setdefault(direction(p, "more", "less"), []).append(p["x"])
-            if groups:
-                parts.append(f"`{sc.split('/')[-1]}`: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items()))
-        if parts:
-            c = d["meta"]["config"]
-            out.append("* **Learners against truthful bidding** (learner profit, paired by seed: Wilcoxon p < 0.05 and "
-                       f"the paired bootstrap interval excluding 0; {len(c['seeds'])} seeds; PPO variants "
-                       f"{c['ppo_steps']:,} agent-steps per learner (validated defaults), Q-learning {c['q_steps']:,} steps; "
-                       f"[leaderboard](docs/results.md#leaderboard-algorithm-benchmark)): " + ". ".join(parts) + "."
-                       + (stale if legacy_ab else ""))
-    d = _load(results, "collusion.json")
-    if d is not None:
-        d, _ = _collusion(d)
-        parts = []
-        for x, what in (("frozen", "re-training one seller against frozen rivals"), ("async", "staggered exploration")):
-            cells = [f"{p['mechanism']} N = {p['N']}" for p in d.get("paired", [])
-                     if p["x"] == x and p["metric"] == "delta" and direction(p) == "lower"]
-            n = sum(p["x"] == x and p["metric"] == "delta" for p in d.get("paired", []))
-            parts.append(f"{what} lowers Delta in {len(cells)} of {n} cells" + (f" ({', '.join(cells)})" if cells else ""))
-        out.append("* **Collusion** (Q-learning sellers, paired by session; "
-                   "[collusion](docs/results.md#collusion-calvano-style)): " + "; ".join(parts) + ".")
-    d = _load(results, "exploitability.json")
-    if d is not None:
-        summ = d["summary"]
-        if summ and "scope" in summ[0]:
-            full = [r for r in summ if not r["partial"]]
-            out.append(f"* **Exploitability** ([exploitability](docs/results.md#learned-exploitability)): "
-                       f"{len(full)} of {len(summ)} (market, profile) cells probe every player, with "
-                       f"{d['meta']['config']['br_seeds']} responder seeds each. Against the truthful profile, "
-                       "paired by evaluation market (Wilcoxon p < 0.05 and the paired bootstrap interval excluding 0): "
-                       + "; ".join(f"{q['scenario']} {q['profile']}: {direction(q, 'more exploitable', 'less exploitable')}"
-                                   for q in d.get("paired", []) if q["y"] == "exploitability of truthful")
-                       + f". The learned exploitability is significantly above the stage NashConv in "
-                       f"{sum(direction(q) == 'higher' for q in d.get('paired', []) if q['y'] == 'stage NashConv')} of "
-                       f"{sum(q['y'] == 'stage NashConv' for q in d.get('paired', []))} cells (same test).")
-        else:
-            out.append("* **Exploitability** ([exploitability](docs/results.md#learned-exploitability)): the "
-                       "committed JSON predates the responder-seed study (one responder seed, 3 players per market: "
-                       "a partial NashConv in household6 and the storage community).")
+    for name, findings in FINDINGS:
+        d = _load(results, name)
+        if d is not None:
+            out += findings(d)
     return "\n".join(out)
 
 

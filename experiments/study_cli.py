@@ -7,10 +7,14 @@ line ``PROG: error: ...`` with exit status 2 (``p2penv experiment NAME`` runs th
     a = ap.parse_args(argv)
     cfg = configured(ap, QUICK if a.quick else MarketPowerConfig(), **overrides(a, "seeds"))
     return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray, docs=a.docs)
+
+An option that was renamed keeps its old name as a hidden alias (``add_renamed_option``): same dest, not in
+the help, a ``DeprecationWarning`` when used.
 """
 from __future__ import annotations
 
 import argparse
+import warnings
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -56,6 +60,28 @@ def check_known(field: str, values, known) -> None:
     bad = [v for v in values if v not in known]
     if bad:
         raise ValueError(f"{field}: unknown {bad}; known {tuple(known)}")
+
+
+class _DeprecatedAlias(argparse.Action):
+    """The old name of a renamed option: stores its values as the new name does, with a ``DeprecationWarning``."""
+
+    def __init__(self, option_strings, dest, new_option: str, **kwargs: Any):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new_option = new_option
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn(f"{parser.prog}: {option_string} is deprecated since 0.1.0 (issue 19): use {self.new_option}",
+                      DeprecationWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
+def add_renamed_option(ap: argparse.ArgumentParser, new: str, old: str, *, dest: str, **kwargs: Any) -> None:
+    """The option ``new`` (``kwargs``: nargs, choices, help, ...) storing into ``dest``, and ``old``, its name
+    before, as a hidden deprecated alias: the same ``dest`` and values, ``help=argparse.SUPPRESS``, a
+    ``DeprecationWarning`` when given (``--scenarios`` -> ``--feeder-settings``, issue 19)."""
+    ap.add_argument(new, dest=dest, **kwargs)
+    ap.add_argument(old, dest=dest, action=_DeprecatedAlias, new_option=new, help=argparse.SUPPRESS,
+                    **{k: v for k, v in kwargs.items() if k != "help"})
 
 
 def check_seeds(seeds) -> None:

@@ -8,7 +8,7 @@ from p2penv.agents.best_response import MyopicBestResponse
 from p2penv.agents.rollout import Assigned, CompetitivePolicy, rollout
 from p2penv.agents.vec_adapter import MarketVecEnv, padded_obs
 from p2penv import auction_v0
-from p2penv.diagnostics.nash import action_grid, iterated_best_response, stage_nash_gap
+from p2penv.diagnostics.nash import action_grid, iterated_best_response, stage_nash_conv
 
 
 def _env(**kw):
@@ -49,11 +49,11 @@ def test_rollout_plain_loop_is_deterministic_and_records_steps():
     assert np.allclose(a.rewards.sum(), a.total_profit)
 
 
-def test_best_response_gap_and_ibr():
+def test_best_response_nash_conv_and_ibr():
     env = _env(n=3)
     tr = rollout(env, CompetitivePolicy(), seed=0)[0]
     ctx, joint = tr.ctxs[12], tr.actions[12]
-    g = stage_nash_gap(joint, ctx, env.rules, method="grid")
+    g = stage_nash_conv(joint, ctx, env.rules, method="grid")
     assert np.all(g.gains >= 0) and g.nash_conv == pytest.approx(g.gains.sum())
     # the best actions really earn the claimed gain
     for i in range(3):
@@ -66,11 +66,11 @@ def test_best_response_gap_and_ibr():
         assert r1 - r0 == pytest.approx(g.gains[i], abs=1e-12)
     res = iterated_best_response(ctx, env.rules, joint, max_iter=10, method="grid", tol=1e-9)
     assert res.nash_conv.min() <= res.nash_conv[0] and np.isfinite(res.nash_conv).all()
-    assert stage_nash_gap(res.profile, ctx, env.rules, method="grid").nash_conv == pytest.approx(res.nash_conv.min())
-    ex = stage_nash_gap(joint, ctx, env.rules, method="exact", n_grid=41)
+    assert stage_nash_conv(res.profile, ctx, env.rules, method="grid").nash_conv == pytest.approx(res.nash_conv.min())
+    ex = stage_nash_conv(joint, ctx, env.rules, method="exact", n_grid=41)
     assert ex.nash_conv >= g.nash_conv - 1e-9  # exact prices find at least what the grid finds
     with pytest.raises(ValueError, match="method"):
-        stage_nash_gap(joint, ctx, env.rules, method="bogus")
+        stage_nash_conv(joint, ctx, env.rules, method="bogus")
     assert action_grid(5, 3).shape == (15, 2)
 
 

@@ -121,9 +121,9 @@ def test_market_power_aggregates_by_hand():
 
 
 def test_nash_gain_and_benchmarks_on_a_short_episode():
-    from p2penv.diagnostics.nash_infos import NashGapInfos
+    from p2penv.diagnostics.nash_infos import NashConvInfos
 
-    env = NashGapInfos(auction_v0.parallel_env(n_prosumers=3, max_cycles=2, start_hour=11.0, seed=2))
+    env = NashConvInfos(auction_v0.parallel_env(n_prosumers=3, max_cycles=2, start_hour=11.0, seed=2))
     env.reset(seed=2)
     rng = np.random.default_rng(2)
     infos, rewards = [], []

@@ -2,9 +2,9 @@
 
 Layers, lowest first (a module may import its own layer and those below it):
 
-    market -> network -> generators -> envs -> front -> diagnostics -> agents -> experiments -> cli
+    base -> market -> network -> generators -> envs -> front -> diagnostics -> agents -> experiments -> cli
 
-``front`` is the env modules and the registry at the top of the package (``p2penv``, ``p2penv.auction_v0``,
+``base`` is ``p2penv.aliases`` (the deprecated-name helper, which imports nothing of the package). ``front`` is the env modules and the registry at the top of the package (``p2penv``, ``p2penv.auction_v0``,
 ``p2penv.dlmp_v0``, ``p2penv.registry``, ``p2penv.seller_buyer``): they build envs, so they sit right above
 ``p2penv.envs``. The repository folders ``agents/`` and ``experiments/`` install as ``p2penv.agents`` and
 ``p2penv.experiments`` (``[tool.setuptools.package-dir]`` in pyproject.toml); the test maps them the same way.
@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # repository folder -> import name of the package it holds (pyproject.toml's package-dir)
 FOLDERS = {"p2penv": "p2penv", "agents": "p2penv.agents", "experiments": "p2penv.experiments"}
-LAYERS = ("market", "network", "generators", "envs", "front", "diagnostics", "agents", "experiments", "cli")
+LAYERS = ("base", "market", "network", "generators", "envs", "front", "diagnostics", "agents", "experiments", "cli")
+BASE = {"p2penv.aliases"}  # imports nothing from the package: every layer may use it
 FRONT = {"p2penv", "p2penv.auction_v0", "p2penv.dlmp_v0", "p2penv.registry", "p2penv.seller_buyer"}
 # (importer, imported) edges that still go up, each with the reason it is allowed for now
 KNOWN_UPWARD: dict[tuple[str, str], str] = {}  # none today; an entry must name its reason
@@ -41,6 +42,8 @@ def layer(module: str) -> str | None:
     """Layer name of a p2penv module (None for a module outside the package)."""
     if module != "p2penv" and not module.startswith("p2penv."):
         return None
+    if module in BASE:
+        return "base"
     if module in FRONT:
         return "front"
     sub = module.split(".")[1]

@@ -14,7 +14,7 @@ from p2penv.envs.fields import INFO_FIELDS, LEAN_INFO_NAMES, MARKET_INFO_FIELDS,
 from p2penv.generators import HouseholdMix, SellerBuyerMarket
 from p2penv.market.mechanisms import uniform
 from p2penv.market.prosumer import Fleet
-from p2penv.generators.protocol import (BatchGenerator, PricedGenerator, ScenarioGenerator, check_generator,
+from p2penv.generators.protocol import (BatchGenerator, FleetGenerator, PricedGenerator, check_generator,
                                         draw_fleets)
 
 from test_registry import PINNED, fingerprint
@@ -211,9 +211,9 @@ def test_rejected_step_leaves_the_trajectory_unchanged():
 
 def test_generator_contract_is_declared_and_checked():
     mix = HouseholdMix()
-    assert isinstance(mix, ScenarioGenerator) and isinstance(mix, BatchGenerator)
+    assert isinstance(mix, FleetGenerator) and isinstance(mix, BatchGenerator)
     assert not isinstance(mix, PricedGenerator)
-    assert isinstance(SellerBuyerMarket(2), ScenarioGenerator) and not isinstance(SellerBuyerMarket(2), BatchGenerator)
+    assert isinstance(SellerBuyerMarket(2), FleetGenerator) and not isinstance(SellerBuyerMarket(2), BatchGenerator)
     from p2penv.generators.arbitrage import ArbitrageMarket
 
     assert isinstance(ArbitrageMarket("tou"), PricedGenerator)

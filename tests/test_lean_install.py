@@ -10,12 +10,12 @@ import numpy as np
 import p2penv
 assert "auction_v0/simbench-semiurb5-v0" in p2penv.list_scenarios()  # listed without the simbench extra
 from p2penv import auction_v0, dlmp_v0
-from p2penv.diagnostics.nash import env_nash_gap
+from p2penv.diagnostics.nash import env_nash_conv
 for env in (auction_v0.parallel_env(n_prosumers=4), dlmp_v0.parallel_env(scenario="teaching4"),
             p2penv.make("auction_v0/storage-community-v0")):
     obs, _ = env.reset(seed=0)
     acts = {a: np.zeros(env.action_space(a).shape) for a in env.agents}
-    env_nash_gap(env, acts) if env.metadata["name"] == "auction_v0" else None
+    env_nash_conv(env, acts) if env.metadata["name"] == "auction_v0" else None
     env.step(acts)
 vec = auction_v0.vector_env(3, n_prosumers=4)
 vec.reset(seed=0)

@@ -29,7 +29,7 @@ def test_smoke_run_resume_and_outputs(tmp_path):
 
 
 def test_cli_entry(tmp_path):
-    assert cli.main(["experiment", "local_market_power", "--quick", "--scenarios", "ieee33-base",
+    assert cli.main(["experiment", "local_market_power", "--quick", "--feeder-settings", "ieee33-base",
                      "--out", str(tmp_path)]) == 0
     d = json.loads((tmp_path / "local_market_power.json").read_text())
     assert {r["profile"] for r in d["runs"]} == set(lmp.PROFILES)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from p2penv import auction_v0, dlmp_v0
-from p2penv.diagnostics.nash import env_nash_gap, iterated_best_response, stage_nash_gap
+from p2penv.diagnostics.nash import env_nash_conv, iterated_best_response, stage_nash_conv
 from p2penv.market.mechanisms import pay_as_bid, uniform
 from p2penv.market.pipeline import MarketRules, StepContext, run_step
 
@@ -23,10 +23,10 @@ def u(price):  # $/kWh -> normalised action on [0, 0.4]
     return 2 * price / 0.4 - 1
 
 
-def test_bilateral_uniform_gap_by_hand():
+def test_bilateral_uniform_nash_conv_by_hand():
     ctx, rules = bilateral()
     joint = np.array([[u(0.1), 0.0], [u(0.3), 0.0]])  # ask 0.1, bid 0.3 -> trade at 0.2
-    g = stage_nash_gap(joint, ctx, rules)
+    g = stage_nash_conv(joint, ctx, rules)
     np.testing.assert_allclose(g.rewards, [0.2 - 0.01, -0.2])
     # seller's best: ask = bid = 0.3 -> price 0.3, reward 0.29; buyer's best: bid = ask = 0.1 -> -0.1
     np.testing.assert_allclose(g.best_rewards, [0.29, -0.1], atol=1e-9)
@@ -35,20 +35,20 @@ def test_bilateral_uniform_gap_by_hand():
     assert g.best_actions[0, 0] == pytest.approx(u(0.3), abs=1e-6)
 
 
-def test_bilateral_pay_as_bid_gap_by_hand():
+def test_bilateral_pay_as_bid_nash_conv_by_hand():
     ctx, rules = bilateral(pay_as_bid.clear)
     joint = np.array([[u(0.1), 0.0], [u(0.3), 0.0]])  # seller receives 0.1, buyer pays 0.3
-    g = stage_nash_gap(joint, ctx, rules)
+    g = stage_nash_conv(joint, ctx, rules)
     np.testing.assert_allclose(g.rewards, [0.1 - 0.01, -0.3])
     np.testing.assert_allclose(g.best_rewards, [0.29, -0.1], atol=1e-9)
     assert g.nash_conv == pytest.approx(0.4, abs=1e-9)
 
 
-def test_equilibrium_of_the_bilateral_game_has_zero_gap():
+def test_equilibrium_of_the_bilateral_game_has_zero_nash_conv():
     # ask = bid = 0.3 (retail): the buyer cannot lower its bid without losing the trade to the
     # retail backstop at 0.30, the seller cannot raise its ask without the feed-in at 0.05
     ctx, rules = bilateral()
-    g = stage_nash_gap(np.array([[u(0.3), 0.0], [u(0.3), 0.0]]), ctx, rules)
+    g = stage_nash_conv(np.array([[u(0.3), 0.0], [u(0.3), 0.0]]), ctx, rules)
     assert g.nash_conv == pytest.approx(0.0, abs=1e-6)
 
 
@@ -60,7 +60,7 @@ def test_exact_best_response_beats_a_dense_grid_and_is_close_to_it(mechanism):
     for _ in range(10):  # move to a daytime step with PV in the book
         env.step({a: rng.uniform(-1, 1, 2) for a in env.agents})
     joint = rng.uniform(-1, 1, (5, 2))
-    g = env_nash_gap(env, {a: joint[i] for i, a in enumerate(env.agents)})
+    g = env_nash_conv(env, {a: joint[i] for i, a in enumerate(env.agents)})
     grid = np.linspace(-1, 1, 401)
     uu = np.stack(np.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
     for i in range(5):
@@ -84,13 +84,13 @@ def test_iterated_best_response_finds_the_bilateral_equilibrium():
 
 
 @pytest.mark.parametrize("info_level", ["full", "lean"])
-def test_nash_gap_infos_wrapper(info_level):
-    from p2penv.diagnostics.nash_infos import NashGapInfos
+def test_nash_conv_infos_wrapper(info_level):
+    from p2penv.diagnostics.nash_infos import NashConvInfos
 
-    env = NashGapInfos(auction_v0.parallel_env(n_prosumers=3, seed=1, info_level=info_level))
+    env = NashConvInfos(auction_v0.parallel_env(n_prosumers=3, seed=1, info_level=info_level))
     env.reset(seed=1)
     acts = {a: np.zeros(2) for a in env.agents}
-    expected = env_nash_gap(env.unwrapped, acts)  # the gap of the step about to be taken
+    expected = env_nash_conv(env.unwrapped, acts)  # the stage NashConv of the step about to be taken
     _, _, _, _, infos = env.step(acts)
     m = infos["prosumer_0"]["market"]
     assert m["nash_conv"] == expected.nash_conv == pytest.approx(sum(infos[a]["nash_gain"] for a in infos))
@@ -99,27 +99,27 @@ def test_nash_gap_infos_wrapper(info_level):
 
 
 def test_nash_gap_in_infos_flag_points_at_the_wrapper():
-    with pytest.raises(ValueError, match="NashGapInfos"):
+    with pytest.raises(ValueError, match="NashConvInfos"):
         auction_v0.parallel_env(n_prosumers=3, nash_gap_in_infos=True)
 
 
-def test_nash_gap_vector_infos_match_the_single_env_wrapper():
-    from p2penv.diagnostics.nash_infos import NashGapInfos, NashGapVectorInfos
+def test_nash_conv_vector_infos_match_the_single_env_wrapper():
+    from p2penv.diagnostics.nash_infos import NashConvInfos, NashConvVectorInfos
 
-    vec = NashGapVectorInfos(auction_v0.vector_env(2, n_prosumers=3, max_cycles=2))
+    vec = NashConvVectorInfos(auction_v0.vector_env(2, n_prosumers=3, max_cycles=2))
     vec.reset(seed=5)
     acts = np.random.default_rng(0).uniform(-1, 1, (2, 2, 3, 2))
     for t in range(2):
         _, _, _, _, vinfos = vec.step(acts[t])
         for e in range(2):
-            env = NashGapInfos(auction_v0.parallel_env(n_prosumers=3, max_cycles=2))
+            env = NashConvInfos(auction_v0.parallel_env(n_prosumers=3, max_cycles=2))
             env.reset(seed=5 + e)
             for s in range(t + 1):
                 _, _, _, _, infos = env.step({a: acts[s, e, i] for i, a in enumerate(env.possible_agents)})
             assert vinfos["market"]["nash_conv"][e] == infos["prosumer_0"]["market"]["nash_conv"]
             assert vinfos["nash_gain"][e].tolist() == [infos[a]["nash_gain"] for a in env.possible_agents]
     with pytest.raises(ValueError, match="auction_v0"):
-        NashGapInfos(dlmp_v0.parallel_env(scenario="teaching4"))
+        NashConvInfos(dlmp_v0.parallel_env(scenario="teaching4"))
 
 
 def test_fictitious_play_first_round_best_replies_by_hand():
@@ -139,14 +139,14 @@ def test_fictitious_play_first_round_best_replies_by_hand():
 
 def test_one_name_per_solver():
     # iterated_best_response / fictitious_play / best_response mean the market stage game; the
-    # continuous reference-game solvers carry a continuous_ prefix; the stage gap has one function
-    # (stage_nash_gap) plus the env-facing env_nash_gap, and nothing else defines them.
+    # continuous reference-game solvers carry a continuous_ prefix; the stage-game NashConv has one function
+    # (stage_nash_conv) plus the env-facing env_nash_conv, and nothing else defines them.
     import p2penv.agents.best_response as agent_br
     import p2penv.diagnostics as diag
     from p2penv.diagnostics import equilibrium, nash
 
     assert diag.iterated_best_response is nash.iterated_best_response
-    assert diag.stage_nash_gap is nash.stage_nash_gap and diag.env_nash_gap is nash.env_nash_gap
+    assert diag.stage_nash_conv is nash.stage_nash_conv and diag.env_nash_conv is nash.env_nash_conv
     renamed = {"iterated_best_response": "continuous_best_response_dynamics",
                "fictitious_play": "continuous_fictitious_play", "best_response": "continuous_best_response"}
     for name, continuous in renamed.items():
@@ -156,12 +156,12 @@ def test_one_name_per_solver():
     assert diag.continuous_best_response_dynamics is equilibrium.continuous_best_response_dynamics
 
 
-def test_env_nash_gap_is_stage_nash_gap_of_the_env_step():
+def test_env_nash_conv_is_stage_nash_conv_of_the_env_step():
     env = auction_v0.parallel_env(n_prosumers=3, seed=2)
     env.reset(seed=2)
     rng = np.random.default_rng(2)
     actions = {a: rng.uniform(-1, 1, 2) for a in env.agents}
     joint = np.stack([actions[a] for a in env.agents])
-    a, b = env_nash_gap(env, actions, method="grid"), stage_nash_gap(joint, env.ctx, env.rules, method="grid")
+    a, b = env_nash_conv(env, actions, method="grid"), stage_nash_conv(joint, env.ctx, env.rules, method="grid")
     np.testing.assert_array_equal(a.gains, b.gains)
     np.testing.assert_array_equal(a.best_actions, b.best_actions)

@@ -135,18 +135,18 @@ def test_storage_record_validation_names_env_in_a_batch():
         s.validate(("a", "b", "c"))
 
 
-def test_stage_gap_with_storage_is_myopic_and_holds_battery_power():
-    """SOC is state: the stage gap deviates in price and dispatch and keeps each battery's power."""
-    from p2penv.diagnostics.nash import env_nash_gap
+def test_stage_nash_conv_with_storage_is_myopic_and_holds_battery_power():
+    """SOC is state: the stage-game NashConv deviates in price and dispatch and keeps each battery's power."""
+    from p2penv.diagnostics.nash import env_nash_conv
 
     env = auction_v0.parallel_env(n_prosumers=6, generator=MIX)
     env.reset(seed=3)
     acts = {a: np.array([0.0, 0.0, 0.5]) for a in env.agents}
-    gap = env_nash_gap(env, acts)
-    assert gap.best_actions.shape == (6, 3) and np.all(gap.best_actions[:, 2] == 0.5)
-    assert gap.nash_conv >= 0 and np.all(gap.gains >= 0)
-    grid_gap = env_nash_gap(env, acts, method="grid")
-    assert np.all(grid_gap.best_actions[:, 2] == 0.5) and grid_gap.nash_conv <= gap.nash_conv + 1e-9
+    snc = env_nash_conv(env, acts)
+    assert snc.best_actions.shape == (6, 3) and np.all(snc.best_actions[:, 2] == 0.5)
+    assert snc.nash_conv >= 0 and np.all(snc.gains >= 0)
+    grid_snc = env_nash_conv(env, acts, method="grid")
+    assert np.all(grid_snc.best_actions[:, 2] == 0.5) and grid_snc.nash_conv <= snc.nash_conv + 1e-9
 
 
 def test_time_varying_tariffs_settle_each_step_at_its_price():

@@ -6,7 +6,7 @@ import functools
 import numpy as np
 import pytest
 
-from p2penv.diagnostics.nash import stage_nash_gap, trajectory_nash_conv
+from p2penv.diagnostics.nash import stage_nash_conv, trajectory_nash_conv
 from p2penv.market.mechanisms import uniform
 from p2penv.market.pipeline import MarketRules, StepContext, run_step
 from p2penv.market.truthful import reservation_buy_price, step_tariffs, truthful_price
@@ -43,7 +43,7 @@ def test_truthful_price_sellers_ask_cost_at_least_feed_in_buyers_bid_their_value
     np.testing.assert_array_equal(p, [0.05, 0.12, 0.25])
 
 
-def test_trajectory_nash_conv_is_the_stage_nash_gap_of_every_step():
+def test_trajectory_nash_conv_is_the_stage_nash_conv_of_every_step():
     c = ctx3()
     rng = np.random.default_rng(0)
     joints = [rng.uniform(-1, 1, (3, 2)) for _ in range(3)]
@@ -53,11 +53,11 @@ def test_trajectory_nash_conv_is_the_stage_nash_gap_of_every_step():
     g = trajectory_nash_conv(ctxs, joints, RULES, method="grid")
     assert g.shape == (4, 3)
     for t in range(4):
-        np.testing.assert_array_equal(g[t], stage_nash_gap(joints[t], ctxs[t], RULES, method="grid").gains)
+        np.testing.assert_array_equal(g[t], stage_nash_conv(joints[t], ctxs[t], RULES, method="grid").gains)
     np.testing.assert_array_equal(g[3], g[0])
     # the cache key holds every field: the same demand and action under another tariff is another game
     two = trajectory_nash_conv([c, ctxs[1]], [joints[0], joints[0]], RULES, method="grid")
-    np.testing.assert_array_equal(two[1], stage_nash_gap(joints[0], ctxs[1], RULES, method="grid").gains)
+    np.testing.assert_array_equal(two[1], stage_nash_conv(joints[0], ctxs[1], RULES, method="grid").gains)
     assert not np.array_equal(two[1], two[0])
     sub = trajectory_nash_conv(ctxs, joints, RULES, players=[0, 2], method="grid")
     np.testing.assert_array_equal(sub, g[:, [0, 2]])

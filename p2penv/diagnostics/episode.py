@@ -5,9 +5,9 @@
 bid_price, dispatch_kw, net_kwh (> 0 sold), side (+1 sell, -1 buy, 0 none), order_kwh, matched_kwh,
 unit_price, market_cash (> 0 received), backstop_import_kwh, backstop_export_kwh, curtailed_kwh,
 cost, feasible_lo_kw, feasible_hi_kw, ramp_violation_kw, clip_price, clip_dispatch; optionally
-``nash_gain`` ($, with ``nash_gap_in_infos=True``); and ``"market"``, one dict shared by all agents:
-t, clearing_price ($/kWh), volume_kwh, welfare (declared $), operator_surplus ($), optionally
-nash_conv ($). ``stack_infos`` turns a list of such dicts into (T, N) / (T,) arrays.
+``nash_gain`` ($, added by the wrapper ``p2penv.diagnostics.nash_infos.NashConvInfos``); and ``"market"``, one
+dict shared by all agents: t, clearing_price ($/kWh), volume_kwh, welfare (declared $), operator_surplus ($),
+optionally nash_conv ($, the same wrapper). ``stack_infos`` turns a list of such dicts into (T, N) / (T,) arrays.
 
 **Summary decisions** (``summarize_episode``):
 

@@ -22,7 +22,7 @@ gains more than ``tol`` $/step by moving to another grid action):
 A grid equilibrium need not be an equilibrium of the continuous stage game, nor the converse (a
 continuous game can have only epsilon-equilibria at the supremum of an open set, e.g. "withhold just
 below a demand step"). The certificate of a continuous profile is its exact NashConv
-(``nash.stage_nash_gap(method="exact")``), and ``label_profile`` is the only way a row gets the label
+(``nash.stage_nash_conv(method="exact")``), and ``label_profile`` is the only way a row gets the label
 "nash": NashConv <= ``NASH_TOL`` $/step; otherwise "<solver> (not converged)" with its NashConv.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ import numpy as np
 from ..market.pipeline import MarketRules, StepContext
 from ..market.truthful import reservation_buy_price
 from .grid_game import GridGame, SymmetricTable, count_multisets, multiset_key, symmetric_table
-from .nash import stage_nash_gap
+from .nash import stage_nash_conv
 
 NASH_TOL = 1e-6  # $/step: a profile whose exact stage NashConv is at most this is labelled "nash"
 
@@ -64,8 +64,8 @@ def label_profile(nash_conv: float, *, tol: float = NASH_TOL, solver: str = "ibr
 def label_joint(joint, ctx: StepContext, rules: MarketRules, players=None, *, tol: float = NASH_TOL,
                 solver: str = "ibr", n_grid: int = 101) -> EquilibriumLabel:
     """``label_profile`` of a joint action (N, 2) from its exact NashConv over ``players``."""
-    gap = stage_nash_gap(joint, ctx, rules, players=players, method="exact", n_grid=n_grid)
-    return label_profile(gap.nash_conv, tol=tol, solver=solver)
+    snc = stage_nash_conv(joint, ctx, rules, players=players, method="exact", n_grid=n_grid)
+    return label_profile(snc.nash_conv, tol=tol, solver=solver)
 
 
 @dataclass(frozen=True)

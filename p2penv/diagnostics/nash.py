@@ -20,11 +20,14 @@ the dynamic game (whole-episode deviations would be needed for that).
 Every evaluation calls ``p2penv.market.pipeline.run_step`` on a batch of modified joint actions, so
 the diagnostics never re-implement clearing, settlement or rewards.
 
-One name per job: ``stage_nash_gap`` (the deviation analysis of a joint action, pure function; its
-``NashGap.nash_conv`` is the NashConv: the function keeps its older name, see docs/glossary.md),
-``env_nash_gap`` (the same for a live env and its action dict), ``trajectory_nash_conv`` (per-step gains
-along a recorded trajectory), ``iterated_best_response`` and ``fictitious_play``
-(dynamics on the stage game). Continuous reference games (one real action per player) use
+Before issue 19 ``stage_nash_conv``, ``env_nash_conv`` and ``StageNashConv`` were named ``stage_nash_gap``,
+``env_nash_gap`` and ``NashGap``; those names remain as aliases, deprecated since 0.1.0 (a
+``DeprecationWarning`` on use; docs/glossary.md).
+
+One name per job: ``stage_nash_conv`` (the deviation analysis of a joint action, pure function; its
+``StageNashConv.nash_conv`` is the NashConv), ``env_nash_conv`` (the same for a live env and its action
+dict), ``trajectory_nash_conv`` (per-step gains along a recorded trajectory), ``iterated_best_response`` and
+``fictitious_play`` (dynamics on the stage game). Continuous reference games (one real action per player) use
 ``equilibrium.continuous_best_response_dynamics`` / ``continuous_fictitious_play`` instead.
 """
 from __future__ import annotations
@@ -34,15 +37,20 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from ..aliases import deprecated_aliases
 from ..market.pipeline import MarketRules, StepContext, run_step
 from .equilibrium import EquilibriumResult
+
+# The names before issue 19 (deprecated aliases, docs/glossary.md): old name -> new name.
+__getattr__ = deprecated_aliases(__name__, {"stage_nash_gap": "stage_nash_conv", "env_nash_gap": "env_nash_conv", "NashGap": "StageNashConv"}, globals())
+
 
 # Offset around tied prices, as a fraction of the admissible price span.
 _EPS_REL = 1e-7
 
 
 @dataclass(frozen=True)
-class NashGap:
+class StageNashConv:
     """Stage-game deviation analysis of one joint action ($ per step; actions normalised)."""
 
     rewards: np.ndarray  # (N,) actual rewards
@@ -143,7 +151,7 @@ def deviation_rewards(joint, ctx: StepContext, rules: MarketRules, grid: np.ndar
     return run_step(batch, ctx, rules).settlement.reward[rows, :, pl]
 
 
-def stage_nash_gap(
+def stage_nash_conv(
     joint,
     ctx: StepContext,
     rules: MarketRules,
@@ -152,7 +160,7 @@ def stage_nash_gap(
     method: str = "exact",
     grid: np.ndarray | None = None,
     n_grid: int = 101,
-) -> NashGap:
+) -> StageNashConv:
     """Best responses of ``players`` (default all) to ``joint`` (N, 2) in the stage game.
 
     ``method="exact"``: price breakpoints + dispatch grid of ``n_grid`` points + Brent (module
@@ -182,20 +190,20 @@ def stage_nash_gap(
         best_r[pl] = np.where(better, r, actual[pl])
         best_a[pl[better], :2] = g[j[better]]
     gains = np.maximum(best_r - actual, 0.0)
-    return NashGap(actual, best_r, gains, float(gains.sum()), best_a, label)
+    return StageNashConv(actual, best_r, gains, float(gains.sum()), best_a, label)
 
 
-def env_nash_gap(env, actions: dict, **kw) -> NashGap:
-    """``stage_nash_gap`` of a live environment's current step, before it steps ``actions``.
+def env_nash_conv(env, actions: dict, **kw) -> StageNashConv:
+    """``stage_nash_conv`` of a live environment's current step, before it steps ``actions``.
 
     A separate entry point because it does a different job: it reads the step context and market
     rules from the env and takes the PettingZoo action dict ``{agent: (u_price, u_dispatch)}`` (in
-    ``env.agents`` order), whereas ``stage_nash_gap`` is the pure function of an (N, 2) joint
+    ``env.agents`` order), whereas ``stage_nash_conv`` is the pure function of an (N, 2) joint
     action, a ``StepContext`` and ``MarketRules`` that works on recorded trajectories and batches
-    without an env. Keyword arguments go to ``stage_nash_gap``.
+    without an env. Keyword arguments go to ``stage_nash_conv``.
     """
     joint = np.stack([np.asarray(actions[a], dtype=np.float64) for a in env.agents])
-    return stage_nash_gap(joint, env.ctx, env.rules, **kw)
+    return stage_nash_conv(joint, env.ctx, env.rules, **kw)
 
 
 def trajectory_nash_conv(ctxs, joints, rules: MarketRules, *, players=None, method: str = "exact",
@@ -203,7 +211,7 @@ def trajectory_nash_conv(ctxs, joints, rules: MarketRules, *, players=None, meth
     """(T, P) $/step: the stage-game best-response gain of each of ``players`` (default all, P = N) at every
     step t of a recorded trajectory, the joint action ``joints[t]`` (N, A) played in context ``ctxs[t]``
     (``StepContext``); a row's sum is that step's NashConv, so ``.sum(1).mean()`` is the trajectory's mean
-    NashConv $/step. Keyword arguments as ``stage_nash_gap``. A (context, joint action) pair that repeats
+    NashConv $/step. Keyword arguments as ``stage_nash_conv``. A (context, joint action) pair that repeats
     (every field of the context and the action equal, e.g. a constant profile in a stationary market) is
     solved once."""
     pl = None if players is None else np.asarray(players, dtype=int)
@@ -214,7 +222,7 @@ def trajectory_nash_conv(ctxs, joints, rules: MarketRules, *, players=None, meth
         key = b"|".join([np.ascontiguousarray(getattr(ctx, f.name)).tobytes() for f in fields(ctx)
                          if getattr(ctx, f.name) is not None] + [joint.tobytes()])
         if key not in cache:
-            g = stage_nash_gap(joint, ctx, rules, players=pl, method=method, grid=grid, n_grid=n_grid).gains
+            g = stage_nash_conv(joint, ctx, rules, players=pl, method=method, grid=grid, n_grid=n_grid).gains
             cache[key] = g if pl is None else g[pl]
         out.append(cache[key])
     if not out:
@@ -245,14 +253,14 @@ def iterated_best_response(
     a = np.zeros((n, 2)) if init is None else np.array(init, dtype=np.float64)
     pl = np.arange(n) if players is None else np.asarray(players, dtype=int)
     kw = dict(players=pl, method=method, grid=grid, n_grid=n_grid)
-    traj = [stage_nash_gap(a, ctx, rules, **kw).nash_conv]
+    traj = [stage_nash_conv(a, ctx, rules, **kw).nash_conv]
     best_a, best_nc = a.copy(), traj[0]
     it = 0
     while best_nc >= tol and it < max_iter:
         for i in pl:
-            a[i] = stage_nash_gap(a, ctx, rules, **{**kw, "players": [i]}).best_actions[i]
+            a[i] = stage_nash_conv(a, ctx, rules, **{**kw, "players": [i]}).best_actions[i]
         it += 1
-        traj.append(stage_nash_gap(a, ctx, rules, **kw).nash_conv)
+        traj.append(stage_nash_conv(a, ctx, rules, **kw).nash_conv)
         if traj[-1] < best_nc:
             best_a, best_nc = a.copy(), traj[-1]
     return EquilibriumResult(best_a, np.asarray(traj), bool(best_nc < tol), it, f"iterated_best_response/{method}")
@@ -274,7 +282,7 @@ def fictitious_play(
     n = ctx.demand_kw.shape[0]
     a = np.zeros((n, 2)) if init is None else np.array(init, dtype=np.float64)
     hist = [a.copy()]
-    traj = [stage_nash_gap(a, ctx, rules).nash_conv]
+    traj = [stage_nash_conv(a, ctx, rules).nash_conv]
     it = 0
     grid = np.linspace(-1.0, 1.0, n_grid)
     eps = 2.0 * _EPS_REL
@@ -291,5 +299,5 @@ def fictitious_play(
             new[i] = uu[int(np.argmax(r))]
         hist.append(new)
         it += 1
-        traj.append(stage_nash_gap(np.mean(hist, axis=0), ctx, rules).nash_conv)
+        traj.append(stage_nash_conv(np.mean(hist, axis=0), ctx, rules).nash_conv)
     return EquilibriumResult(np.mean(hist, axis=0), np.asarray(traj), bool(traj[-1] < tol), it, "fictitious_play")

@@ -93,7 +93,7 @@ class AuctionEnv(ParallelEnv):
     shared by all agents). ``"lean"`` (what the trainers use): ``fields.LEAN_INFO_NAMES`` (own matched kWh,
     own market cash $ (> 0 revenue), own DER cost $) plus the same ``"market"``; ``full_infos()`` returns the
     full fields of the step last taken on demand. Same trajectory either way. The stage-game Nash gain per step
-    is a wrapper: ``p2penv.diagnostics.nash_infos.NashGapInfos(env)``.
+    is a wrapper: ``p2penv.diagnostics.nash_infos.NashConvInfos(env)``.
 
     **Render**: ``ansi`` (table), ``rgb_array`` (supply/demand curves), ``human`` (prints ansi).
 

@@ -38,7 +38,7 @@ class MarketConfig:
     posted_price_schedule: tuple[tuple[float, float], ...] = TOU_SCHEDULE  # (start hour, $/kWh) of rule "tou"
     generator: Callable[..., Any] = field(default_factory=HouseholdMix)  # (n, T, dt_h, start_hour, rng) -> Fleet
     obs_kw_scale: float = 10.0  # kW mapped to 1.0 in observations
-    nash_gap_in_infos: bool = False  # deprecated, True raises: wrap the env in diagnostics.nash_infos.NashGapInfos
+    nash_gap_in_infos: bool = False  # deprecated, True raises: wrap the env in diagnostics.nash_infos.NashConvInfos
     seed: int | None = None  # default seed when reset() gets none (None: fresh entropy)
 
     def __post_init__(self) -> None:
@@ -85,7 +85,7 @@ class MarketConfig:
             err.append(f"obs_kw_scale: must be > 0, got {self.obs_kw_scale}")
         if self.nash_gap_in_infos:
             err.append("nash_gap_in_infos: moved out of the env (envs do not import diagnostics); wrap the env "
-                       "instead: p2penv.diagnostics.nash_infos.NashGapInfos(auction_v0.parallel_env(...)) adds each "
+                       "instead: p2penv.diagnostics.nash_infos.NashConvInfos(auction_v0.parallel_env(...)) adds each "
                        "agent's nash_gain and market['nash_conv'] to the infos")
         if err:
             raise ValueError("MarketConfig: " + "; ".join(err))

@@ -19,23 +19,21 @@ from .fields import OBS_FIELDS, names
 
 _OBS = names(OBS_FIELDS)
 N_OBS = len(_OBS)
-O_DEMAND = _OBS.index("demand")
-O_AVAILABILITY = _OBS.index("availability")
-O_PREV_DISPATCH = _OBS.index("prev_dispatch")
-O_FEASIBLE_LO = _OBS.index("feasible_lo")
-O_FEASIBLE_HI = _OBS.index("feasible_hi")
-O_HOUR_SIN = _OBS.index("hour_sin")
-O_HOUR_COS = _OBS.index("hour_cos")
-O_LAST_PRICE = _OBS.index("last_price")
-O_LAST_VOLUME = _OBS.index("last_volume")
-O_MC_LO = _OBS.index("mc_lo")
-O_MC_HI = _OBS.index("mc_hi")
-O_BUY_VALUE = _OBS.index("buy_value")
+(O_DEMAND, O_AVAILABILITY, O_PREV_DISPATCH, O_FEASIBLE_LO, O_FEASIBLE_HI, O_HOUR_SIN, O_HOUR_COS, O_LAST_PRICE,
+ O_LAST_VOLUME, O_MC_LO, O_MC_HI, O_BUY_VALUE) = map(_OBS.index, (
+    "demand", "availability", "prev_dispatch", "feasible_lo", "feasible_hi", "hour_sin", "hour_cos", "last_price",
+    "last_volume", "mc_lo", "mc_hi", "buy_value"))
 
 
 @numba.njit(cache=True, nogil=True)
 def _clip1(x):
     return min(max(x, -1.0), 1.0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _empty3(e_n, n):
+    """Three uninitialised ``(E, N)`` float64 outputs of a kernel (inlined into the caller)."""
+    return np.empty((e_n, n)), np.empty((e_n, n)), np.empty((e_n, n))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -73,9 +71,7 @@ def observe_kernel(demand, p_max, p_prev, lo, hi, hour_sin, hour_cos, last_price
 def feasible_kernel(p_prev, p_max, ramp):
     """``prosumer.feasible_interval`` over ``(E, N)``: lo, hi and the ramp violation (kW)."""
     e_n, n = p_prev.shape
-    lo = np.empty((e_n, n))
-    hi = np.empty((e_n, n))
-    viol = np.empty((e_n, n))
+    lo, hi, viol = _empty3(e_n, n)
     for e in range(e_n):
         for i in range(n):
             low = max(0.0, p_prev[e, i] - ramp[e, i])
@@ -112,9 +108,7 @@ def storage_kernel(soc, battery, charge_kw, discharge_kw, eta_c, eta_d, soc_min,
     Returns (SOC, charge_max, discharge_max) of the next step; one pass instead of ~12 array calls.
     """
     e_n, n = soc.shape
-    new = np.empty((e_n, n))
-    cmax = np.empty((e_n, n))
-    dmax = np.empty((e_n, n))
+    new, cmax, dmax = _empty3(e_n, n)
     for e in range(e_n):
         for i in range(n):
             s = soc[e, i]
@@ -149,9 +143,7 @@ def soc_end_kernel(soc, target, cmax, dmax, charge_kw, discharge_kw, eta_c, eta_
     """``market.storage.soc_end_interval`` over ``(E, N)`` (same arithmetic): the battery interval
     narrowed so that ``target`` stays reachable, and the narrowing (kW of interval width removed)."""
     e_n, n = soc.shape
-    c_out = np.empty((e_n, n))
-    d_out = np.empty((e_n, n))
-    cut = np.empty((e_n, n))
+    c_out, d_out, cut = _empty3(e_n, n)
     for e in range(e_n):
         for i in range(n):
             s, ec, ed = soc[e, i], eta_c[e, i], eta_d[e, i]
@@ -185,9 +177,7 @@ def storage_command_kernel(actions, cmax, dmax):
     """
     e_n, n, k = actions.shape
     acts = actions.copy()
-    c_out = np.empty((e_n, n))
-    d_out = np.empty((e_n, n))
-    excess = np.empty((e_n, n))
+    c_out, d_out, excess = _empty3(e_n, n)
     for e in range(e_n):
         for i in range(n):
             a = actions[e, i, 2]

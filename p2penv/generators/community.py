@@ -24,6 +24,7 @@ from .households import home_batteries
 import pandas as pd
 
 from ..market.prosumer import Fleet
+from .checks import integer_errors, kinds_errors
 from .profiles import (BDEW_PROFILES, CLEAR_SKY_MODELS, CLOUD_DAILY_A, CLOUD_DAILY_B, CLOUD_SIGMA, CLOUD_TAU_H,
                        PV_DERATE, bdew_shape_kw, cloud_factor, episode_days, pv_step_mean_kw_per_kwp)
 from .tariffs import TouTariff, WholesaleModel
@@ -89,12 +90,7 @@ class ProfileCommunity:
     wholesale: WholesaleModel = WholesaleModel()
 
     def __post_init__(self) -> None:
-        err = []
-        bad = [k for k in self.kinds if k not in COMMUNITY_KINDS]
-        if not self.kinds or bad:
-            err.append(f"kinds: need known kinds {COMMUNITY_KINDS}, got {self.kinds!r}")
-        if not (isinstance(self.n_days, (int, np.integer)) and self.n_days >= 1):
-            err.append(f"n_days: must be an integer >= 1, got {self.n_days!r}")
+        err = kinds_errors(self.kinds, COMMUNITY_KINDS) + integer_errors("n_days", self.n_days, 1)
         if self.clear_sky_model not in CLEAR_SKY_MODELS:
             err.append(f"clear_sky_model: unknown {self.clear_sky_model!r}; known {CLEAR_SKY_MODELS}")
         for name in ("household_profile", "commercial_profile"):

@@ -35,17 +35,16 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+from scipy.signal import lfilter
+
+from .checks import missing_extra
 
 try:
     import pandas as pd
     import pvlib
     from demandlib import bdew as _bdew
 except ImportError as exc:  # core install: profiles are an optional extra
-    raise ImportError(
-        "p2penv.generators.profiles needs the optional profile libraries (pvlib, demandlib, pandas): "
-        "pip install p2penv[profiles]"
-    ) from exc
-from scipy.signal import lfilter
+    raise missing_extra(__name__, "profile libraries (pvlib, demandlib, pandas)", "p2penv[profiles]") from exc
 
 CLEAR_SKY_MODELS = ("ineichen", "haurwitz", "simplified_solis")
 BDEW_PROFILES = ("h0", "h0_dyn", "g0", "g1", "g2", "g3", "g4", "g5", "g6", "l0", "l1", "l2")

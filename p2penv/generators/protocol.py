@@ -1,9 +1,9 @@
-"""The contract of a scenario generator, declared as ``typing.Protocol`` classes instead of ``hasattr`` probes.
+"""The contract of a generator, declared as ``typing.Protocol`` classes instead of ``hasattr`` probes.
 
 A *generator* makes the agents of a market for one episode (every array in kW, $/kWh^2, $/kWh as in
 ``p2penv.market.prosumer.Fleet``):
 
-* ``ScenarioGenerator`` (required): ``gen(n, horizon, dt_h, start_hour, rng) -> Fleet`` of one market
+* ``FleetGenerator`` (required): ``gen(n, horizon, dt_h, start_hour, rng) -> Fleet`` of one market
   (arrays ``(T, N)`` / ``(N,)``), every random number drawn from ``rng`` (a ``numpy.random.Generator``).
 * ``BatchGenerator`` (optional, faster): ``gen.batch(n, horizon, dt_h, start_hour, rngs) -> Fleet`` of
   E = ``len(rngs)`` markets at once (arrays ``(E, T, N)`` / ``(E, N)``), market e drawn from ``rngs[e]``
@@ -19,6 +19,9 @@ A *generator* makes the agents of a market for one episode (every array in kW, $
 The protocols are ``runtime_checkable``: ``isinstance(gen, BatchGenerator)`` is the declared form of the
 old ``hasattr(gen, "batch")`` probe. ``check_generator`` runs when an env is built and names what is missing;
 ``draw_fleets`` and ``tariff_series`` are the two calls an env makes at every reset.
+
+``FleetGenerator`` was named ``ScenarioGenerator`` before issue 19 ("scenario" now means a registered id only,
+docs/glossary.md); the old name remains as an alias deprecated since 0.1.0 (a ``DeprecationWarning`` on use).
 """
 from __future__ import annotations
 
@@ -26,15 +29,19 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ..aliases import deprecated_aliases
 from ..market.prices import PriceSeries
 from ..market.prosumer import Fleet
 
-__all__ = ["BatchGenerator", "PricedGenerator", "ScenarioGenerator", "check_generator", "draw_fleets",
+__all__ = ["BatchGenerator", "FleetGenerator", "PricedGenerator", "check_generator", "draw_fleets",
            "draws_in_order", "tariff_series"]
+
+# The names before issue 19 (deprecated aliases, docs/glossary.md): old name -> new name.
+__getattr__ = deprecated_aliases(__name__, {"ScenarioGenerator": "FleetGenerator"}, globals())
 
 
 @runtime_checkable
-class ScenarioGenerator(Protocol):
+class FleetGenerator(Protocol):
     """``(n, horizon, dt_h, start_hour, rng) -> Fleet`` of one market (see the module docstring)."""
 
     def __call__(self, n: int, horizon: int, dt_h: float, start_hour: float, rng: np.random.Generator) -> Fleet:
@@ -62,10 +69,10 @@ class PricedGenerator(Protocol):
 
 
 def check_generator(gen: Any) -> None:
-    """ValueError unless ``gen`` meets ``ScenarioGenerator`` (a callable), and its optional parts are well-formed."""
-    if not isinstance(gen, ScenarioGenerator):
+    """ValueError unless ``gen`` meets ``FleetGenerator`` (a callable), and its optional parts are well-formed."""
+    if not isinstance(gen, FleetGenerator):
         raise ValueError(f"generator: expected a callable (n, horizon, dt_h, start_hour, rng) -> Fleet "
-                         f"(p2penv.generators.protocol.ScenarioGenerator), got {type(gen).__name__}")
+                         f"(p2penv.generators.protocol.FleetGenerator), got {type(gen).__name__}")
     for name in ("batch", "prices"):
         part = getattr(gen, name, None)
         if part is not None and not callable(part):
@@ -75,7 +82,7 @@ def check_generator(gen: Any) -> None:
         raise ValueError(f"generator: has_storage must be a bool, got {getattr(gen, 'has_storage')!r}")
 
 
-def draw_fleets(gen: ScenarioGenerator, n: int, horizon: int, dt_h: float, start_hour: float,
+def draw_fleets(gen: FleetGenerator, n: int, horizon: int, dt_h: float, start_hour: float,
                 rngs: Sequence[np.random.Generator], batched: bool | None = None) -> Fleet:
     """The fleets of E = ``len(rngs)`` markets as one batched ``Fleet`` (arrays ``(E, T, N)`` / ``(E, N)``):
     one ``batch`` call for a ``BatchGenerator``, else one call per market, stacked. ``batched``: the result of

@@ -73,16 +73,14 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
+from ..market.prosumer import Fleet
+from ..market.storage import Storage
+from .checks import integer_errors, kinds_errors, missing_extra
+
 try:
     import simbench as _sb
 except ImportError as exc:  # core install: SimBench is an optional extra
-    raise ImportError(
-        "p2penv.generators.simbench_profiles needs the optional SimBench package (simbench): "
-        "pip install 'p2penv[simbench]'"
-    ) from exc
-
-from ..market.prosumer import Fleet
-from ..market.storage import Storage
+    raise missing_extra(__name__, "SimBench package (simbench)", "'p2penv[simbench]'") from exc
 
 DEFAULT_GRID = "1-LV-semiurb5--1-sw"
 SIMBENCH_KINDS = ("pv_battery", "pv_household", "consumer")
@@ -239,14 +237,8 @@ class SimbenchCommunity:
     batch_draws_in_order: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        err = []
-        bad = [k for k in self.kinds if k not in SIMBENCH_KINDS]
-        if not self.kinds or bad:
-            err.append(f"kinds: need known kinds {SIMBENCH_KINDS}, got {self.kinds!r}")
-        if not (isinstance(self.first_day, (int, np.integer)) and self.first_day >= 0):
-            err.append(f"first_day: must be an integer >= 0, got {self.first_day!r}")
-        if self.n_days is not None and not (isinstance(self.n_days, (int, np.integer)) and self.n_days >= 1):
-            err.append(f"n_days: must be None or an integer >= 1, got {self.n_days!r}")
+        err = (kinds_errors(self.kinds, SIMBENCH_KINDS) + integer_errors("first_day", self.first_day, 0)
+               + integer_errors("n_days", self.n_days, 1, none_ok=True))
         if not (self.pv_cost_a > 0 and np.isfinite(self.pv_cost_b) and self.degradation_cost >= 0):
             err.append("need pv_cost_a > 0, a finite pv_cost_b and degradation_cost >= 0")
         if err:

@@ -471,6 +471,10 @@ class BasisStats:
         return (self.cached + self.pivoted) / self.solves if self.solves else float("nan")
 
 
+# the routes of ``BasisCache.solve``: indices of its counts, in ``BasisStats`` order
+_CACHED, _PIVOTED, _HIGHS_WARM, _COLD_TIES, _NUMERICAL = range(5)
+
+
 class BasisCache:
     """The last optimal basis of one LP family (one ``DlmpMarket``) and the solve that uses it.
 
@@ -501,32 +505,28 @@ class BasisCache:
     def solve(self, A, cost, col_lo, col_hi, row_lo, row_hi,
               warm: Callable[[], highspy.Highs]) -> tuple[np.ndarray, np.ndarray]:
         """(x, row duals) of the LP: from the kept basis, a warm HiGHS solve or, at ties, a cold one."""
+        lp = (A, cost, col_lo, col_hi, row_lo, row_hi)
         if self.reuse and self.basic is not None:
-            st, x, pi = certify(A, cost, col_lo, col_hi, row_lo, row_hi, self.basic, _NO_HINT)
+            st, x, pi = certify(*lp, self.basic, _NO_HINT)
             if st == OPTIMAL:
-                self._counts[0] += 1
-                return x, pi
+                return self._keep(self.basic, _CACHED, x, pi)
             if st == PRIMAL_INFEASIBLE:  # still dual feasible: a few dual simplex pivots, compiled
-                st, basic, _ = dual_simplex(A, cost, col_lo, col_hi, row_lo, row_hi, self.basic, MAX_PIVOTS)
+                st, basic, _ = dual_simplex(*lp, self.basic, MAX_PIVOTS)
                 if st == OPTIMAL:
-                    st, x, pi = certify(A, cost, col_lo, col_hi, row_lo, row_hi, basic, _NO_HINT)
+                    st, x, pi = certify(*lp, basic, _NO_HINT)
                     if st == OPTIMAL:
-                        self.basic = basic
-                        self._counts[1] += 1
-                        return x, pi
+                        return self._keep(basic, _PIVOTED, x, pi)
             if st == DEGENERATE:
-                return self._cold(A, cost, col_lo, col_hi, row_lo, row_hi)
+                return self._cold(*lp)
         h = warm()
         basic = _basic_of(h, A.shape[1])
-        st, x, pi = certify(A, cost, col_lo, col_hi, row_lo, row_hi, basic, _NO_HINT)
+        st, x, pi = certify(*lp, basic, _NO_HINT)
         if st == PRIMAL_INFEASIBLE:  # a tie put at the other bound than HiGHS put it: ask where
-            st, x, pi = certify(A, cost, col_lo, col_hi, row_lo, row_hi, basic, _hint(h))
+            st, x, pi = certify(*lp, basic, _hint(h))
         if st == OPTIMAL:
-            self.basic = basic
-            self._counts[2] += 1
-            return x, pi
+            return self._keep(basic, _HIGHS_WARM, x, pi)
         if st == DEGENERATE:
-            return self._cold(A, cost, col_lo, col_hi, row_lo, row_hi)
+            return self._cold(*lp)
         return self._numerical(h)
 
     def _cold(self, A, cost, col_lo, col_hi, row_lo, row_hi):
@@ -535,13 +535,17 @@ class BasisCache:
         basic = _basic_of(h, A.shape[1])
         st, x, pi = certify(A, cost, col_lo, col_hi, row_lo, row_hi, basic, _hint(h))
         if st in (OPTIMAL, DEGENERATE):
-            self.basic = basic
-            self._counts[3] += 1
-            return x, pi
+            return self._keep(basic, _COLD_TIES, x, pi)
         return self._numerical(h)
 
+    def _keep(self, basic: np.ndarray, route: int, x: np.ndarray, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, pi)``, certified from ``basic``: keep that basis for the next solve and count ``route``."""
+        self.basic = basic
+        self._counts[route] += 1
+        return x, pi
+
     def _numerical(self, h: highspy.Highs):
-        self._counts[4] += 1
+        self._counts[_NUMERICAL] += 1
         sol = h.getSolution()
         return np.asarray(sol.col_value), np.asarray(sol.row_dual)
 

@@ -97,26 +97,25 @@ _IEEE69_LOADS = np.array([
 ], dtype=float)
 
 
+def _baran_wu(name: str, lines: np.ndarray, loads: np.ndarray) -> Feeder:
+    """A 12.66 kV feeder of the Baran & Wu tables (1000 kVA base, limits 0.90/1.10 p.u., root bus 0):
+    ``lines`` (from, to, r ohm, x ohm), ``loads`` (kW, kvar) at buses 1..n; the substation carries none."""
+    p = np.concatenate([[0.0], loads[:, 0]])
+    q = np.concatenate([[0.0], loads[:, 1]])
+    return Feeder.from_ohm(
+        len(loads) + 1, lines[:, 0].astype(int), lines[:, 1].astype(int), lines[:, 2], lines[:, 3], 12.66, 1000.0,
+        v_min=0.90, v_max=1.10, root=0, p_load_kw=p, q_load_kvar=q, name=name,
+    )
+
+
 def ieee33() -> Feeder:
     """Baran & Wu 33-bus feeder (12.66 kV, 1000 kVA base)."""
-    ln = _IEEE33_LINES
-    p = np.concatenate([[0.0], _IEEE33_LOADS[:, 0]])
-    q = np.concatenate([[0.0], _IEEE33_LOADS[:, 1]])
-    return Feeder.from_ohm(
-        33, ln[:, 0].astype(int), ln[:, 1].astype(int), ln[:, 2], ln[:, 3], 12.66, 1000.0,
-        v_min=0.90, v_max=1.10, root=0, p_load_kw=p, q_load_kvar=q, name="ieee33",
-    )
+    return _baran_wu("ieee33", _IEEE33_LINES, _IEEE33_LOADS)
 
 
 def ieee69() -> Feeder:
     """Baran & Wu / Das 69-bus feeder (12.66 kV, 1000 kVA base); see module docstring."""
-    ln = _IEEE69_LINES
-    p = np.concatenate([[0.0], _IEEE69_LOADS[:, 0]])
-    q = np.concatenate([[0.0], _IEEE69_LOADS[:, 1]])
-    return Feeder.from_ohm(
-        69, ln[:, 0].astype(int), ln[:, 1].astype(int), ln[:, 2], ln[:, 3], 12.66, 1000.0,
-        v_min=0.90, v_max=1.10, root=0, p_load_kw=p, q_load_kvar=q, name="ieee69",
-    )
+    return _baran_wu("ieee69", _IEEE69_LINES, _IEEE69_LOADS)
 
 
 def ieee_eu_lv() -> Feeder:

@@ -87,6 +87,19 @@ def _integral(cum_q: np.ndarray, cum_v: np.ndarray, price: np.ndarray, x: np.nda
     return np.take_along_axis(v0, k, 1) + (x - start_q) * np.take_along_axis(price, k, 1)
 
 
+def _level_bounds(ps: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last sorted position of the price level of every sorted position: ``ps`` (B, n) prices in
+    ascending order, ``idx`` their positions ``0..n-1`` broadcast to ``ps.shape``."""
+    n = ps.shape[-1]
+    starts = np.ones(ps.shape, dtype=bool)  # a new price level starts here
+    starts[:, 1:] = ps[:, 1:] != ps[:, :-1]
+    ends = np.ones(ps.shape, dtype=bool)  # the level ends here
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, idx, 0), axis=-1)
+    last = np.minimum.accumulate(np.where(ends, idx, n)[:, ::-1], axis=-1)[:, ::-1]
+    return first, last
+
+
 def _curve(p: np.ndarray, q: np.ndarray, member: np.ndarray, descending: bool):
     """Cumulative (kWh, $, price) arrays of one side's step curve; other orders get zero volume."""
     key = np.where(member, -p if descending else p, np.inf)
@@ -111,12 +124,7 @@ def payments(p: np.ndarray, q: np.ndarray, alloc: Allocation) -> np.ndarray:
     qbs = np.take_along_axis(np.where(is_bid, qe, 0.0), order, -1)
     qas = np.take_along_axis(np.where(is_ask, qe, 0.0), order, -1)
     idx = np.broadcast_to(np.arange(n), ps.shape)
-    new_group = np.ones(ps.shape, dtype=bool)
-    new_group[:, 1:] = ps[:, 1:] != ps[:, :-1]
-    last_in_group = np.ones(ps.shape, dtype=bool)
-    last_in_group[:, :-1] = new_group[:, 1:]
-    gfirst = np.maximum.accumulate(np.where(new_group, idx, 0), axis=-1)
-    glast = np.minimum.accumulate(np.where(last_in_group, idx, n)[:, ::-1], axis=-1)[:, ::-1]
+    gfirst, glast = _level_bounds(ps, idx)
     supply = np.take_along_axis(np.cumsum(qas, -1), glast, -1)
     demand = np.take_along_axis(np.cumsum(qbs[:, ::-1], -1)[:, ::-1], gfirst, -1)
     excess = demand - supply  # non-increasing in the position
