@@ -34,13 +34,13 @@ demo: $(VENV)/.installed
 	$(BIN)/p2penv experiment demo
 
 test: $(VENV)/.installed-test $(BM_VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 	$(BM_VENV)/bin/python -m pytest -q tests/test_benchmarl.py
 
 # the slow tests `make test` leaves out: full-size experiment checks and the docs' training snippets
 # (the BenchMARL one in its own venv)
 test-all: test
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -n 2 -m slow
 	$(BM_VENV)/bin/python -m pytest -q -m slow tests/test_docs.py -k benchmarl
 
 bench: $(VENV)/.installed-test

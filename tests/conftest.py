@@ -1,9 +1,18 @@
 """BenchMARL pins an older TorchRL than the main test venv's, so tests/test_benchmarl.py runs in its own
 venv (``make test`` builds ``.venv-benchmarl`` and runs that file there). The main venv does not collect it;
-naming the file explicitly still runs it, so a broken BenchMARL venv fails loudly."""
+naming the file explicitly still runs it, so a broken BenchMARL venv fails loudly.
+
+``make test`` runs the suite on 2 pytest-xdist workers (one per core). Each worker then keeps torch's and the
+BLAS/numba thread pools to one thread: a pool sized to every core collapses 10-40x when the other worker holds
+a core. Set before any test module imports torch or numba."""
 import importlib.util
+import os
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 collect_ignore = [] if importlib.util.find_spec("benchmarl") else ["test_benchmarl.py"]
 
