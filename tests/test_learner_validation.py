@@ -108,3 +108,23 @@ def test_tune_ppo_smoke_run_records_its_trials():
     assert len(out["trials"]) == 2 and out["best"]["value"] == max(t["value"] for t in out["trials"])
     assert all(-10 < t["value"] <= 1.0 for t in out["trials"])
     assert set(out["trials"][0]["params"]) >= {"learning_rate", "epochs", "action_bins"}
+
+
+def test_task_overrides_reach_the_trainer_and_merge_drops_rows_of_an_older_task_definition(tmp_path):
+    kd = lv.TASKS["bayesian/k_double"]
+    assert dict(kd.ppo_overrides) == {"action_dist": "tanh", "log_std_init": -1.0}
+    # the overrides reach the trainer (a 1-update run is enough to read the config back)
+    _, r = lv.train_vector(kd, "ppo_shared", 0, 1, lv.build(kd), num_envs=4)
+    assert r.policy.config.action_dist == "tanh" and r.policy.config.log_std_init == -1.0
+    row = dict(task=kd.name, family="bayesian", learner="ppo_shared", seed=0, budget=kd.budget, applicable=True,
+               passed=True, l2=0.01, utility_loss=0.0, wall_s=1.0, time_to_solve_s=1.0, ppo_overrides=dict(kd.ppo_overrides),
+               curve=[])
+    old = dict(row, budget=500_000, ppo_overrides={}, seed=1)  # the categorical 500k run of an earlier definition
+    sb3 = dict(row, learner="sb3_ppo", ppo_overrides={}, budget=20_000)  # other learners keep their own budget
+    assert lv.is_current(row) and lv.is_current(sb3) and not lv.is_current(old)
+    assert not lv.is_current(dict(row, ppo_overrides={}))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "learner_validation_checkpoint.json").write_text(json.dumps(dict(rows=[row, old, sb3])))
+    out = lv.merge([tmp_path / "a"])
+    assert [(r["learner"], r["seed"]) for r in out["rows"]] == [("ppo_shared", 0), ("sb3_ppo", 0)]
+    assert out["meta"]["superseded"] == {kd.name: 1}
