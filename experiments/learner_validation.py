@@ -100,7 +100,7 @@ def _battery_tasks() -> list[ValidationTask]:
 
 
 def _bayesian_tasks() -> list[ValidationTask]:
-    return [ValidationTask("bayesian/first_price2", "bayesian", "first-price auction, 2 buyers", 500_000, 256, "mean"),
+    return [ValidationTask("bayesian/first_price2", "bayesian", "first-price auction, 2 buyers", 1_000_000, 256, "mean"),
             ValidationTask("bayesian/first_price3", "bayesian", "first-price auction, 3 buyers", 2_000_000, 256, "mean"),
             # a categorical head drifts to the game's step-function equilibria (bids on a few price levels;
             # measured L2 0.05-0.11 at 0.5-2M steps); a smooth squashed Gaussian, narrower at the start, does not
