@@ -74,4 +74,9 @@ __all__ = [
 ]
 
 # The names before issue 19 (deprecated aliases, docs/glossary.md): old name -> new name.
-__getattr__ = deprecated_aliases(__name__, {"stage_nash_gap": "stage_nash_conv", "env_nash_gap": "env_nash_conv", "NashGap": "StageNashConv"}, globals())
+_RENAMED = {
+    "stage_nash_gap": "stage_nash_conv",
+    "env_nash_gap": "env_nash_conv",
+    "NashGap": "StageNashConv",
+}
+__getattr__ = deprecated_aliases(__name__, _RENAMED, globals())

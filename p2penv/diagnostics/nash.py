@@ -42,7 +42,12 @@ from ..market.pipeline import MarketRules, StepContext, run_step
 from .equilibrium import EquilibriumResult
 
 # The names before issue 19 (deprecated aliases, docs/glossary.md): old name -> new name.
-__getattr__ = deprecated_aliases(__name__, {"stage_nash_gap": "stage_nash_conv", "env_nash_gap": "env_nash_conv", "NashGap": "StageNashConv"}, globals())
+_RENAMED = {
+    "stage_nash_gap": "stage_nash_conv",
+    "env_nash_gap": "env_nash_conv",
+    "NashGap": "StageNashConv",
+}
+__getattr__ = deprecated_aliases(__name__, _RENAMED, globals())
 
 
 # Offset around tied prices, as a fraction of the admissible price span.

@@ -31,7 +31,11 @@ from .nash import stage_nash_conv
 __all__ = ["NashConvInfos", "NashConvVectorInfos"]
 
 # The names before issue 19 (deprecated aliases, docs/glossary.md): old name -> new name.
-__getattr__ = deprecated_aliases(__name__, {"NashGapInfos": "NashConvInfos", "NashGapVectorInfos": "NashConvVectorInfos"}, globals())
+_RENAMED = {
+    "NashGapInfos": "NashConvInfos",
+    "NashGapVectorInfos": "NashConvVectorInfos",
+}
+__getattr__ = deprecated_aliases(__name__, _RENAMED, globals())
 
 
 def _check_auction(env: Any, what: str) -> None:

@@ -37,7 +37,10 @@ __all__ = ["BatchGenerator", "FleetGenerator", "PricedGenerator", "check_generat
            "draws_in_order", "tariff_series"]
 
 # The names before issue 19 (deprecated aliases, docs/glossary.md): old name -> new name.
-__getattr__ = deprecated_aliases(__name__, {"ScenarioGenerator": "FleetGenerator"}, globals())
+_RENAMED = {
+    "ScenarioGenerator": "FleetGenerator",
+}
+__getattr__ = deprecated_aliases(__name__, _RENAMED, globals())
 
 
 @runtime_checkable
