@@ -9,7 +9,7 @@ line ``PROG: error: ...`` with exit status 2 (``p2penv experiment NAME`` runs th
     return run_study(ap, run, cfg, a.out, resume=a.resume, ray=a.ray, docs=a.docs)
 
 An option that was renamed keeps its old name as a hidden alias (``add_renamed_option``): same dest, not in
-the help, a ``DeprecationWarning`` when used.
+the help, a ``FutureWarning`` when used (shown on the command line, where ``DeprecationWarning`` is not).
 """
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def check_known(field: str, values, known) -> None:
 
 
 class _DeprecatedAlias(argparse.Action):
-    """The old name of a renamed option: stores its values as the new name does, with a ``DeprecationWarning``."""
+    """The old name of a renamed option: stores its values as the new name does, with a ``FutureWarning`` (the
+    deprecation category Python shows to end users by default; ``DeprecationWarning`` is hidden on the command
+    line)."""
 
     def __init__(self, option_strings, dest, new_option: str, **kwargs: Any):
         super().__init__(option_strings, dest, **kwargs)
@@ -71,14 +73,14 @@ class _DeprecatedAlias(argparse.Action):
 
     def __call__(self, parser, namespace, values, option_string=None):
         warnings.warn(f"{parser.prog}: {option_string} is deprecated since 0.1.0 (issue 19): use {self.new_option}",
-                      DeprecationWarning, stacklevel=2)
+                      FutureWarning, stacklevel=2)
         setattr(namespace, self.dest, values)
 
 
 def add_renamed_option(ap: argparse.ArgumentParser, new: str, old: str, *, dest: str, **kwargs: Any) -> None:
     """The option ``new`` (``kwargs``: nargs, choices, help, ...) storing into ``dest``, and ``old``, its name
     before, as a hidden deprecated alias: the same ``dest`` and values, ``help=argparse.SUPPRESS``, a
-    ``DeprecationWarning`` when given (``--scenarios`` -> ``--feeder-settings``, issue 19)."""
+    ``FutureWarning`` when given (``--scenarios`` -> ``--feeder-settings``, issue 19)."""
     ap.add_argument(new, dest=dest, **kwargs)
     ap.add_argument(old, dest=dest, action=_DeprecatedAlias, new_option=new, help=argparse.SUPPRESS,
                     **{k: v for k, v in kwargs.items() if k != "help"})

@@ -1,6 +1,7 @@
 """One name per concept (issue 19, item 4; docs/glossary.md): the names before the renames stay as deprecated
 aliases. Each old name warns (``DeprecationWarning``), is the very object of its new name and so gives the same
-result; the new names do not warn and are the only ones exported; an old command-line option still works."""
+result; the new names do not warn and are the only ones exported; an old command-line option still works, with a
+``FutureWarning`` a command-line user sees."""
 import importlib
 import warnings
 
@@ -110,7 +111,7 @@ def test_old_scenarios_option_still_works(name, new, values, monkeypatch, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cfg_new = mod.main(["--quick", new, *values, "--out", str(tmp_path)])
-    with pytest.warns(DeprecationWarning, match=f"--scenarios is deprecated since 0.1.0 \\(issue 19\\): use {new}"):
+    with pytest.warns(FutureWarning, match=f"--scenarios is deprecated since 0.1.0 \\(issue 19\\): use {new}"):
         cfg_old = mod.main(["--quick", "--scenarios", *values, "--out", str(tmp_path)])
     assert cfg_new.scenarios == cfg_old.scenarios == tuple(values)
     with pytest.raises(SystemExit):
@@ -129,7 +130,19 @@ def test_old_option_through_the_p2penv_command(monkeypatch, tmp_path):
 
     seen = []
     monkeypatch.setattr(lmp, "run", lambda cfg, *args, **kwargs: seen.append(cfg.scenarios))
-    with pytest.warns(DeprecationWarning, match="--scenarios"):
+    with pytest.warns(FutureWarning, match="--scenarios"):
         assert cli.main(["experiment", "local_market_power", "--quick", "--scenarios", "ieee33-base",
                          "--out", str(tmp_path)]) == 0
     assert seen == [("ieee33-base",)]
+
+
+def test_a_command_line_user_sees_the_old_option_warning(tmp_path):
+    """Python hides DeprecationWarning outside __main__; the CLI alias warns with FutureWarning, which it shows."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", "import sys; from p2penv.experiments import local_market_power as m; "
+                          "m.run = lambda cfg, *a, **k: cfg; m.main(sys.argv[1:])", "--quick", "--scenarios",
+                          "ieee33-base", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "--scenarios is deprecated since 0.1.0 (issue 19): use --feeder-settings" in res.stderr
