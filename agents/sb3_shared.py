@@ -267,7 +267,8 @@ class TrainResult:
     steps_per_s: float = field(default=float("nan"))
 
 
-def _set_threads(n):
+def set_torch_threads(n: int | None) -> None:
+    """``torch.set_num_threads(n)``; None leaves torch's setting."""
     if n is not None:
         import torch
 
@@ -298,7 +299,7 @@ def _market_log(env_fn: Callable[[], Any], venv: MarketVecEnv, cfg: SB3Config, o
 def train_shared(env_fn: Callable[[], Any], cfg: SB3Config, out_dir: str | Path | None = None, *,
                  learners: Sequence[str] | None = None, others: Any = None, resume: bool = False) -> TrainResult:
     """Train one shared PPO/SAC policy for ``learners`` (default: all agents) of ``env_fn()``."""
-    _set_threads(cfg.torch_threads)
+    set_torch_threads(cfg.torch_threads)
     out = Path(out_dir) if out_dir is not None else None
     venv = MarketVecEnv([env_fn] * cfg.n_copies, learners=learners, others=others)
     tb = str(out / "tb") if (out is not None and cfg.tensorboard) else None

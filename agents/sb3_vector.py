@@ -24,8 +24,9 @@ episode end              every slot gets ``infos[k]["terminal_observation"]`` (f
 =======================  ==========================================================================
 
 ``learners=[names]`` gives SB3 only those agents (slots ``e * L + k``); the others act through
-``others.act_batch(obs (M, F)) -> (M, 2)`` (e.g. ``p2penv.agents.baselines.TruthfulAgent()``), one batched
-call per step, as in ``p2penv.agents.vec_adapter.MarketVecEnv``. Unlike that adapter, observation sizes are
+``others.act_vector(obs (E, N, F)) -> (E, N, A)`` where the agent has it (its fixed agents' columns are
+used; e.g. ``p2penv.diagnostics.bayes_nash.BnePolicy``), else ``others.act_batch(obs (M, F)) -> (M, 2)``
+(e.g. ``p2penv.agents.baselines.TruthfulAgent()``), one batched call per step, as in ``p2penv.agents.vec_adapter.MarketVecEnv``. Unlike that adapter, observation sizes are
 equal by construction (one vector env, one config), so nothing is padded.
 
 ``get_attr``/``env_method``/``set_attr`` act on the one shared vector env (every slot returns the
@@ -34,7 +35,10 @@ since the slots cannot differ. Only ``AutoresetMode.SAME_STEP`` vector envs are 
 
 Known SB3 cost: at every episode end PPO/A2C bootstrap each truncated slot with one forward pass per
 slot (``OnPolicyAlgorithm.collect_rollouts`` loops over the slots), so with thousands of slots the
-episode-end step costs far more than the env (see ``benchmarks/bench_vector.py``).
+episode-end step costs far more than the env (see ``benchmarks/bench_vector.py``). With gamma = 0 (stage
+games, one-step episodes) that bootstrap is multiplied by 0: ``bootstrap_truncated=False`` reports
+truncations without ``TimeLimit.truncated``, so SB3 skips it (measured on one-step episodes, 512 slots:
+predict_values took 3 of 10 s).
 
 **The SuperSuit route and why this adapter exists.** SuperSuit's
 ``pettingzoo_env_to_vec_env_v1(parallel_env)`` + ``concat_vec_envs_v1(v, k, base_class=
@@ -68,7 +72,7 @@ class SB3VectorEnv(VecEnv):
     """SB3 VecEnv with one slot per (market, learning agent) of a batched vector env."""
 
     def __init__(self, vector_env: Any, learners: Sequence[str] | None = None, others: Any = None,
-                 episode_info: bool = True):
+                 episode_info: bool = True, bootstrap_truncated: bool = True):
         mode = getattr(vector_env, "autoreset_mode", None)
         if mode is not AutoresetMode.SAME_STEP:
             raise ValueError(f"vector_env: autoreset_mode must be SAME_STEP (got {mode!r}); SB3 expects the "
@@ -91,6 +95,7 @@ class SB3VectorEnv(VecEnv):
         self.n_markets = int(vector_env.num_envs)
         self.n_learners = len(self.learners)
         self.episode_info = bool(episode_info)
+        self.bootstrap_truncated = bool(bootstrap_truncated)
         super().__init__(self.n_markets * self.n_learners, vector_env.single_observation_space,
                          vector_env.single_action_space)
         self._obs: np.ndarray | None = None  # (E, N, F) current observations of all agents
@@ -106,6 +111,21 @@ class SB3VectorEnv(VecEnv):
         if self._all_learn:
             return a.reshape(self.num_envs, *a.shape[2:])
         return a[:, self.learner_idx].reshape(self.num_envs, *a.shape[2:])
+
+    def _fixed_actions(self, width: int) -> np.ndarray:
+        """``(E, len(fixed), width)`` actions of the non-learners: ``others.act_vector(obs (E, N, F))``
+        where the agent has it (it knows which agent each column is, e.g. a Bayes-Nash profile), else
+        ``others.act_batch`` on the fixed agents' observations; missing action components are 0."""
+        e = self.n_markets
+        if hasattr(self.others, "act_vector"):
+            fa = np.asarray(self.others.act_vector(self._obs))[:, self.fixed_idx]
+        else:
+            cur = self._obs[:, self.fixed_idx]
+            fa = np.asarray(self.others.act_batch(cur.reshape(-1, cur.shape[-1]))).reshape(e, len(self.fixed), -1)
+        out = np.zeros((e, len(self.fixed), width))
+        k = min(width, fa.shape[-1])
+        out[..., :k] = fa[..., :k]
+        return out
 
     # -- VecEnv API ---------------------------------------------------------------------------
     def reset(self) -> np.ndarray:
@@ -131,9 +151,7 @@ class SB3VectorEnv(VecEnv):
             full = np.empty((e, n, acts.shape[-1]), dtype=np.float64)
             full[:, self.learner_idx] = acts
             if self.fixed:
-                cur = self._obs[:, self.fixed_idx]
-                fa = np.asarray(self.others.act_batch(cur.reshape(-1, cur.shape[-1])))
-                full[:, self.fixed_idx] = fa.reshape(e, len(self.fixed), -1)
+                full[:, self.fixed_idx] = self._fixed_actions(acts.shape[-1])
             acts = full
         obs, rew, term, trunc, vinfos = self.vector_env.step(acts)
         self._obs = obs
@@ -146,7 +164,7 @@ class SB3VectorEnv(VecEnv):
         infos: list[dict] = [{} for _ in range(self.num_envs)]
         if dones.any():
             final = self._slots(vinfos["final_obs"]) if "final_obs" in vinfos else None
-            limit = trunc_s & ~term_s
+            limit = trunc_s & ~term_s & self.bootstrap_truncated
             now = round(time.time() - self._t0, 6)
             for k in np.flatnonzero(dones).tolist():
                 inf = infos[k]

@@ -18,7 +18,11 @@ Policy: ``action_dist`` (``p2penv.agents.action_dists``): by default a factorise
 evenly spaced points of [-1, 1] per action dimension; a clipped or a tanh-squashed Gaussian with a
 state-independent log-std otherwise. Evaluation acts at the distribution's mode (``eval_point``). The
 discount follows the env (``gamma=None``): 0 where every step is an independent stage game
-(``steps_linked``), 0.99 where batteries or binding ramps link the steps. Episodes of the
+(``steps_linked``), 0.99 where batteries or binding ramps link the steps. So does the time input
+(``hour_onehot=None``): where steps are linked, a one-hot of the hour of day (24 bins, read from the
+observation's ``hour_sin``/``hour_cos``; ``hour_columns``) is appended to the actor's and the critic's
+input, since a schedule is hour by hour and with (sin, cos) alone neighbouring hours are near inputs whose
+actions the network blurs. Episodes of the
 vector env end by truncation (fixed length, all markets together): at the ending step the value target
 bootstraps from V(final obs) (``infos["final_obs"]``/``infos["final_state"]``), since truncation is not
 termination; GAE does not run across the episode boundary. Advantages are normalised per minibatch;
@@ -79,6 +83,7 @@ PROGRESS_FIELDS = ("agent_steps", "updates", "episode_return", "clearing_price",
                    "update_s", "nash_conv", "markup_rel")
 # filled every ``eval_every`` updates by the ``evaluator`` of ``train_vector_ppo`` (empty otherwise)
 EVAL_FIELDS = ("nash_conv", "markup_rel")
+HOURS = 24  # bins of the hour-of-day one-hot (hour_onehot)
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,11 @@ class VectorPPOConfig:
     action_bins: int = 61  # categorical: evenly spaced points of [-1, 1] per action dimension
     eval_point: str = "mode"  # the deterministic action of a trained policy: "mode" or "mean" of the distribution
     log_std_init: float = 0.0  # initial log standard deviation of the Gaussian policies
+    # append a one-hot of the hour of day (24 one-hour bins, from the observation's hour_sin/hour_cos) to the
+    # actor's and the critic's input; None: follow the env, on where steps are linked (``steps_linked``: a
+    # battery's schedule is hour by hour), off in stage games. By measurement on battery/wholesale: with the
+    # hour only as (sin, cos), neighbouring hours are near inputs and the learned schedule blurs across them
+    hour_onehot: bool | None = None
     mode: str = "shared"  # "shared" (one network for all agents) or "independent" (per-agent weights)
     critic: str = "local"  # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO)
     agent_id: bool = False  # shared mode: add the agent one-hot to the actor / local critic input
@@ -249,29 +259,48 @@ class ActorCritic(nn.Module):
     state-independent log-std) and critic for N agents; see module doc."""
 
     def __init__(self, n_agents: int, obs_dim: int, state_dim: int, act_dim: int, cfg: VectorPPOConfig,
-                 generator: torch.Generator):
+                 generator: torch.Generator, hour_cols: tuple[int, int] | None = None):
         super().__init__()
         g = n_agents if cfg.mode == "independent" else 1
         one_hot = cfg.agent_id and g == 1
         self.n_agents, self.obs_dim, self.state_dim, self.act_dim = n_agents, obs_dim, state_dim, act_dim
+        self.hour_cols = tuple(hour_cols) if hour_cols is not None else None  # (hour_sin, hour_cos) columns
+        extra = HOURS if self.hour_cols is not None else 0
         self.central = cfg.critic == "central"
         self.dist = make_dist(cfg.action_dist, act_dim, cfg.action_bins)
-        self.actor = GroupMLP(g, n_agents, obs_dim, cfg.net_arch, self.dist.head_dim, 0.01, one_hot, generator)
+        self.actor = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, self.dist.head_dim, 0.01, one_hot, generator)
         self.log_std = (nn.Parameter(torch.full((g, 1, act_dim), float(cfg.log_std_init)))
                         if self.dist.has_log_std else None)
         if self.central:  # V(state, one-hot); per-agent weights carry the identity in independent mode
-            self.critic = GroupMLP(g, n_agents, state_dim, cfg.net_arch, 1, 1.0, g == 1, generator)
+            self.critic = GroupMLP(g, n_agents, state_dim + extra, cfg.net_arch, 1, 1.0, g == 1, generator)
         else:
-            self.critic = GroupMLP(g, n_agents, obs_dim, cfg.net_arch, 1, 1.0, one_hot, generator)
+            self.critic = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, 1, 1.0, one_hot, generator)
+
+    def _hour(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs (..., F)`` -> ``(..., 24)`` one-hot of the hour of day (the bin the hour falls in)."""
+        i, j = self.hour_cols
+        hour = torch.atan2(obs[..., i], obs[..., j]) * (HOURS / (2.0 * math.pi))
+        k = torch.floor(torch.remainder(hour + 1e-3, float(HOURS))).long().clamp_(0, HOURS - 1)
+        return nn.functional.one_hot(k, HOURS).to(obs.dtype)
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's input: ``obs (N, B, F)``, with the hour one-hot appended where the model has it."""
+        return obs if self.hour_cols is None else torch.cat([obs, self._hour(obs)], -1)
+
+    def head(self, obs: torch.Tensor) -> torch.Tensor:
+        """Actor output ``(N, B, H)`` for the action distribution."""
+        return self.actor(self.features(obs))
 
     def value(self, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """``obs (N, B, F)``, ``state (B, S)`` -> ``(N, B)``."""
-        x = state.unsqueeze(0) if self.central else obs
-        return self.critic(x)[..., 0]
+        if not self.central:
+            return self.critic(self.features(obs))[..., 0]
+        x = state if self.hour_cols is None else torch.cat([state, self._hour(obs[0])], -1)
+        return self.critic(x.unsqueeze(0))[..., 0]
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs (N, B, F)`` -> (stored action ``(N, B, A)``, log-probability ``(N, B)``)."""
-        return self.dist.sample(self.actor(obs), self.log_std, generator)
+        return self.dist.sample(self.head(obs), self.log_std, generator)
 
     def log_prob(self, head: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
         """Log-probability ``(N, B)`` of stored actions under the actor head ``(N, B, H)``."""
@@ -287,7 +316,7 @@ class ActorCritic(nn.Module):
 
     def mode(self, obs: torch.Tensor) -> torch.Tensor:
         """Deterministic action ``(N, B, A)`` in [-1, 1]."""
-        return self.dist.mode(self.actor(obs))
+        return self.dist.mode(self.head(obs))
 
     def spread(self) -> float:
         """Exploration summary for the logs: the Gaussians' mean std, NaN for the categorical."""
@@ -340,7 +369,7 @@ class VectorPolicy:
             if deterministic:
                 pt = point or self.config.eval_point
                 check_choice("point", pt, EVAL_POINTS)
-                act = self.model.mode(xt) if pt == "mode" else self.model.dist.mean(self.model.actor(xt))
+                act = self.model.mode(xt) if pt == "mode" else self.model.dist.mean(self.model.head(xt))
             else:
                 act = self.model.env_action(self.model.sample(xt, generator)[0])  # None: torch's global RNG
             a = act.transpose(0, 1).contiguous().numpy()
@@ -365,7 +394,8 @@ class VectorPolicy:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         cfg = VectorPPOConfig.from_dict(ck["config"])
         m = ck["meta"]
-        model = ActorCritic(m["n_agents"], m["obs_dim"], m["state_dim"], m["act_dim"], cfg, torch.Generator())
+        model = ActorCritic(m["n_agents"], m["obs_dim"], m["state_dim"], m["act_dim"], cfg, torch.Generator(),
+                            m.get("hour_cols"))
         model.load_state_dict(ck["model"])
         return cls(model, m["agent_names"], cfg)
 
@@ -450,6 +480,15 @@ def _csv_text(rows: list[dict]) -> str:
 
 def _fmt(row: dict) -> dict:
     return {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+
+
+def hour_columns(vec: Any) -> tuple[int, int] | None:
+    """Columns of ``hour_sin`` and ``hour_cos`` in the observation of a p2penv vector env (its core's
+    ``observation_names``); None for an env without them."""
+    names = tuple(getattr(getattr(vec, "core", None), "observation_names", ()))
+    if "hour_sin" in names and "hour_cos" in names:
+        return names.index("hour_sin"), names.index("hour_cos")
+    return None
 
 
 def steps_linked(vec: Any, learners: np.ndarray | None = None) -> bool:
@@ -544,8 +583,14 @@ class _Trainer:
         obs, _ = vec.reset(seed=cfg.seed + self.done)
         self.obs = obs
         self.S = int(vec.state().shape[1]) if cfg.critic == "central" else 0
+        onehot = cfg.hour_onehot if cfg.hour_onehot is not None else steps_linked(vec, self.idx)
+        hour_cols = hour_columns(vec) if onehot else None
+        if onehot and hour_cols is None and cfg.hour_onehot:
+            raise ValueError(f"hour_onehot: this env ({type(vec).__name__}) has no hour_sin/hour_cos observation")
+        if ck is not None:  # the resumed model's inputs (a model.pt from before hour_onehot has none)
+            hour_cols = ck["meta"].get("hour_cols")
         self.meta = dict(n_agents=self.N, obs_dim=self.F, state_dim=self.S, act_dim=self.A, agent_names=self.names,
-                         env=type(vec).__name__, num_envs=self.E)
+                         env=type(vec).__name__, num_envs=self.E, hour_cols=hour_cols)
         if ck is not None:
             m = ck["meta"]
             if (m["n_agents"], m["obs_dim"], m["act_dim"]) != (self.N, self.F, self.A) \
@@ -560,7 +605,7 @@ class _Trainer:
                 raise ValueError(f"resume: model.pt was trained with different {', '.join(diff)} "
                                  f"({', '.join(f'{k}={saved[k]!r}' for k in diff)})")
         self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.model = ActorCritic(self.N, self.F, self.S, self.A, cfg, self.gen)
+        self.model = ActorCritic(self.N, self.F, self.S, self.A, cfg, self.gen, hour_cols)
         self.params = list(self.model.parameters())
         try:
             self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, fused=True)
@@ -703,7 +748,7 @@ class _Trainer:
                 o = obs.index_select(1, idx)
                 a_mb = adv.index_select(1, idx)
                 a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
-                head = m.actor(o)
+                head = m.head(o)
                 lp = m.log_prob(head, act.index_select(1, idx))
                 log_ratio = lp - logp0.index_select(1, idx)
                 ratio = torch.exp(log_ratio)

@@ -232,9 +232,9 @@ def applies(learner: str, task: ValidationTask) -> str | None:
         return ("its rivals are truthful by construction" if task.family == "best_response"
                 else "no storage action / no value-dependent state (price-grid learner)")
     if learner == "rllib_ppo":
-        if task.family in ("bayesian", "battery"):
+        if task.family == "battery" or task.name == "bayesian/k_double":  # every agent learns (or is inert)
             return None
-        return "trains every agent of the env (no fixed rivals or truthful buyers)"
+        return "trains every agent of the env (no fixed rivals, truthful buyers or BNE seller)"
     raise ValueError(f"learner: unknown {learner!r}; known {LEARNERS}")
 
 
@@ -377,6 +377,7 @@ def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | Non
                               evaluator=_learning_curve_evaluator(task, built, t0) if curve_points else None,
                               eval_every=every if curve_points else 0)
         curve = r.curve if curve_points else []
+        base["hour_onehot"] = r.policy.model.hour_cols is not None
     elif learner == "sb3_ppo":
         act = _train_sb3(task, built, seed, budget)
     elif learner == "qlearning":
@@ -392,7 +393,17 @@ def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | Non
                 **{k: v for k, v in m.items() if k != "per_agent"}, curve=curve)
 
 
+# SB3 PPO on the battery and Bayesian tasks: the same shared policy, but through the batched vector env
+# (p2penv.agents.sb3_vector), since the single-env adapter runs ~1-2k agent-steps/s and these budgets are
+# 0.4-4M agent-steps. Markets per batch, rollout per slot, minibatch: the vector PPO's task settings where
+# they map (64 / 256 markets), SB3's defaults otherwise (lr 3e-4, 5 epochs here as on the pricing tasks)
+SB3_VECTOR_SETTINGS = {"battery": dict(num_envs=64, n_steps=24, batch_size=384),
+                       "bayesian": dict(num_envs=256, n_steps=8, batch_size=1024)}
+
+
 def _train_sb3(task: ValidationTask, built: BuiltTask, seed: int, budget: int):
+    if task.family in SB3_VECTOR_SETTINGS:
+        return _train_sb3_vector(task, built, seed, budget)
     from p2penv.agents.sb3_shared import SB3Config, train_shared
 
     cfg = SB3Config(total_steps=budget, seed=seed, gamma=0.0 if task.family in ("monopoly", "best_response",
@@ -404,6 +415,30 @@ def _train_sb3(task: ValidationTask, built: BuiltTask, seed: int, budget: int):
     def act(obs):
         e, n, f = obs.shape
         return np.asarray(pol.act_batch(obs.reshape(e * n, f)), np.float32).reshape(e, n, -1)
+    return act
+
+
+def _train_sb3_vector(task: ValidationTask, built: BuiltTask, seed: int, budget: int, **overrides):
+    """SB3 PPO through ``SB3VectorEnv``; ``overrides``: ``SB3Config`` fields or ``num_envs`` (probes)."""
+    from p2penv.agents.sb3_shared import SB3Config, make_model, set_torch_threads
+    from p2penv.agents.sb3_vector import SB3VectorEnv
+
+    opts = dict(SB3_VECTOR_SETTINGS[task.family], **overrides)
+    num_envs = opts.pop("num_envs")
+    cfg = SB3Config(**dict(dict(total_steps=budget, seed=seed, gamma=0.99 if task.family == "battery" else 0.0,
+                                market_log=False, torch_threads=1), **opts))
+    set_torch_threads(cfg.torch_threads)
+    venv = SB3VectorEnv(built.vector_fn(num_envs, seed), learners=built.learners, others=built.others,
+                        bootstrap_truncated=cfg.gamma > 0)  # gamma 0: SB3's bootstrap of a truncation is 0 x V
+    venv.seed(seed)
+    model = make_model(cfg, venv)
+    model.learn(budget)
+    venv.close()
+
+    def act(obs):
+        e, n, f = obs.shape
+        a, _ = model.predict(obs.reshape(e * n, f), deterministic=True)
+        return np.clip(a, -1.0, 1.0).astype(np.float32).reshape(e, n, -1)
     return act
 
 
@@ -556,7 +591,15 @@ def is_current(row: dict) -> bool:
     if row["learner"] not in PPO_VARIANTS:
         return True
     task = TASKS[row["task"]]
-    return row["budget"] == task.budget and row.get("ppo_overrides", {}) == dict(task.ppo_overrides)
+    return (row["budget"] == task.budget and row.get("ppo_overrides", {}) == dict(task.ppo_overrides)
+            and row.get("hour_onehot", False) == hour_onehot_expected(task))
+
+
+def hour_onehot_expected(task: ValidationTask) -> bool:
+    """Whether the vector PPO's defaults give this task's policy the hour one-hot (``hour_onehot=None``
+    turns it on where steps are linked: of these tasks, the batteries; rows from before that default lack
+    it and are superseded)."""
+    return task.family == "battery"
 
 
 def _results_of(row: dict) -> dict:

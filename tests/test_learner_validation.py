@@ -89,7 +89,10 @@ def test_the_validation_can_fail_the_pre_validation_ppo_settings_do():
 def test_applicability_and_fixed_profiles():
     assert lv.applies("qlearning", lv.TASKS["best_response/N3-nash"]) is not None
     assert lv.applies("qlearning", lv.TASKS["monopoly/elastic-uniform"]) is None
-    assert lv.applies("rllib_ppo", lv.TASKS["bayesian/first_price2"]) is None
+    # RLlib trains every agent of the env: the first-price seller must stay at its BNE ask, so it does not fit
+    assert lv.applies("rllib_ppo", lv.TASKS["bayesian/first_price2"]) is not None
+    assert lv.applies("rllib_ppo", lv.TASKS["bayesian/k_double"]) is None
+    assert lv.applies("rllib_ppo", lv.TASKS["battery/wholesale"]) is None
     fp = lv.FixedProfile(np.arange(6, dtype=np.float32).reshape(3, 2), np.array([0]))
     np.testing.assert_array_equal(fp.act_batch(np.zeros((2, 4))), [[2, 3], [4, 5]])
     assert fp.act_vector(np.zeros((5, 3, 4))).shape == (5, 3, 2)
@@ -128,3 +131,14 @@ def test_task_overrides_reach_the_trainer_and_merge_drops_rows_of_an_older_task_
     out = lv.merge([tmp_path / "a"])
     assert [(r["learner"], r["seed"]) for r in out["rows"]] == [("ppo_shared", 0), ("sb3_ppo", 0)]
     assert out["meta"]["superseded"] == {kd.name: 1}
+
+
+def test_battery_rows_without_the_hour_onehot_are_superseded():
+    bat, kd = lv.TASKS["battery/wholesale"], lv.TASKS["bayesian/k_double"]
+    assert lv.hour_onehot_expected(bat) and not lv.hour_onehot_expected(kd)
+    row = dict(task=bat.name, learner="ppo_shared", seed=0, budget=bat.budget, ppo_overrides=dict(bat.ppo_overrides))
+    assert lv.is_current(dict(row, hour_onehot=True))
+    assert not lv.is_current(row)  # a row from before the default (no flag: sin/cos only)
+    assert not lv.is_current(dict(row, hour_onehot=False))
+    assert lv.is_current(dict(task=kd.name, learner="mappo", seed=0, budget=kd.budget,
+                              ppo_overrides=dict(kd.ppo_overrides)))  # stage games: unchanged, off

@@ -14,8 +14,10 @@ import torch
 import p2penv
 from p2penv import auction_v0, cli
 from p2penv.agents.rllib_ppo import (
+    AUTO_MAX_ENVS,
     RLlibPolicy,
     RLlibPPOConfig,
+    auto_num_envs,
     close_algorithm,
     restore_algorithm,
     train_rllib_ppo,
@@ -44,6 +46,8 @@ def test_config_and_env_errors_name_the_field():
         RLlibPPOConfig(train_batch_size=48, minibatch_size=96)
     with pytest.raises(ValueError, match="iterations: expected an integer >= 1"):
         RLlibPPOConfig(iterations=0)
+    with pytest.raises(ValueError, match="num_envs_per_env_runner: expected an integer >= 1"):
+        RLlibPPOConfig(num_envs_per_env_runner=0)
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['batch'\]"):
         RLlibPPOConfig.from_dict({"batch": 3})
     assert RLlibPPOConfig.from_dict({"hidden": [8], "lr": 1e-3}).hidden == (8,)
@@ -83,6 +87,33 @@ def test_shared_ppo_one_iteration_on_auction(ray_session, tmp_path):
     assert a.actions.shape == (24, 3, 2) and np.abs(a.actions).max() <= 1.0
     np.testing.assert_array_equal(a.actions, b.actions)
     assert np.unique(a.actions[0], axis=0).shape[0] == 3  # agents see different observations
+
+
+def test_auto_num_envs_fills_the_batch_with_whole_episodes():
+    big = RLlibPPOConfig(train_batch_size=4000, minibatch_size=500)
+    assert auto_num_envs(big, 3, 1) == AUTO_MAX_ENVS == 64  # one-interval auctions: capped
+    assert auto_num_envs(big, 2, 24) == 64  # 4000 // 48 = 83
+    assert auto_num_envs(RLlibPPOConfig(train_batch_size=72, minibatch_size=36), 3, 24) == 1  # one episode
+    assert auto_num_envs(RLlibPPOConfig(), 2, 24) == 3  # 144 // 48
+    assert auto_num_envs(RLlibPPOConfig(train_batch_size=4000, minibatch_size=500, num_env_runners=2), 2, 24) == 41
+    assert auto_num_envs(big, 3, None) == 1  # episode length unknown
+    assert auto_num_envs(RLlibPPOConfig(num_envs_per_env_runner=5), 2, 24) == 5  # explicit
+
+
+def test_vector_envs_on_one_interval_auction_are_deterministic(ray_session):
+    sid = "auction_v0/first_price2-v0"  # 3 agents, one-interval episodes
+    cfg = RLlibPPOConfig(iterations=1, train_batch_size=96, minibatch_size=48, gamma=0.0, seed=0)
+    res = train_rllib_ppo(sid, {}, cfg)
+    assert res.num_envs_per_env_runner == 32  # auto: 96 // 3
+    assert res.agent_steps == 96 and res.env_steps == 32  # one interval of each of 32 copies
+    assert math.isfinite(res.episode_return_mean["shared"])
+    for k in LOSSES:
+        assert math.isfinite(res.losses["shared"][k]), k
+    again = train_rllib_ppo(sid, {}, cfg)
+    assert again.losses == res.losses and again.agent_return_mean == res.agent_return_mean
+    one = train_rllib_ppo(sid, {}, RLlibPPOConfig(iterations=1, train_batch_size=96, minibatch_size=48, gamma=0.0,
+                                                  seed=0, num_envs_per_env_runner=1))
+    assert one.num_envs_per_env_runner == 1 and one.agent_steps == 96 and one.env_steps == 32
 
 
 def test_independent_ppo_one_iteration_on_dlmp_teaching4_and_restore(ray_session, tmp_path):

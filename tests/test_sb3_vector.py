@@ -157,6 +157,51 @@ def test_fixed_agents_act_through_others():
         make_sb3_vector_env("auction_v0", 1, learners=["nobody"], others=truthful, **CFG)
 
 
+class _ColumnProfile:
+    """A fixed joint profile that knows each column's agent: agent i asks -1 + i / 10 (act_vector)."""
+
+    def act_vector(self, obs):
+        e, n, _ = obs.shape
+        out = np.zeros((e, n, 2))
+        out[..., 0] = -1.0 + np.arange(n) / 10.0
+        return out
+
+
+def test_fixed_agents_act_through_act_vector_by_column():
+    learners = ["prosumer_0", "prosumer_2"]
+    venv = make_sb3_vector_env("auction_v0", E, seed=3, learners=learners, others=_ColumnProfile(), **CFG)
+    vec = auction_v0.vector_env(E, **CFG)
+    obs_v, _ = vec.reset(seed=3)
+    venv.reset()
+    rng = np.random.default_rng(1)
+    for _ in range(T):
+        a = _acts(rng, venv.num_envs, 1)[0]
+        full = _ColumnProfile().act_vector(obs_v)
+        full[:, [0, 2]] = a.reshape(E, 2, 2)
+        obs_v, rew_v, _, _, _ = vec.step(full)
+        _, rew_s, _, _ = venv.step(a)
+        np.testing.assert_array_equal(rew_s, rew_v[:, [0, 2]].reshape(-1).astype(np.float32))
+    # the rewards above match only if agents 1 and 3 played their own columns (-0.9 and -0.7)
+
+
+def test_bootstrap_truncated_off_reports_truncations_as_plain_ends():
+    on = make_sb3_vector_env("auction_v0", 2, seed=0, **CFG)
+    off = SB3VectorEnv(auction_v0.vector_env(2, **CFG), bootstrap_truncated=False)
+    off.seed(0)
+    on.reset(), off.reset()
+    a = np.zeros((on.num_envs, 2), np.float32)
+    for _ in range(T):
+        o1, r1, d1, i1 = on.step(a)
+        o2, r2, d2, i2 = off.step(a)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(d1, d2)
+    assert d1.all()
+    assert all(i["TimeLimit.truncated"] for i in i1)
+    assert not any(i["TimeLimit.truncated"] for i in i2)
+    np.testing.assert_array_equal(np.stack([i["terminal_observation"] for i in i1]),
+                                  np.stack([i["terminal_observation"] for i in i2]))
+
+
 def test_rejects_other_autoreset_modes_and_unknown_ids():
     with pytest.raises(ValueError, match="SAME_STEP"):
         SB3VectorEnv(auction_v0.vector_env(1, autoreset_mode=AutoresetMode.NEXT_STEP, **CFG))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from p2penv.agents.vector_ppo import (ActorCritic, GroupMLP, VectorPolicy, VectorPPOConfig, _Trainer, compute_gae,
-                               train_vector_ppo, vector_env_fn)
+                               hour_columns, train_vector_ppo, vector_env_fn)
 from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
 AUCTION = vector_env_fn("auction_v0", n_prosumers=4)
@@ -259,3 +259,79 @@ def test_a_checkpoint_from_before_the_validated_defaults_loads_as_the_gaussian_i
     assert pol.config.action_dist == "gaussian" and pol.model.log_std is not None
     obs, _ = AUCTION(2, 0).reset(seed=0)
     np.testing.assert_array_equal(pol.act(obs), r.policy.act(obs))
+
+
+ARBITRAGE = "auction_v0/arbitrage_tou-v0"
+
+
+def _arbitrage_fn(e, s):
+    import p2penv
+
+    return p2penv.make_vector(ARBITRAGE, e, seed=s)
+
+
+def test_hour_onehot_reads_the_hour_bin_from_sin_and_cos():
+    vec = _arbitrage_fn(1, 0)
+    cols = hour_columns(vec)
+    assert cols == (vec.core.observation_names.index("hour_sin"), vec.core.observation_names.index("hour_cos"))
+    model = ActorCritic(1, 15, 0, 3, cfg(), torch.Generator().manual_seed(0), cols)
+    hours = np.arange(0, 24, 0.25)  # quarter-hour steps fall in the bin of their whole hour
+    obs = torch.zeros(1, hours.size, 15)
+    obs[0, :, cols[0]] = torch.from_numpy(np.sin(2 * np.pi * hours / 24)).float()
+    obs[0, :, cols[1]] = torch.from_numpy(np.cos(2 * np.pi * hours / 24)).float()
+    x = model.features(obs)
+    assert x.shape == (1, hours.size, 15 + 24)
+    torch.testing.assert_close(x[..., :15], obs)
+    np.testing.assert_array_equal(x[0, :, 15:].argmax(-1).numpy(), np.floor(hours).astype(int))
+    assert float(x[..., 15:].sum()) == hours.size
+    obs_v, _ = vec.reset(seed=0)  # the env's own float32 sin/cos of hours 0..23
+    seen = []
+    for t in range(24):
+        seen.append(int(model.features(torch.from_numpy(obs_v[:, :1]).transpose(0, 1))[0, 0, 15:].argmax()))
+        obs_v, *_ = vec.step(np.zeros((1, 2, 3), np.float32))
+    assert seen == list(range(24))
+
+
+def test_hour_onehot_follows_the_env_and_survives_save_and_load(tmp_path):
+    # linked steps (a battery): on by default, in the actor, the local and the central critic
+    r = train_vector_ppo(_arbitrage_fn, cfg(total_steps=1, learners=("prosumer_0",)), tmp_path,
+                         others=_Idle())
+    assert r.policy.model.hour_cols is not None
+    assert r.policy.model.actor.weights[0].shape[1] == 15 + 24
+    pol = VectorPolicy.load(tmp_path)
+    assert pol.model.hour_cols == r.policy.model.hour_cols
+    obs, _ = _arbitrage_fn(2, 0).reset(seed=0)
+    np.testing.assert_array_equal(pol.act(obs[:, :1]), r.policy.act(obs[:, :1]))
+    m = train_vector_ppo(_arbitrage_fn, cfg(total_steps=1, critic="central", learners=("prosumer_0",)),
+                         others=_Idle()).policy.model
+    assert m.critic.weights[0].shape[1] == m.state_dim + 24
+    off = train_vector_ppo(_arbitrage_fn, cfg(total_steps=1, hour_onehot=False, learners=("prosumer_0",)),
+                           others=_Idle()).policy.model
+    assert off.hour_cols is None and off.actor.weights[0].shape[1] == 15
+    # a stage game (no storage, no binding ramp): off by default; forced on where asked
+    stage = vector_env_fn("auction_v0", n_prosumers=5, generator=SellerBuyerMarket(2), rule="walrasian")
+    assert train_vector_ppo(stage, cfg(total_steps=1)).policy.model.hour_cols is None
+    assert train_vector_ppo(stage, cfg(total_steps=1, hour_onehot=True)).policy.model.hour_cols is not None
+    # a model.pt from before hour_onehot (no hour_cols in its meta) loads without it
+    off_r = train_vector_ppo(_arbitrage_fn, cfg(total_steps=1, hour_onehot=False, learners=("prosumer_0",)),
+                             tmp_path / "old", others=_Idle())
+    ck_old = torch.load(tmp_path / "old" / "model.pt", weights_only=True)
+    ck_old["meta"].pop("hour_cols")
+    ck_old["config"].pop("hour_onehot")
+    torch.save(ck_old, tmp_path / "old" / "model.pt")
+    old = VectorPolicy.load(tmp_path / "old")
+    assert old.model.hour_cols is None
+    np.testing.assert_array_equal(old.act(obs[:, :1]), off_r.policy.act(obs[:, :1]))
+
+
+def test_hour_columns_of_an_env_without_them_is_none():
+    class Bare:
+        pass
+
+    assert hour_columns(Bare()) is None
+
+
+class _Idle:
+    def act_batch(self, obs):
+        return np.zeros((obs.shape[0], 3), np.float32)
+

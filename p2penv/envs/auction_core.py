@@ -486,7 +486,12 @@ class AuctionCore:
     @property
     def observe_dim(self) -> int:
         """Observation length F of one agent."""
-        return len(OBS_NAMES) + (len(STORAGE_OBS_NAMES) if self.has_storage else 0)
+        return len(self.observation_names)
+
+    @property
+    def observation_names(self) -> tuple[str, ...]:
+        """The name of each of the F observation columns (``fields.OBS_FIELDS``, then the storage fields)."""
+        return tuple(OBS_NAMES) + (tuple(STORAGE_OBS_NAMES) if self.has_storage else ())
 
     @property
     def state_dim(self) -> int:

@@ -203,8 +203,9 @@ class DlmpCore(AuctionCore):
         return np.concatenate([super().state(), np.clip(extra, -1.0, 1.0).astype(np.float32)], axis=1)
 
     @property
-    def observe_dim(self) -> int:
-        return super().observe_dim + len(DLMP_OBS_NAMES)
+    def observation_names(self) -> tuple[str, ...]:
+        """The auction's observation columns, then ``fields.DLMP_OBS_FIELDS``."""
+        return super().observation_names + tuple(DLMP_OBS_NAMES)
 
     @property
     def state_dim(self) -> int:
