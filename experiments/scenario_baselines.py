@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,8 +63,14 @@ def _installed(extra: str) -> bool:
     return all(importlib.util.find_spec(m) is not None for m in mods)
 
 
-def scenario_cards() -> str:
-    """The text of ``docs/scenarios.md`` before its baseline table: one card per registered scenario."""
+def hand_written_cards(text: str) -> set[str]:
+    """Scenario ids with a hand-written card (a ``### `id``` heading) in ``text``."""
+    return set(re.findall(r"^### `([^`]+)`", text, flags=re.M))
+
+
+def scenario_cards(skip: set[str] = frozenset()) -> str:
+    """The text of ``docs/scenarios.md`` before its baseline table: one card per registered scenario, except
+    those in ``skip`` (documented by hand in the page's sections after the table)."""
     from p2penv.registry import SCENARIOS
 
     lines = ["# Scenarios", "",
@@ -80,7 +87,7 @@ def scenario_cards() -> str:
     "season aware) with seeded noise, a time-of-use retail tariff (0.18 $/kWh 22-07 h, 0.26 shoulder, 0.38",
     "17-21 h) and a wholesale price model (daily double peak, summer midday dip, seasonal cosine) that pays",
     "exports; no downloads at run time (`pip install p2penv[profiles]`).", ""]
-    for sid in sorted(SCENARIOS):
+    for sid in sorted(set(SCENARIOS) - set(skip)):
         s = SCENARIOS[sid]
         cfg = dict(s.config)
         gen = cfg.pop("generator", None)
@@ -148,8 +155,11 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
         (DOCS / "results").mkdir(exist_ok=True)
         (DOCS / "results" / "scenario_baselines.json").write_text(
             json.dumps(dict(meta=meta, summary=summary, rows=rows), indent=1, default=float) + "\n")
-        page = scenario_cards()
-        a, b = page.index(BEGIN) + len(BEGIN), page.index(END)
+        # the hand-written sections after the table stay, and their scenarios keep their own cards there
+        old = (DOCS / "scenarios.md").read_text() if (DOCS / "scenarios.md").exists() else ""
+        tail = old[old.index(END) + len(END):] if END in old else "\n"
+        page = scenario_cards(skip=hand_written_cards(tail))
+        a = page.index(BEGIN) + len(BEGIN)
         note = (f"\n\nMean ± 95 % CI over seeds {list(cfg.seeds)} (`python -m p2penv.experiments.scenario_baselines "
                 "--docs`). profit: $/episode per learner (per agent where all learn); welfare: gains from trade "
                 "$/episode against every buyer importing at retail; price: mean clearing price $/kWh (dlmp_v0: "
@@ -159,7 +169,7 @@ def run(cfg: BaselineConfig, out_dir: str | Path | None = None, resume: bool = F
             f"{r[m]:.3f} ± {r[m + '_ci']:.3f}" if r[m + "_ci"] == r[m + "_ci"] else f"{r[m]:.3f}" for m in METRICS) + " |"
             for r in summary]
         table_md = "\n".join(md)
-        (DOCS / "scenarios.md").write_text(page[:a] + note + table_md + "\n\n" + page[b:])
+        (DOCS / "scenarios.md").write_text(page[:a] + note + table_md + "\n\n" + END + tail)
     return dict(rows=rows, summary=summary, meta=meta)
 
 
