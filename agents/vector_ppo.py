@@ -284,7 +284,8 @@ class ActorCritic(nn.Module):
         return nn.functional.one_hot(k, HOURS).to(obs.dtype)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """The actor's input: ``obs (N, B, F)``, with the hour one-hot appended where the model has it."""
+        """The actor's and the local critic's input: ``obs (N, B, F)``, with the hour one-hot appended where the
+        model has it."""
         return obs if self.hour_cols is None else torch.cat([obs, self._hour(obs)], -1)
 
     def head(self, obs: torch.Tensor) -> torch.Tensor:

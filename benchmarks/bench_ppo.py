@@ -75,11 +75,15 @@ def compute_bound(e: int, n: int, measured: float, target: float = 150_000) -> d
     """Why the validated defaults cannot reach ``target`` agent-steps/s here: FLOPs per agent-step against
     the machine's single-thread matmul rate (an upper bound on what the update can sustain)."""
     from p2penv import auction_v0
-    from p2penv.agents.vector_ppo import VectorPPOConfig
+    from p2penv.agents.vector_ppo import HOURS, VectorPPOConfig, hour_columns, steps_linked
 
     cfg = VectorPPOConfig()
     v = auction_v0.vector_env(1, n_prosumers=n, seed=0)
-    f = flops_per_agent_step(v.single_observation_space.shape[-1], v.single_action_space.shape[-1], cfg)
+    v.reset(seed=0)
+    # the network input: the observation, plus the hour one-hot where the env's steps are linked (hour_onehot=None)
+    extra = HOURS if steps_linked(v) and hour_columns(v) is not None else 0
+    f = flops_per_agent_step(v.single_observation_space.shape[-1] + extra, v.single_action_space.shape[-1], cfg)
+    f["network_inputs"] = v.single_observation_space.shape[-1] + extra
     g = matmul_gflops()
     return dict(f, matmul_gflops_1_thread=g, ceiling_agent_steps_per_s_1_thread=g * 1e9 / f["flops"],
                 measured_agent_steps_per_s=measured, achieved_gflops=measured * f["flops"] / 1e9,
