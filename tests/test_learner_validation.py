@@ -142,3 +142,9 @@ def test_battery_rows_without_the_hour_onehot_are_superseded():
     assert not lv.is_current(dict(row, hour_onehot=False))
     assert lv.is_current(dict(task=kd.name, learner="mappo", seed=0, budget=kd.budget,
                               ppo_overrides=dict(kd.ppo_overrides)))  # stage games: unchanged, off
+
+
+def test_sb3_runs_the_auctions_through_the_vector_adapter():
+    row = lv.run_learner(lv.TASKS["bayesian/first_price2"], "sb3_ppo", 0, budget=4096)
+    assert row["applicable"] and row["sb3_settings"] == lv.SB3_VECTOR_SETTINGS["bayesian"]
+    assert np.isfinite(row["l2"]) and np.isfinite(row["utility_loss"]) and not row["passed"]
