@@ -26,8 +26,9 @@ episode end              every slot gets ``infos[k]["terminal_observation"]`` (f
 ``learners=[names]`` gives SB3 only those agents (slots ``e * L + k``); the others act through
 ``others.act_vector(obs (E, N, F)) -> (E, N, A)`` where the agent has it (its fixed agents' columns are
 used; e.g. ``p2penv.diagnostics.bayes_nash.BnePolicy``), else ``others.act_batch(obs (M, F)) -> (M, 2)``
-(e.g. ``p2penv.agents.baselines.TruthfulAgent()``), one batched call per step, as in ``p2penv.agents.vec_adapter.MarketVecEnv``. Unlike that adapter, observation sizes are
-equal by construction (one vector env, one config), so nothing is padded.
+(e.g. ``p2penv.agents.baselines.TruthfulAgent()``), one batched call per step, as in
+``p2penv.agents.vec_adapter.MarketVecEnv``. Unlike that adapter, observation sizes are equal by construction
+(one vector env, one config), so nothing is padded.
 
 ``get_attr``/``env_method``/``set_attr`` act on the one shared vector env (every slot returns the
 same value; ``env_method`` calls the method once); ``set_attr`` on a strict subset of slots raises,
