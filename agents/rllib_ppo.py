@@ -238,8 +238,9 @@ def auto_num_envs(cfg: RLlibPPOConfig, n_agents: int, episode_len: int | None) -
     ``episode_len`` intervals)), between 1 and ``AUTO_MAX_ENVS`` (``episode_len`` None: 1).
 
     RLlib's env runner pays ~1 ms of Python per step of its loop (connectors, RLModule forward pass) and
-    needs a second loop step to reset a finished episode, so one-interval episodes (the Bayesian auction
-    scenarios) sample ~15x faster with 64 copies than with 1, and 24-interval ones ~3x. A batch that holds
+    needs a second loop step to reset a finished episode, so with 64 copies instead of 1 a training iteration
+    (sampling and SGD; batch 4,000, 10 epochs) runs 1.9x faster on one-interval episodes (the Bayesian auction
+    scenarios) and 2.9x on 24-interval ones (``benchmarks/results/rllib.json``). A batch that holds
     one episode or less (e.g. 72 agent-steps of 3 agents x 24 intervals) keeps one copy, as before.
     """
     if cfg.num_envs_per_env_runner is not None:
@@ -262,8 +263,8 @@ def build_ppo_config(env_name: str, env_kwargs: Mapping[str, Any], cfg: RLlibPPO
     policy_ids = list(dict.fromkeys(mapping.values()))  # env order: torch initialises modules in this order
     return (PPOConfig()
             .environment(register(env_name), env_config=dict(env_kwargs))
-            # episodes_to_numpy=False: RLlib's (2.60) MultiAgentEnvRunner._sample calls to_numpy() (and so
-            # validate()) on every episode finished so far at each step of its loop, O(episodes^2) per
+            # episodes_to_numpy=False: RLlib 2.60's multi-agent env runner, while sampling, calls to_numpy() (and
+            # so validate()) on every episode finished so far at each step of its loop, O(episodes^2) per
             # sample(): 4000 one-interval episodes cost ~30 s. Left as lists, the learner connectors batch
             # them (same numbers: same losses and actions).
             .env_runners(num_env_runners=cfg.num_env_runners, num_envs_per_env_runner=num_envs,

@@ -284,24 +284,36 @@ class ActorCritic(nn.Module):
         return nn.functional.one_hot(k, HOURS).to(obs.dtype)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """The actor's and the local critic's input: ``obs (N, B, F)``, with the hour one-hot appended where the
-        model has it."""
+        """The networks' input ``(N, B, F')``: ``obs (N, B, F)``, with the hour one-hot appended where the model
+        has it. The ``*_from`` methods take it, so a caller that needs both heads computes it once."""
         return obs if self.hour_cols is None else torch.cat([obs, self._hour(obs)], -1)
+
+    def head_from(self, feats: torch.Tensor) -> torch.Tensor:
+        """Actor output ``(N, B, H)`` for the action distribution, from ``features(obs)``."""
+        return self.actor(feats)
 
     def head(self, obs: torch.Tensor) -> torch.Tensor:
         """Actor output ``(N, B, H)`` for the action distribution."""
         return self.actor(self.features(obs))
 
+    def value_from(self, feats: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """``feats (N, B, F')`` (``features(obs)``), ``state (B, S)`` -> ``(N, B)``."""
+        if not self.central:
+            return self.critic(feats)[..., 0]
+        x = state if self.hour_cols is None else torch.cat([state, feats[0, :, self.obs_dim:]], -1)
+        return self.critic(x.unsqueeze(0))[..., 0]
+
     def value(self, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """``obs (N, B, F)``, ``state (B, S)`` -> ``(N, B)``."""
-        if not self.central:
-            return self.critic(self.features(obs))[..., 0]
-        x = state if self.hour_cols is None else torch.cat([state, self._hour(obs[0])], -1)
-        return self.critic(x.unsqueeze(0))[..., 0]
+        return self.value_from(self.features(obs), state)
+
+    def sample_from(self, feats: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``feats (N, B, F')`` (``features(obs)``) -> (stored action ``(N, B, A)``, log-probability ``(N, B)``)."""
+        return self.dist.sample(self.actor(feats), self.log_std, generator)
 
     def sample(self, obs: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs (N, B, F)`` -> (stored action ``(N, B, A)``, log-probability ``(N, B)``)."""
-        return self.dist.sample(self.head(obs), self.log_std, generator)
+        return self.sample_from(self.features(obs), generator)
 
     def log_prob(self, head: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
         """Log-probability ``(N, B)`` of stored actions under the actor head ``(N, B, H)``."""
@@ -670,10 +682,11 @@ class _Trainer:
                 st = self._state_t()
                 if st is not None:
                     self.b_state[t].copy_(st)
-                stored, logp = m.sample(x, self.gen)  # (N, E, A), (N, E)
+                fx = m.features(x)  # once for both networks
+                stored, logp = m.sample_from(fx, self.gen)  # (N, E, A), (N, E)
                 self.b_act[t].copy_(stored.transpose(0, 1))
                 self.b_logp[t].copy_(logp.transpose(0, 1))
-                self.b_val[t].copy_(m.value(x, st).transpose(0, 1))
+                self.b_val[t].copy_(m.value_from(fx, st).transpose(0, 1))
                 a_env = self._joint_action(obs, m.env_action(self.b_act[t]).numpy())
                 t1 = pc()
                 obs, rew, term, trunc, infos = vec.step(a_env)
@@ -737,6 +750,7 @@ class _Trainer:
             return b.reshape(R, N, *b.shape[3:]).transpose(0, 1).contiguous()
 
         obs, act, logp0, adv, ret = (agent_major(b) for b in (self.b_obs, self.b_act, self.b_logp, adv, ret))
+        obs = m.features(obs)  # the networks' input, once per update (not per epoch and minibatch)
         state = self.b_state.reshape(R, self.S) if self.S else None
         mb = cfg.minibatch_size if cfg.minibatch_size is not None else max(256, -(-R * N // 4))
         rows_mb = min(R, -(-mb // N))  # rows (env steps) per minibatch, all agents each
@@ -749,12 +763,12 @@ class _Trainer:
                 o = obs.index_select(1, idx)
                 a_mb = adv.index_select(1, idx)
                 a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
-                head = m.head(o)
+                head = m.head_from(o)
                 lp = m.log_prob(head, act.index_select(1, idx))
                 log_ratio = lp - logp0.index_select(1, idx)
                 ratio = torch.exp(log_ratio)
                 pg = -torch.min(ratio * a_mb, ratio.clamp(1.0 - clip, 1.0 + clip) * a_mb).mean()
-                v = m.value(o, state.index_select(0, idx) if state is not None else None)
+                v = m.value_from(o, state.index_select(0, idx) if state is not None else None)
                 v_loss = (ret.index_select(1, idx) - v).pow(2).mean()
                 ent = m.entropy(head)
                 loss = pg + vf * v_loss - ent_c * ent

@@ -604,10 +604,23 @@ def is_current(row: dict) -> bool:
 
 
 def hour_onehot_expected(task: ValidationTask) -> bool:
-    """Whether the vector PPO's defaults give this task's policy the hour one-hot (``hour_onehot=None``
-    turns it on where steps are linked: of these tasks, the batteries; rows from before that default lack
-    it and are superseded)."""
-    return task.family == "battery"
+    """Whether the vector PPO's defaults give this task's policy the hour one-hot, resolved as the trainer
+    resolves ``hour_onehot=None`` (on where the learners' steps are linked: of these tasks, the batteries).
+    Rows from before that default lack it and are superseded."""
+    if dict(task.ppo_overrides).get("hour_onehot") is not None:
+        return bool(dict(task.ppo_overrides)["hour_onehot"])
+    return _steps_linked_with_hour(task.name)
+
+
+@functools.lru_cache(maxsize=None)
+def _steps_linked_with_hour(name: str) -> bool:
+    from p2penv.agents.vector_ppo import hour_columns, steps_linked
+
+    built = build(TASKS[name])
+    vec = built.vector_fn(1, 0)
+    vec.reset(seed=0)
+    idx = np.array([list(vec.possible_agents).index(a) for a in built.learners])
+    return bool(steps_linked(vec, idx) and hour_columns(vec) is not None)
 
 
 def _results_of(row: dict) -> dict:
