@@ -60,6 +60,11 @@ class ActionDist(ABC):
     def entropy(self, head, log_std) -> torch.Tensor:
         """Mean entropy per agent and sample (nats)."""
 
+    def log_prob_entropy(self, head, log_std, stored) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log_prob (N, B), entropy)`` of ``log_prob`` and ``entropy`` together (the PPO loss needs both of
+        the same head; a distribution may share the work)."""
+        return self.log_prob(head, log_std, stored), self.entropy(head, log_std)
+
     @abstractmethod
     def env_action(self, stored) -> torch.Tensor:
         """Stored actions -> env actions in [-1, 1]."""
@@ -134,8 +139,10 @@ class CategoricalDist(ActionDist):
 
     def sample(self, head, log_std, gen):
         lp = self._logits(head)
-        u = torch.rand(lp.shape, generator=gen).clamp_(min=1e-20)
-        idx = torch.argmax(lp - torch.log(-torch.log(u)), -1)  # Gumbel-max: a draw of each categorical
+        # inverse CDF: the first bin whose cumulative probability reaches u ~ U(0, 1), one uniform per
+        # categorical (Gumbel-max needs one per bin and an argmax: measured 2.4x slower on 61 bins)
+        u = torch.rand(lp.shape[:-1] + (1,), generator=gen, dtype=lp.dtype)
+        idx = inverse_cdf_index(lp.exp().cumsum_(-1), u)
         return idx.to(head.dtype), lp.gather(-1, idx.unsqueeze(-1)).squeeze(-1).sum(-1)
 
     def log_prob(self, head, log_std, stored):
@@ -144,6 +151,10 @@ class CategoricalDist(ActionDist):
     def entropy(self, head, log_std):
         lp = self._logits(head)
         return -(lp.exp() * lp).sum((-1, -2)).mean()
+
+    def log_prob_entropy(self, head, log_std, stored):
+        lp, ent = _LogProbEntropy.apply(head.unflatten(-1, (self.act_dim, self.bins)), stored.long())
+        return lp.sum(-1), ent.sum(-1).mean()
 
     def env_action(self, stored):
         return stored * (2.0 / (self.bins - 1)) - 1.0
@@ -158,6 +169,38 @@ class CategoricalDist(ActionDist):
     def probs(self, head) -> torch.Tensor:
         """``(N, B, A, K)`` probabilities of the bins (a mixed strategy over the grid)."""
         return self._logits(head).exp()
+
+
+def inverse_cdf_index(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The bin whose cumulative probability first exceeds ``u`` (``cdf (..., K)`` non-decreasing, ``u (..., 1)``
+    in [0, 1)): bin j with probability ``p_j``. The two ends never land on a bin without mass: ``u = 0`` skips
+    leading bins whose probability underflowed to 0, and a ``u`` at or above a rounded total just short of 1
+    takes the last bin with mass, not bin K - 1."""
+    below = (cdf < u.clamp(min=torch.finfo(cdf.dtype).tiny)).sum(-1)
+    return torch.minimum(below, (cdf < cdf[..., -1:]).sum(-1))
+
+
+class _LogProbEntropy(torch.autograd.Function):
+    """Per categorical (last axis: logits ``z``, K bins): the log-probability of bin ``idx`` and the entropy,
+    from one log-softmax, with the backward written out: d log p_a / dz = onehot(a) - p and
+    dH / dz = -p (log p + H). Autograd through ``log_softmax`` twice plus the entropy's product makes ~4x the
+    elementwise passes (measured: a third of the PPO update under bf16)."""
+
+    @staticmethod
+    def forward(ctx, z, idx):
+        lp = torch.log_softmax(z, -1)
+        p = lp.exp()
+        ent = -(p * lp).sum(-1)
+        ctx.save_for_backward(p, lp, ent, idx)
+        return lp.gather(-1, idx.unsqueeze(-1)).squeeze(-1), ent
+
+    @staticmethod
+    def backward(ctx, g_lp, g_ent):
+        p, lp, ent, idx = ctx.saved_tensors
+        g = lp + ent.unsqueeze(-1)
+        g.mul_(g_ent.unsqueeze(-1)).add_(g_lp.unsqueeze(-1)).mul_(p).neg_()
+        g.scatter_add_(-1, idx.unsqueeze(-1), g_lp.unsqueeze(-1))
+        return g, None
 
 
 def make_dist(name: str, act_dim: int, bins: int) -> ActionDist:

@@ -27,6 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from .checkpoint import atomic_save_with, atomic_write_json, read_json
 from .config import check_choice
 from .market_log import MarketLog, agent_groups, competitive_price, eval_nash_conv, supports_market_power
+from .torch_threads import set_torch_threads
 from .vec_adapter import MarketVecEnv, padded_obs
 
 ALGOS = ("ppo", "sac")
@@ -265,14 +266,6 @@ class TrainResult:
     wall_s: float
     out_dir: Path | None
     steps_per_s: float = field(default=float("nan"))
-
-
-def set_torch_threads(n: int | None) -> None:
-    """``torch.set_num_threads(n)``; None leaves torch's setting."""
-    if n is not None:
-        import torch
-
-        torch.set_num_threads(n)
 
 
 def _market_log(env_fn: Callable[[], Any], venv: MarketVecEnv, cfg: SB3Config, out: Path, others: Any,

@@ -48,8 +48,10 @@ every trainer of the suite shares.
 
 Speed (2-core CPU, E = 256, N = 10): the PPO update is most of the time; see ``benchmarks/bench_ppo.py``
 and ``benchmarks/results/ppo.json`` for the validated defaults beside the pre-validation configuration.
-Torch's OpenMP threads on every core collapse when another process holds a core (measured 4.3x slower),
-so ``torch_threads`` defaults to 1.
+Training runs the hidden layers in bfloat16 where the CPU has native bf16 (``precision="auto"``,
+``p2penv.agents.precision``), and on every core with OpenMP threads that sleep while they wait
+(``torch_threads="auto"``, ``p2penv.agents.torch_threads``): spinning threads collapse when another process
+holds a core, passive ones do not.
 """
 from __future__ import annotations
 
@@ -73,6 +75,8 @@ from torch import nn
 from .action_dists import DISTRIBUTIONS, make_dist
 from .checkpoint import atomic_save_with, atomic_write_text
 from .config import check_choice, config_from_dict
+from .precision import PRECISIONS, autocast, full_precision, resolve_precision
+from .torch_threads import resolve_threads, set_torch_threads
 
 MODES = ("shared", "independent")
 LR_SCHEDULES = ("constant", "linear")
@@ -128,9 +132,19 @@ class VectorPPOConfig:
     critic: str = "local"  # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO)
     agent_id: bool = False  # shared mode: add the agent one-hot to the actor / local critic input
     seed: int = 0
-    # torch.set_num_threads; 1 by measurement: with another process on one of 2 cores, all threads ran 4.3x
-    # slower (3.6k vs 15.6k agent-steps/s, E = 256, N = 10); None: leave torch's setting (all cores)
-    torch_threads: int | None = 1
+    # torch.set_num_threads (p2penv.agents.torch_threads): "auto" = every core where torch's OpenMP threads wait
+    # passively (OMP_WAIT_POLICY=PASSIVE, set on importing p2penv.agents), else 1; an int; None: leave torch's
+    # setting. By measurement (benchmarks/results/ppo.json, 2 cores, E = 256, N = 10): passive 2 threads 117k
+    # agent-steps/s idle, 85k beside a busy core; 1 thread 90k and 89k; spinning (active) 2 threads 133k and 44k
+    torch_threads: int | str | None = "auto"
+    # matmul precision of training (p2penv.agents.precision): "bf16" autocasts the hidden layers' products to
+    # bfloat16 (output layers, losses and weights stay fp32); "auto": bf16 where the CPU has native bf16
+    # (AMX / AVX512-BF16), else "fp32". Evaluation (VectorPolicy) always runs in fp32
+    precision: str = "auto"
+    # torch.compile the minibatch loss (inductor: fuses its elementwise passes; needs a C++ compiler). The first
+    # update pays the compilation (seconds; cached across runs), so it pays off on long runs only; see
+    # benchmarks/results/ppo.json. Same algorithm, other rounding: not the validated default
+    compile: bool = False
     checkpoint_every: int = 0  # agent-steps between model.pt checkpoints (0: only at the end)
     tensorboard: bool = False  # scalars under out_dir/tb
     progress: bool = False  # tqdm bar over agent-steps
@@ -156,12 +170,12 @@ class VectorPPOConfig:
             raise ValueError(f"action_bins: need >= 2, got {self.action_bins}")
         check_choice("eval_point", self.eval_point, EVAL_POINTS)
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.ent_coef < 0 or (self.ent_coef_final is not None and self.ent_coef_final < 0):
             raise ValueError(f"ent_coef, ent_coef_final: must be >= 0, got {self.ent_coef}, {self.ent_coef_final}")
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every: must be >= 0, got {self.checkpoint_every}")
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise ValueError(f"torch_threads: must be >= 1 or None, got {self.torch_threads}")
+        resolve_threads(self.torch_threads)  # raises on a bad value
         if self.learners is not None and (not self.learners or len(set(self.learners)) != len(self.learners)):
             raise ValueError(f"learners: need distinct agent names (or None for all), got {self.learners}")
         if self.eval_every < 0:
@@ -175,6 +189,8 @@ class VectorPPOConfig:
         if "action_dist" not in d and "mode" in d and "gamma" in d:  # a full pre-validation config
             d = {"action_dist": "gaussian", "lr_schedule": "constant", "ent_coef_final": None,
                  "eval_point": "mode", **d}
+        if "precision" not in d and "mode" in d and "gamma" in d:  # a full config from before bf16: fp32
+            d = {"precision": "fp32", **d}
         return config_from_dict(cls, d, ("net_arch", "learners"))
 
 
@@ -188,9 +204,9 @@ class GroupMLP(nn.Module):
     """
 
     def __init__(self, groups: int, n_agents: int, in_dim: int, hidden: tuple[int, ...], out_dim: int,
-                 out_gain: float, one_hot: bool, generator: torch.Generator):
+                 out_gain: float, one_hot: bool, generator: torch.Generator, fp32_out: bool = False):
         super().__init__()
-        self.groups, self.n_agents = groups, n_agents
+        self.groups, self.n_agents, self.fp32_out = groups, n_agents, fp32_out
         sizes = [in_dim, *hidden, out_dim]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
@@ -235,8 +251,11 @@ class GroupMLP(nn.Module):
             bk = self.biases[k] - w.sum(1, keepdim=True)
             if k < last:
                 s = torch.sigmoid(torch.baddbmm(bk * 2.0, s, w * 4.0))
+            elif self.fp32_out:  # under bf16 autocast, an output layer kept in fp32 (the critic's values)
+                with full_precision():
+                    s = torch.baddbmm(bk, s.float(), w * 2.0)
             else:
-                s = torch.baddbmm(bk, s, w * 2.0)
+                s = torch.baddbmm(bk, s, w * 2.0).float()
         return s.view(n, b, -1)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -272,9 +291,9 @@ class ActorCritic(nn.Module):
         self.log_std = (nn.Parameter(torch.full((g, 1, act_dim), float(cfg.log_std_init)))
                         if self.dist.has_log_std else None)
         if self.central:  # V(state, one-hot); per-agent weights carry the identity in independent mode
-            self.critic = GroupMLP(g, n_agents, state_dim + extra, cfg.net_arch, 1, 1.0, g == 1, generator)
+            self.critic = GroupMLP(g, n_agents, state_dim + extra, cfg.net_arch, 1, 1.0, g == 1, generator, True)
         else:
-            self.critic = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, 1, 1.0, one_hot, generator)
+            self.critic = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, 1, 1.0, one_hot, generator, True)
 
     def _hour(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs (..., F)`` -> ``(..., 24)`` one-hot of the hour of day (the bin the hour falls in)."""
@@ -318,6 +337,10 @@ class ActorCritic(nn.Module):
     def log_prob(self, head: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
         """Log-probability ``(N, B)`` of stored actions under the actor head ``(N, B, H)``."""
         return self.dist.log_prob(head, self.log_std, stored)
+
+    def log_prob_entropy(self, head: torch.Tensor, stored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log_prob (N, B), entropy)`` together (``log_prob`` and ``entropy`` of one head, in one pass)."""
+        return self.dist.log_prob_entropy(head, self.log_std, stored)
 
     def entropy(self, head: torch.Tensor) -> torch.Tensor:
         """Mean entropy per agent and sample (nats)."""
@@ -474,6 +497,8 @@ class TrainResult:
     updates: int = 0
     last: dict = field(default_factory=dict)
     curve: list = field(default_factory=list)  # [{"agent_steps": ..., **evaluator values}] (learning curve)
+    precision: str = "fp32"  # the matmul precision it trained in ("auto" resolved: p2penv.agents.precision)
+    torch_threads: int | None = None  # the thread count it set (None: torch's own)
 
 
 def _read_progress(path: Path, upto: int) -> list[dict]:
@@ -563,8 +588,7 @@ class ReturnNormalizer:
 class _Trainer:
     def __init__(self, env_fn, cfg: VectorPPOConfig, out: Path | None, resume: bool, others: Any = None):
         self.cfg, self.out, self.others = cfg, out, others
-        if cfg.torch_threads is not None:
-            torch.set_num_threads(cfg.torch_threads)
+        self.threads = set_torch_threads(cfg.torch_threads)
         ck = None
         if resume and out is not None and (out / "model.pt").exists():
             ck = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
@@ -625,6 +649,9 @@ class _Trainer:
         except (RuntimeError, TypeError):
             self.opt = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=1e-5, foreach=True)
         self.gamma = cfg.gamma if cfg.gamma is not None else (0.99 if steps_linked(vec, self.idx) else 0.0)
+        self.precision = resolve_precision(cfg.precision)
+        self.meta["precision"] = self.precision
+        self.loss_fn = compiled_loss(self.loss) if cfg.compile else self.loss
         self.rew_norm = ReturnNormalizer(self.N, self.E, self.gamma) if cfg.normalize_reward else None
         if ck is not None:
             self.model.load_state_dict(ck["model"])
@@ -674,7 +701,7 @@ class _Trainer:
         pc = time.perf_counter
         ret_sum, ret_n = 0.0, 0
         obs = self.obs
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.precision):
             for t in range(cfg.n_steps):
                 t0 = pc()
                 self.b_obs[t].copy_(torch.from_numpy(self._mine(obs)))
@@ -751,37 +778,48 @@ class _Trainer:
 
         obs, act, logp0, adv, ret = (agent_major(b) for b in (self.b_obs, self.b_act, self.b_logp, adv, ret))
         obs = m.features(obs)  # the networks' input, once per update (not per epoch and minibatch)
+        if self.precision == "bf16":  # cast once here, not by autocast at every first layer (same values)
+            obs = obs.to(torch.bfloat16)
         state = self.b_state.reshape(R, self.S) if self.S else None
         mb = cfg.minibatch_size if cfg.minibatch_size is not None else max(256, -(-R * N // 4))
         rows_mb = min(R, -(-mb // N))  # rows (env steps) per minibatch, all agents each
         n_mb = max(1, R // rows_mb)
-        clip, vf = cfg.clip_range, cfg.vf_coef
+        ent_t = torch.tensor(ent_c)  # a tensor: a compiled loss is not specialised (recompiled) on its value
         stats = torch.zeros(6)
         for _ in range(cfg.epochs):
             perm = torch.randperm(R, generator=self.gen)
             for idx in torch.tensor_split(perm, n_mb):
-                o = obs.index_select(1, idx)
-                a_mb = adv.index_select(1, idx)
-                a_mb = (a_mb - a_mb.mean()) / (a_mb.std() + 1e-8)
-                head = m.head_from(o)
-                lp = m.log_prob(head, act.index_select(1, idx))
-                log_ratio = lp - logp0.index_select(1, idx)
-                ratio = torch.exp(log_ratio)
-                pg = -torch.min(ratio * a_mb, ratio.clamp(1.0 - clip, 1.0 + clip) * a_mb).mean()
-                v = m.value_from(o, state.index_select(0, idx) if state is not None else None)
-                v_loss = (ret.index_select(1, idx) - v).pow(2).mean()
-                ent = m.entropy(head)
-                loss = pg + vf * v_loss - ent_c * ent
+                loss, st = self.loss_fn(obs.index_select(1, idx), act.index_select(1, idx), logp0.index_select(1, idx),
+                                        adv.index_select(1, idx), ret.index_select(1, idx),
+                                        state.index_select(0, idx) if state is not None else None, ent_t)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm, foreach=True)
                 self.opt.step()
-                with torch.no_grad():
-                    stats += torch.stack([pg, v_loss, ent, ((ratio - 1) - log_ratio).mean(),
-                                          ((ratio - 1).abs() > clip).float().mean(), loss])
+                stats += st.detach()
         s = (stats / (cfg.epochs * n_mb)).tolist()
         return dict(policy_loss=s[0], value_loss=s[1], entropy=s[2], approx_kl=s[3], clip_frac=s[4], loss=s[5],
                     std=m.spread())
+
+    def loss(self, o: torch.Tensor, act: torch.Tensor, logp0: torch.Tensor, adv: torch.Tensor, ret: torch.Tensor,
+             state: torch.Tensor | None, ent_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The PPO loss of one minibatch (agent-major ``(N, B, ...)``; ``state (B, S)`` or None) and its
+        statistics ``[policy loss, value loss, entropy, approx. KL, clip fraction, loss]``."""
+        m, clip = self.model, self.cfg.clip_range
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        with autocast(self.precision):  # the networks' hidden layers; their outputs are fp32
+            head = m.head_from(o)
+            v = m.value_from(o, state)
+        lp, ent = m.log_prob_entropy(head, act)
+        log_ratio = lp - logp0
+        ratio = torch.exp(log_ratio)
+        pg = -torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv).mean()
+        v_loss = (ret - v).pow(2).mean()
+        loss = pg + self.cfg.vf_coef * v_loss - ent_c * ent
+        with torch.no_grad():
+            st = torch.stack([pg, v_loss, ent, ((ratio - 1) - log_ratio).mean(),
+                              ((ratio - 1).abs() > clip).float().mean(), loss])
+        return loss, st
 
     # checkpoint ------------------------------------------------------------------------------------
     def save(self, finished: bool = False) -> None:
@@ -789,6 +827,27 @@ class _Trainer:
                   num_timesteps=self.done, updates=self.updates, rng=self.gen.get_state(), meta=self.meta,
                   finished=finished, reward_norm=None if self.rew_norm is None else self.rew_norm.state())
         atomic_save_with(self.out / "model.pt", lambda f: torch.save(ck, f))
+
+
+def compiled_loss(fn: Callable) -> Callable:
+    """``torch.compile(fn)`` (static shapes), raising a clear error if compilation fails at its first call."""
+    compiled = torch.compile(fn, dynamic=False)
+    first = True
+
+    def call(*args):
+        nonlocal first
+        if not first:
+            return compiled(*args)
+        try:
+            out = compiled(*args)
+        except Exception as e:  # inductor's errors come from deep inside (a missing compiler, headers)
+            raise RuntimeError(f"compile: torch.compile of the PPO loss failed ({type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}); it needs a working C++ compiler "
+                               "(g++ or clang++); train with compile=False") from e
+        first = False
+        return out
+
+    return call
 
 
 def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig, out_dir: str | Path | None = None,
@@ -889,7 +948,7 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
     pol = VectorPolicy(tr.model, tr.names, cfg)
     n = tr.done - start
     return TrainResult(pol, tr.done, wall, out, n / wall if wall > 0 and n else float("nan"), tr.env_s, tr.fwd_s,
-                       tr.upd_s, tr.updates, last, curve)
+                       tr.upd_s, tr.updates, last, curve, tr.precision, tr.threads)
 
 
 def vector_env_fn(module: str = "auction_v0", **kwargs) -> Callable[[int, int], Any]:

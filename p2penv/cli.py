@@ -818,7 +818,8 @@ def build_parser() -> Parser:
                    "global state (default local)")
     t.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="agent-steps between checkpoints "
                    "(0: only at the end)")
-    t.add_argument("--torch-threads", type=int, metavar="N", help="torch.set_num_threads for SB3 and vector PPO")
+    t.add_argument("--torch-threads", type=threads_arg, metavar="N", help="torch.set_num_threads for SB3 and vector "
+                   "PPO: an int, or auto (vector PPO's default: every core, with passively waiting OpenMP threads)")
     t.add_argument("--tensorboard", action="store_true", help="also write tensorboard scalars to OUT/tb")
     t.add_argument("--nash-conv-every", type=int, metavar="K", help="log the learners' stage-game NashConv every "
                    "K updates (market_log.csv, tensorboard market/nash_conv; auction_v0)")
@@ -859,6 +860,16 @@ def positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {v}")
     return v
+
+
+def threads_arg(text: str) -> int | str:
+    """argparse type of ``--torch-threads``: ``auto`` or an integer >= 1."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or an integer >= 1, got {text!r}") from None
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from p2penv.agents.action_dists import CategoricalDist, GaussianDist, TanhGaussianDist, make_dist
+from p2penv.agents.action_dists import CategoricalDist, GaussianDist, TanhGaussianDist, inverse_cdf_index, make_dist
 
 
 def test_categorical_grid_log_prob_entropy_and_points():
@@ -34,6 +34,14 @@ def test_categorical_draws_follow_the_softmax_and_report_their_log_prob():
     torch.testing.assert_close(logp, d.log_prob(head, None, stored))
     again, _ = d.sample(head, None, torch.Generator().manual_seed(0))
     assert torch.equal(stored, again)  # the generator makes draws reproducible
+
+
+def test_inverse_cdf_draws_never_land_on_a_bin_without_mass():
+    p = torch.tensor([0.0, 0.3, 0.0, 0.5, 0.2 - 1e-7, 0.0, 0.0])  # total rounded short of 1, empty ends
+    c = p.cumsum(0).expand(5, 7)
+    u = torch.tensor([0.0, 0.3, 0.31, 0.9, 0.99999994]).unsqueeze(-1)  # 0, on a step, inside, last, above the total
+    assert inverse_cdf_index(c, u).tolist() == [1, 1, 3, 4, 4]
+    assert float(c[0, -1]) < 0.99999994  # the last u is past the rounded total: clamping would give bin 6
 
 
 def test_gaussian_log_prob_matches_torch_and_clips_for_the_env():

@@ -115,13 +115,13 @@ def test_tune_ppo_smoke_run_records_its_trials():
 
 def test_task_overrides_reach_the_trainer_and_merge_drops_rows_of_an_older_task_definition(tmp_path):
     kd = lv.TASKS["bayesian/k_double"]
-    assert dict(kd.ppo_overrides) == {"action_dist": "tanh", "log_std_init": -1.0}
+    assert dict(kd.ppo_overrides) == {"action_dist": "tanh", "log_std_init": -1.0, "epochs": 3}
     # the overrides reach the trainer (a 1-update run is enough to read the config back)
     _, r = lv.train_vector(kd, "ppo_shared", 0, 1, lv.build(kd), num_envs=4)
-    assert r.policy.config.action_dist == "tanh" and r.policy.config.log_std_init == -1.0
+    assert r.policy.config.action_dist == "tanh" and r.policy.config.log_std_init == -1.0 and r.policy.config.epochs == 3
     row = dict(task=kd.name, family="bayesian", learner="ppo_shared", seed=0, budget=kd.budget, applicable=True,
                passed=True, l2=0.01, utility_loss=0.0, wall_s=1.0, time_to_solve_s=1.0, ppo_overrides=dict(kd.ppo_overrides),
-               curve=[])
+               curve=[], ppo_settings=lv.expected_ppo_settings(kd, "ppo_shared"))
     old = dict(row, budget=500_000, ppo_overrides={}, seed=1)  # the categorical 500k run of an earlier definition
     sb3 = dict(row, learner="sb3_ppo", ppo_overrides={}, budget=20_000)  # other learners keep their own budget
     assert lv.is_current(row) and lv.is_current(sb3) and not lv.is_current(old)
@@ -136,12 +136,29 @@ def test_task_overrides_reach_the_trainer_and_merge_drops_rows_of_an_older_task_
 def test_battery_rows_without_the_hour_onehot_are_superseded():
     bat, kd = lv.TASKS["battery/wholesale"], lv.TASKS["bayesian/k_double"]
     assert lv.hour_onehot_expected(bat) and not lv.hour_onehot_expected(kd)
-    row = dict(task=bat.name, learner="ppo_shared", seed=0, budget=bat.budget, ppo_overrides=dict(bat.ppo_overrides))
+    row = dict(task=bat.name, learner="ppo_shared", seed=0, budget=bat.budget, ppo_overrides=dict(bat.ppo_overrides),
+               ppo_settings=lv.expected_ppo_settings(bat, "ppo_shared"))
     assert lv.is_current(dict(row, hour_onehot=True))
     assert not lv.is_current(row)  # a row from before the default (no flag: sin/cos only)
     assert not lv.is_current(dict(row, hour_onehot=False))
     assert lv.is_current(dict(task=kd.name, learner="mappo", seed=0, budget=kd.budget,
-                              ppo_overrides=dict(kd.ppo_overrides)))  # stage games: unchanged, off
+                              ppo_overrides=dict(kd.ppo_overrides),
+                              ppo_settings=lv.expected_ppo_settings(kd, "mappo")))  # stage games: unchanged, off
+
+
+def test_rows_record_how_the_ppo_learned_and_rows_of_other_defaults_are_superseded():
+    task = lv.TASKS["monopoly/elastic-uniform"]
+    row = lv.run_learner(task, "ppo_independent", 0, budget=768, curve_points=0)
+    want = lv.expected_ppo_settings(task, "ppo_independent")
+    assert row["ppo_settings"] == want and want["mode"] == "independent" and want["precision"] in ("bf16", "fp32")
+    assert not set(want) & set(lv.RUN_FIELDS)  # the seed, size and threads of a run are not how it learns
+    assert lv.is_current(dict(row, budget=task.budget))
+    for stale in (dict(want, epochs=want["epochs"] + 1), dict(want, precision="fp32" if want["precision"] == "bf16"
+                                                                  else "bf16"), None):
+        assert not lv.is_current(dict(row, budget=task.budget, ppo_settings=stale))
+    # a row written before a field was added (at a default that keeps the old behaviour) stays current
+    older = {k: v for k, v in want.items() if k != "compile"}
+    assert lv.is_current(dict(row, budget=task.budget, ppo_settings=older))
 
 
 def test_sb3_runs_the_auctions_through_the_vector_adapter():

@@ -8,6 +8,7 @@ import torch
 
 from p2penv.agents.vector_ppo import (ActorCritic, GroupMLP, VectorPolicy, VectorPPOConfig, _Trainer, compute_gae,
                                hour_columns, train_vector_ppo, vector_env_fn)
+from p2penv.agents.precision import autocast
 from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
 AUCTION = vector_env_fn("auction_v0", n_prosumers=4)
@@ -112,7 +113,7 @@ def test_rollout_bootstraps_from_final_obs():
     tr.rollout()
     assert tr.b_done[-1].all() and not tr.b_done[:-1].any()
     fo = torch.from_numpy(holder["env"].final_obs)
-    with torch.no_grad():
+    with torch.no_grad(), autocast(tr.precision):  # as the rollout computes it
         expect = tr.model.value(fo.transpose(0, 1), None).transpose(0, 1)
     torch.testing.assert_close(tr.b_final[-1], expect)
     assert not torch.allclose(tr.b_final[-1], tr.last_val)  # last_val: first obs of the next episode
