@@ -4,7 +4,8 @@ Torch's OpenMP threads spin while they wait for each other, so with every core i
 taken by another process they collapse (``benchmarks/results/ppo.json``, 2 cores, vector PPO, E = 256,
 N = 10: 44k agent-steps/s with 2 threads against 89k with 1). With ``OMP_WAIT_POLICY=PASSIVE`` they sleep
 instead: 2 threads then ran 85k beside the busy core and 117k on the idle machine (1 thread: 89k and 90k;
-spinning threads 133k idle).
+spinning threads 133k idle). A bounded spin does not get both: ``GOMP_SPINCOUNT`` 10^4 and 10^5 ran 121k and
+129k idle but 50k and 28k beside the busy core (a one-off probe, 2 threads).
 The OpenMP runtime reads the policy once, when torch loads, so ``p2penv.agents`` sets it (unless it is
 set already) on import, before any of its modules imports torch. ``"auto"`` then means every core where
 the policy is passive, and 1 thread where torch was loaded before the policy could be set.
