@@ -19,15 +19,19 @@ PRECISIONS = ("auto", "fp32", "bf16")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of a native bf16 dot product
 
 
+def cpuinfo_has_native_bf16(cpuinfo: str) -> bool:
+    """Whether a /proc/cpuinfo text's first ``flags`` line names a native bf16 dot product (``NATIVE_BF16_FLAGS``)."""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return any(f in flags for f in NATIVE_BF16_FLAGS)
+
+
 @functools.cache
 def native_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (Linux: its /proc/cpuinfo flags; elsewhere False)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return cpuinfo_has_native_bf16(Path("/proc/cpuinfo").read_text())
     except OSError:
         return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
 def resolve_precision(precision: str) -> str:

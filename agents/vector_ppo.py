@@ -291,9 +291,11 @@ class ActorCritic(nn.Module):
         self.log_std = (nn.Parameter(torch.full((g, 1, act_dim), float(cfg.log_std_init)))
                         if self.dist.has_log_std else None)
         if self.central:  # V(state, one-hot); per-agent weights carry the identity in independent mode
-            self.critic = GroupMLP(g, n_agents, state_dim + extra, cfg.net_arch, 1, 1.0, g == 1, generator, True)
+            self.critic = GroupMLP(g, n_agents, state_dim + extra, cfg.net_arch, 1, 1.0, g == 1, generator,
+                                   fp32_out=True)
         else:
-            self.critic = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, 1, 1.0, one_hot, generator, True)
+            self.critic = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, 1, 1.0, one_hot, generator,
+                                   fp32_out=True)
 
     def _hour(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs (..., F)`` -> ``(..., 24)`` one-hot of the hour of day (the bin the hour falls in)."""
@@ -334,17 +336,10 @@ class ActorCritic(nn.Module):
         """``obs (N, B, F)`` -> (stored action ``(N, B, A)``, log-probability ``(N, B)``)."""
         return self.sample_from(self.features(obs), generator)
 
-    def log_prob(self, head: torch.Tensor, stored: torch.Tensor) -> torch.Tensor:
-        """Log-probability ``(N, B)`` of stored actions under the actor head ``(N, B, H)``."""
-        return self.dist.log_prob(head, self.log_std, stored)
-
     def log_prob_entropy(self, head: torch.Tensor, stored: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(log_prob (N, B), entropy)`` together (``log_prob`` and ``entropy`` of one head, in one pass)."""
+        """``(log-probability (N, B) of stored actions, mean entropy per agent and sample (nats))`` under the actor
+        head ``(N, B, H)``, in one pass where the distribution shares the work."""
         return self.dist.log_prob_entropy(head, self.log_std, stored)
-
-    def entropy(self, head: torch.Tensor) -> torch.Tensor:
-        """Mean entropy per agent and sample (nats)."""
-        return self.dist.entropy(head, self.log_std)
 
     def env_action(self, stored: torch.Tensor) -> torch.Tensor:
         """Stored actions -> env actions in [-1, 1]."""

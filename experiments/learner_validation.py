@@ -109,7 +109,8 @@ def _bayesian_tasks() -> list[ValidationTask]:
                            (("epochs", 8),)),
             # a categorical head drifts to the game's step-function equilibria (bids on a few price levels;
             # measured L2 0.05-0.11 at 0.5-2M steps); a smooth squashed Gaussian, narrower at the start, does not.
-            # 3 epochs: MAPPO 10/10 (5 epochs: 9/10), shared PPO 5/10 either way, 40 % less update time
+            # 3 epochs: MAPPO 10/10 (5 epochs: 9/10), independent 7/10 (3/10), shared 5/10 either way; and 3 passes
+            # an update, not 5
             ValidationTask("bayesian/k_double", "bayesian", "bilateral k = 1/2 double auction", 4_000_000, 256, "mean",
                            (("action_dist", "tanh"), ("log_std_init", -1.0), ("epochs", 3)))]
 
@@ -412,7 +413,7 @@ def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | Non
         every = max(1, -(-budget // per_update) // curve_points) if curve_points else 0
         act, r = train_vector(task, learner, seed, budget, built,
                               evaluator=_learning_curve_evaluator(task, built, t0) if curve_points else None,
-                              eval_every=every if curve_points else 0)
+                              eval_every=every)
         curve = r.curve if curve_points else []
         base["hour_onehot"] = r.policy.model.hour_cols is not None
         base["ppo_settings"] = ppo_settings(r.policy.config)

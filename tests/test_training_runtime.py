@@ -32,6 +32,14 @@ def test_fused_log_prob_and_entropy_equal_the_separate_ones_and_their_gradients(
     assert torch.autograd.gradcheck(lambda h: d.log_prob_entropy(h, None, stored), (head,))
 
 
+def test_native_bf16_is_read_from_the_cpu_flags():
+    sapphire = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\nbogomips\t: 4000\n"
+    zen4 = "flags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    skylake = "flags\t\t: fpu avx2 avx512f avx512bw\nbugs\t\t: amx_bf16\n"  # only the flags line counts
+    assert precision.cpuinfo_has_native_bf16(sapphire) and precision.cpuinfo_has_native_bf16(zen4)
+    assert not precision.cpuinfo_has_native_bf16(skylake) and not precision.cpuinfo_has_native_bf16("")
+
+
 def test_precision_resolves_auto_from_the_cpu_and_rejects_unknown_names():
     assert precision.resolve_precision("auto") == ("bf16" if precision.native_bf16() else "fp32")
     assert precision.resolve_precision("fp32") == "fp32" and precision.resolve_precision("bf16") == "bf16"
