@@ -9,7 +9,10 @@ and there are no per-agent dicts or per-agent Python loops.
 * ``mode="independent"``: per-agent parameters, stored as batched weights ``(N, in, out)`` and applied
   with ``torch.baddbmm``, so all N agents act and update in one pass.
 * ``critic="local"``: V(own observation). ``critic="central"`` (MAPPO): V(global state ``vec.state()``
-  concatenated with the agent one-hot).
+  concatenated with the agent one-hot). ``critic="auto"`` (the default, ``resolve_critic``) picks the
+  validated pair: central with a shared actor (MAPPO, which passed every learner-validation task on 10 of
+  10 seeds, where a local critic passed the bilateral k-double auction on 5) and local with independent
+  actors; local where the env has no ``state()``.
 
 The one-hot inputs are never materialised: a one-hot block of a first layer is a per-agent bias row
 (``GroupMLP.emb``), mathematically the same as concatenating the one-hot to the input.
@@ -59,7 +62,7 @@ import csv
 import io
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,7 +84,7 @@ from .torch_threads import resolve_threads, set_torch_threads
 MODES = ("shared", "independent")
 LR_SCHEDULES = ("constant", "linear")
 EVAL_POINTS = ("mode", "mean")
-CRITICS = ("local", "central")
+CRITICS = ("auto", "local", "central")
 PROGRESS_FIELDS = ("agent_steps", "updates", "episode_return", "clearing_price", "welfare", "policy_loss",
                    "value_loss", "entropy", "approx_kl", "clip_frac", "std", "wall_s", "env_s", "forward_s",
                    "update_s", "nash_conv", "markup_rel")
@@ -129,7 +132,9 @@ class VectorPPOConfig:
     # hour only as (sin, cos), neighbouring hours are near inputs and the learned schedule blurs across them
     hour_onehot: bool | None = None
     mode: str = "shared"  # "shared" (one network for all agents) or "independent" (per-agent weights)
-    critic: str = "local"  # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO)
+    # "local": V(own obs); "central": V(global state + agent one-hot) (MAPPO); "auto": resolve_critic (central
+    # in shared mode, local in independent mode), resolved when training starts and saved resolved
+    critic: str = "auto"
     agent_id: bool = False  # shared mode: add the agent one-hot to the actor / local critic input
     seed: int = 0
     # torch.set_num_threads (p2penv.agents.torch_threads): "auto" = every core where torch's OpenMP threads wait
@@ -191,6 +196,8 @@ class VectorPPOConfig:
                  "eval_point": "mode", **d}
         if "precision" not in d and "mode" in d and "gamma" in d:  # a full config from before bf16: fp32
             d = {"precision": "fp32", **d}
+        if "critic" not in d and "mode" in d and "gamma" in d:  # a full config from before the central critic
+            d = {"critic": "local", **d}
         return config_from_dict(cls, d, ("net_arch", "learners"))
 
 
@@ -285,6 +292,8 @@ class ActorCritic(nn.Module):
         self.n_agents, self.obs_dim, self.state_dim, self.act_dim = n_agents, obs_dim, state_dim, act_dim
         self.hour_cols = tuple(hour_cols) if hour_cols is not None else None  # (hour_sin, hour_cos) columns
         extra = HOURS if self.hour_cols is not None else 0
+        if cfg.critic not in ("local", "central"):
+            raise ValueError(f"critic: the network needs 'local' or 'central', got {cfg.critic!r} (resolve_critic)")
         self.central = cfg.critic == "central"
         self.dist = make_dist(cfg.action_dist, act_dim, cfg.action_bins)
         self.actor = GroupMLP(g, n_agents, obs_dim + extra, cfg.net_arch, self.dist.head_dim, 0.01, one_hot, generator)
@@ -580,6 +589,16 @@ class ReturnNormalizer:
         self.count = float(d["count"])
 
 
+def resolve_critic(critic: str, mode: str, vec: Any) -> str:
+    """``critic`` with ``"auto"`` resolved to the validated pair (docs/learner_validation.md): ``"central"``
+    (MAPPO) in ``mode="shared"`` where the vector env has a global ``state()``, else ``"local"`` (independent
+    actors were validated with local critics)."""
+    check_choice("critic", critic, CRITICS)
+    if critic != "auto":
+        return critic
+    return "central" if mode == "shared" and callable(getattr(vec, "state", None)) else "local"
+
+
 class _Trainer:
     def __init__(self, env_fn, cfg: VectorPPOConfig, out: Path | None, resume: bool, others: Any = None):
         self.cfg, self.out, self.others = cfg, out, others
@@ -590,6 +609,8 @@ class _Trainer:
         self.done = int(ck["num_timesteps"]) if ck else 0
         self.updates = int(ck["updates"]) if ck else 0
         self.vec = vec = env_fn(cfg.num_envs, cfg.seed)
+        if cfg.critic == "auto":  # resolved once, so that the saved config says which critic it trained
+            self.cfg = cfg = replace(cfg, critic=resolve_critic(cfg.critic, cfg.mode, vec))
         mode = getattr(vec, "autoreset_mode", None)
         if mode is not None and getattr(mode, "value", mode) != "SameStep":
             raise ValueError(f"vector env: autoreset_mode must be SAME_STEP (final obs in infos), got {mode}")
@@ -857,9 +878,9 @@ def train_vector_ppo(env_fn: Callable[[int, int], Any], config: VectorPPOConfig,
     "markup_rel": ...}`` runs every ``config.eval_every`` updates (and after the last one); its values fill
     those progress columns (the learning curve, also in ``TrainResult.curve``).
     """
-    cfg = config
     out = Path(out_dir) if out_dir is not None else None
-    tr = _Trainer(env_fn, cfg, out, resume, others)
+    tr = _Trainer(env_fn, config, out, resume, others)
+    cfg = tr.cfg  # with critic="auto" resolved
     per_update = cfg.n_steps * tr.E * tr.N
     n_updates = max(0, -(-(cfg.total_steps - tr.done) // per_update))
     start = tr.done

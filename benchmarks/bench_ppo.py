@@ -30,7 +30,8 @@ PRE_VALIDATION = dict(action_dist="gaussian", gamma=0.99, learning_rate=3e-4, ep
                       ent_coef=0.0, net_arch=(64, 64), action_bins=41, precision="fp32")
 # name: (VectorPPOConfig overrides, OMP_WAIT_POLICY, updates factor)
 CONFIGS = {
-    "validated_defaults": ({}, None, 1),  # torch_threads="auto", precision="auto"
+    "validated_defaults": ({}, None, 1),  # torch_threads="auto", precision="auto", critic="auto" (MAPPO here)
+    "validated_defaults_local_critic": (dict(critic="local"), None, 1),  # shared PPO
     "validated_defaults_1_thread": (dict(torch_threads=1), None, 1),
     "validated_defaults_fp32_1_thread": (dict(torch_threads=1, precision="fp32"), None, 1),  # before bf16
     "validated_defaults_spinning_omp_all_cores": (dict(torch_threads="all"), "ACTIVE", 1),
@@ -67,7 +68,8 @@ def ppo_rate(e: int, n: int, updates: int, threads, **overrides) -> dict:
     steady = (float("nan") if len(c) < 2 else (c[-1]["agent_steps"] - c[0]["agent_steps"]) / (c[-1]["t"] - c[0]["t"]))
     return dict(agent_steps_per_s=res.steps_per_s, agent_steps_per_s_after_first_update=steady, wall_s=res.wall_s,
                 env_s=res.env_s, forward_s=res.forward_s, update_s=res.update_s, updates=res.updates,
-                torch_threads=torch.get_num_threads(), precision=res.precision, compile=cfg.compile)
+                torch_threads=torch.get_num_threads(), precision=res.precision, compile=cfg.compile,
+                critic=res.policy.config.critic)
 
 
 def ppo_rate_fresh(e: int, n: int, updates: int, wait_policy: str | None, overrides: dict) -> dict:
@@ -86,15 +88,17 @@ def ppo_rate_fresh(e: int, n: int, updates: int, wait_policy: str | None, overri
     return r
 
 
-def flops_per_agent_step(obs_dim: int, act_dim: int, cfg) -> dict:
-    """Multiply-add count of one trained agent-step of the vector PPO (local critic): the rollout's actor and
-    critic forward once, then ``epochs`` passes of forward + backward (~3x forward) over it. FLOPs = 2 x MACs."""
+def flops_per_agent_step(obs_dim: int, act_dim: int, cfg, state_dim: int = 0, n_agents: int = 1) -> dict:
+    """Multiply-add count of one trained agent-step of the vector PPO: the rollout's actor and critic forward
+    once, then ``epochs`` passes of forward + backward (~3x forward) over it. FLOPs = 2 x MACs. A central
+    critic (``state_dim`` > 0) computes its first layer once per market, for its ``n_agents``."""
     def mlp(i, o):
         sizes = [i, *cfg.net_arch, o]
         return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
     head = act_dim * (cfg.action_bins if cfg.action_dist == "categorical" else 1)
-    fwd = mlp(obs_dim, head) + mlp(obs_dim, 1)
+    critic = mlp(obs_dim, 1) if not state_dim else mlp(0, 1) + state_dim * cfg.net_arch[0] / n_agents
+    fwd = mlp(obs_dim, head) + critic
     return dict(forward_macs=fwd, flops=2 * fwd * (1 + 3 * cfg.epochs))
 
 
@@ -119,13 +123,19 @@ def compute_bound(e: int, n: int, measured: dict[str, float], target: float = 15
     from p2penv import auction_v0
     from p2penv.agents.vector_ppo import HOURS, VectorPPOConfig, hour_columns, steps_linked
 
+    from p2penv.agents.vector_ppo import resolve_critic
+
     cfg = VectorPPOConfig()
     v = auction_v0.vector_env(1, n_prosumers=n, seed=0)
     v.reset(seed=0)
+    central = resolve_critic(cfg.critic, cfg.mode, v) == "central"
     # the network input: the observation, plus the hour one-hot where the env's steps are linked (hour_onehot=None)
     extra = HOURS if steps_linked(v) and hour_columns(v) is not None else 0
-    f = flops_per_agent_step(v.single_observation_space.shape[-1] + extra, v.single_action_space.shape[-1], cfg)
+    state_dim = v.state().shape[1] + extra if central else 0
+    f = flops_per_agent_step(v.single_observation_space.shape[-1] + extra, v.single_action_space.shape[-1], cfg,
+                             state_dim, n)
     f["network_inputs"] = v.single_observation_space.shape[-1] + extra
+    f["critic"] = "central" if central else "local"
     out = dict(f, target_agent_steps_per_s=target, gflops_needed_for_target=target * f["flops"] / 1e9,
                measured_agent_steps_per_s=measured,
                note="ceiling: every FLOP at the matmul rate, one thread; the elementwise sigmoid/log-softmax "
@@ -178,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
         if isinstance(v, dict) and "agent_steps_per_s" in v:
             print(f"{k:55s} {v['agent_steps_per_s']:>10,.0f} agent-steps/s, after the first update "
                   f"{v['agent_steps_per_s_after_first_update']:>10,.0f}  (update {v['update_s']:.2f} s of "
-                  f"{v['wall_s']:.2f}; {v['torch_threads']} threads, {v['precision']})")
+                  f"{v['wall_s']:.2f}; {v['torch_threads']} threads, {v['precision']}, {v['critic']} critic)")
     return out
 
 

@@ -83,6 +83,12 @@ class ValidationTask:
     # the vector PPO's settings that differ from its defaults on this task, as (name, value) pairs, each
     # chosen by measurement (docs/learner_validation.md says why); recorded in every row
     ppo_overrides: tuple[tuple[str, Any], ...] = ()
+    # (learner, agent-steps) where a learner's validated budget differs from ``budget``, each said at the task
+    learner_budgets: tuple[tuple[str, int], ...] = ()
+
+    def budget_of(self, learner: str) -> int:
+        """The agent-steps of ``learner``'s validated runs on this task."""
+        return dict(self.learner_budgets).get(learner, self.budget)
 
 
 def _market_tasks() -> list[ValidationTask]:
@@ -103,10 +109,14 @@ def _battery_tasks() -> list[ValidationTask]:
 
 
 def _bayesian_tasks() -> list[ValidationTask]:
-    return [ValidationTask("bayesian/first_price2", "bayesian", "first-price auction, 2 buyers", 1_000_000, 256, "mean"),
+    # independent PPO trains one network per buyer, each on its own buyer's samples: its budget is the task's
+    # times the buyers, so that each of its networks sees as many samples as the one network of shared PPO
+    # (at the task's budget it passed 9/10 and 8/10; docs/learner_validation.md)
+    return [ValidationTask("bayesian/first_price2", "bayesian", "first-price auction, 2 buyers", 1_000_000, 256, "mean",
+                           learner_budgets=(("ppo_independent", 2_000_000),)),
             # 8 epochs: independent PPO (three networks, a third of the samples each) passed 8/10 probes, 4/10 with 5
             ValidationTask("bayesian/first_price3", "bayesian", "first-price auction, 3 buyers", 2_000_000, 256, "mean",
-                           (("epochs", 8),)),
+                           (("epochs", 8),), learner_budgets=(("ppo_independent", 6_000_000),)),
             # a categorical head drifts to the game's step-function equilibria (bids on a few price levels;
             # measured L2 0.05-0.11 at 0.5-2M steps); a smooth squashed Gaussian, narrower at the start, does not.
             # 3 epochs: MAPPO 10/10 (5 epochs: 9/10), independent 7/10 (3/10), shared 5/10 either way; and 3 passes
@@ -252,7 +262,7 @@ def ppo_config(task: ValidationTask, learner: str, seed: int = 0, budget: int | 
     from p2penv.agents.vector_ppo import VectorPPOConfig
 
     mode, critic = PPO_VARIANTS[learner]
-    opts = dict(total_steps=task.budget if budget is None else budget, num_envs=task.num_envs, seed=seed,
+    opts = dict(total_steps=task.budget_of(learner) if budget is None else budget, num_envs=task.num_envs, seed=seed,
                 torch_threads=1, mode=mode, critic=critic, learners=learners)
     opts.update(dict(task.ppo_overrides))
     opts.update(overrides)
@@ -397,7 +407,7 @@ def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | Non
     """Train ``learner`` on ``task`` once (seed ``seed``, ``budget`` agent-steps, default the task's) and
     score it; the row carries the learning curve (vector PPO: ``curve_points`` evaluations) and the
     wall seconds to the first passing evaluation (``time_to_solve_s``, NaN if never)."""
-    budget = task.budget if budget is None else budget
+    budget = task.budget_of(learner) if budget is None else budget
     why = applies(learner, task)
     base = dict(task=task.name, family=task.family, learner=learner, seed=seed, budget=budget,
                 eval_point=task.eval_point)
@@ -547,8 +557,8 @@ class ValidationConfig:
         check_known("learners", self.learners, LEARNERS)
         check_seeds(self.seeds)
 
-    def budget(self, task: str) -> int:
-        return dict(self.budgets).get(task, TASKS[task].budget)
+    def budget(self, task: str, learner: str) -> int:
+        return dict(self.budgets).get(task, TASKS[task].budget_of(learner))
 
 
 QUICK = ValidationConfig(tasks=("monopoly/elastic-uniform", "best_response/N3-truthful"), learners=("ppo_shared",),
@@ -556,7 +566,7 @@ QUICK = ValidationConfig(tasks=("monopoly/elastic-uniform", "best_response/N3-tr
 
 
 def validation_row(cfg: ValidationConfig, task: str, learner: str, seed: int) -> list[dict]:
-    return [run_learner(TASKS[task], learner, seed, cfg.budget(task), cfg.curve_points)]
+    return [run_learner(TASKS[task], learner, seed, cfg.budget(task, learner), cfg.curve_points)]
 
 
 def summarise_runs(rows: list[dict]) -> list[dict]:
@@ -637,7 +647,7 @@ def is_current(row: dict) -> bool:
     if row["learner"] not in PPO_VARIANTS:
         return True
     task = TASKS[row["task"]]
-    return (row["budget"] == task.budget and row.get("ppo_overrides", {}) == dict(task.ppo_overrides)
+    return (row["budget"] == task.budget_of(row["learner"]) and row.get("ppo_overrides", {}) == dict(task.ppo_overrides)
             and row.get("hour_onehot", False) == hour_onehot_expected(task)
             and _settings_with_new_fields(row.get("ppo_settings")) == expected_ppo_settings(task, row["learner"]))
 

@@ -814,8 +814,9 @@ def build_parser() -> Parser:
                    "or the --sellers only")
     t.add_argument("--sb3", action="store_true", help="algo ppo: stable-baselines3's PPO on the single env instead "
                    "of the validated vector PPO (it failed the learner validation: docs/learner_validation.md)")
-    t.add_argument("--critic", choices=("local", "central"), help="with --num-envs: central = MAPPO critic on the "
-                   "global state (default local)")
+    t.add_argument("--critic", choices=("auto", "local", "central"), help="with --num-envs: central = MAPPO critic "
+                   "on the global state; local = V(own observation); auto (default): central with --mode shared, "
+                   "local with --mode independent (the validated pairs: docs/learner_validation.md)")
     t.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="agent-steps between checkpoints "
                    "(0: only at the end)")
     t.add_argument("--torch-threads", type=threads_arg, metavar="N", help="torch.set_num_threads for SB3 and vector "

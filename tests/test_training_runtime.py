@@ -50,7 +50,7 @@ def test_precision_resolves_auto_from_the_cpu_and_rejects_unknown_names():
 
 
 def test_under_bf16_autocast_the_hidden_layers_are_bf16_and_the_outputs_fp32():
-    cfg = VectorPPOConfig(net_arch=(16, 16))
+    cfg = VectorPPOConfig(net_arch=(16, 16), critic="local")
     m = ActorCritic(3, 5, 0, 2, cfg, torch.Generator().manual_seed(0))
     x = torch.randn(3, 8, 5)
     seen = []

@@ -4,10 +4,11 @@ import csv
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from p2penv.agents.vector_ppo import (ActorCritic, GroupMLP, VectorPolicy, VectorPPOConfig, _Trainer, compute_gae,
-                               hour_columns, train_vector_ppo, vector_env_fn)
+                               hour_columns, resolve_critic, train_vector_ppo, vector_env_fn)
 from p2penv.agents.precision import autocast
 from p2penv.generators.sellers_buyers import SellerBuyerMarket
 
@@ -63,6 +64,29 @@ def test_resume_continues_step_counter_and_progress(tmp_path):
     assert train_vector_ppo(AUCTION, cfg(total_steps=3 * per), tmp_path, resume=True).updates == 3
 
 
+def test_default_critic_is_the_validated_pair_and_is_saved_resolved(tmp_path):
+    vec = AUCTION(2, 0)
+    assert VectorPPOConfig().critic == "auto"
+    assert resolve_critic("auto", "shared", vec) == "central"  # MAPPO
+    assert resolve_critic("auto", "independent", vec) == "local"
+    assert resolve_critic("auto", "shared", object()) == "local"  # no global state()
+    assert resolve_critic("local", "shared", vec) == "local"
+    with pytest.raises(ValueError, match="critic"):
+        resolve_critic("global", "shared", vec)
+    per = 24 * 16 * 4
+    r = train_vector_ppo(AUCTION, cfg(total_steps=per), tmp_path)
+    ck = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert ck["config"]["critic"] == "central" and ck["meta"]["state_dim"] > 0
+    assert r.policy.config.critic == "central" and VectorPolicy.load(tmp_path / "model.pt").config.critic == "central"
+    # "auto" resumes a run it resolved; an explicit other critic is refused
+    assert train_vector_ppo(AUCTION, cfg(total_steps=2 * per), tmp_path, resume=True).updates == 2
+    with pytest.raises(ValueError, match="critic"):
+        train_vector_ppo(AUCTION, cfg(total_steps=3 * per, critic="local"), tmp_path, resume=True)
+    # a full config saved before the central critic existed trained a local one
+    old = {k: v for k, v in ck["config"].items() if k != "critic"}
+    assert VectorPPOConfig.from_dict(old).critic == "local"
+
+
 def test_gae_truncation_bootstraps_with_final_value():
     g, lam = 0.9, 0.8
     t = lambda *x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
@@ -99,6 +123,7 @@ class Recording:
         out = self.vec.step(a)
         if "final_obs" in out[4]:
             self.final_obs = out[4]["final_obs"].copy()
+            self.final_state = out[4]["final_state"].copy()
         return out
 
 
@@ -110,23 +135,32 @@ def test_rollout_bootstraps_from_final_obs():
         return holder["env"]
 
     tr = _Trainer(fn, cfg(), None, False)
+    assert tr.cfg.critic == "central"  # the default in shared mode: MAPPO, bootstrapping from the final state
     tr.rollout()
     assert tr.b_done[-1].all() and not tr.b_done[:-1].any()
     fo = torch.from_numpy(holder["env"].final_obs)
+    fs = torch.from_numpy(holder["env"].final_state).float()
     with torch.no_grad(), autocast(tr.precision):  # as the rollout computes it
-        expect = tr.model.value(fo.transpose(0, 1), None).transpose(0, 1)
+        expect = tr.model.value(fo.transpose(0, 1), fs).transpose(0, 1)
     torch.testing.assert_close(tr.b_final[-1], expect)
     assert not torch.allclose(tr.b_final[-1], tr.last_val)  # last_val: first obs of the next episode
 
 
-def test_network_is_a_tanh_mlp():
+def test_network_is_a_tanh_mlp_with_its_gradients():
     g = torch.Generator().manual_seed(0)
-    for groups, one_hot, nx in [(1, False, 5), (1, True, 5), (1, True, 1), (5, False, 5), (5, False, 1)]:
-        m = GroupMLP(groups, 5, 7, (16, 8), 3, 1.0, one_hot, g)
+    for groups, one_hot, nx, fp32_out in [(1, False, 5, False), (1, True, 5, False), (1, True, 1, True),
+                                          (5, False, 5, True), (5, False, 1, False)]:
+        m = GroupMLP(groups, 5, 7, (16, 8), 3, 1.0, one_hot, g, fp32_out=fp32_out)
         for p in m.parameters():
             p.data.normal_(0, 0.5, generator=g)
         x = torch.randn(nx, 9, 7, generator=g)
-        torch.testing.assert_close(m(x), m.reference_forward(x), atol=2e-5, rtol=1e-5)
+        out, ref = m(x), m.reference_forward(x)
+        torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-5)
+        w = torch.randn(out.shape, generator=g)
+        grads = torch.autograd.grad((out * w).sum(), list(m.parameters()))
+        ref_grads = torch.autograd.grad((ref * w).sum(), list(m.parameters()))
+        for a, b in zip(grads, ref_grads):  # every parameter, the biases behind the constant unit included
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_independent_mode_has_distinct_per_agent_parameters():
@@ -145,7 +179,7 @@ def test_independent_mode_has_distinct_per_agent_parameters():
 
 
 def test_independent_gradient_stays_per_agent():
-    c = cfg(mode="independent")
+    c = cfg(mode="independent", critic="local")
     model = ActorCritic(4, 12, 0, 2, c, torch.Generator().manual_seed(0))
     obs = torch.randn(4, 8, 12)
     mean = model.actor(obs)
@@ -275,7 +309,7 @@ def test_hour_onehot_reads_the_hour_bin_from_sin_and_cos():
     vec = _arbitrage_fn(1, 0)
     cols = hour_columns(vec)
     assert cols == (vec.core.observation_names.index("hour_sin"), vec.core.observation_names.index("hour_cos"))
-    model = ActorCritic(1, 15, 0, 3, cfg(), torch.Generator().manual_seed(0), cols)
+    model = ActorCritic(1, 15, 0, 3, cfg(critic="local"), torch.Generator().manual_seed(0), cols)
     hours = np.arange(0, 24, 0.25)  # quarter-hour steps fall in the bin of their whole hour
     obs = torch.zeros(1, hours.size, 15)
     obs[0, :, cols[0]] = torch.from_numpy(np.sin(2 * np.pi * hours / 24)).float()
