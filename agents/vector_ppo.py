@@ -244,7 +244,7 @@ class GroupMLP(nn.Module):
         w, bias = self.weights[0], self.biases[0]
         if self.emb is not None:  # one-hot rows: per-agent bias, broadcast over a common input
             u = torch.bmm(x.reshape(1, nx * b, d), w * 2.0).view(nx, b, -1)  # g == 1
-            z2 = torch.add((bias + self.emb.unsqueeze(1)) * 2.0, u)
+            z2 = torch.add(((bias + self.emb.unsqueeze(1)) * 2.0).to(u.dtype), u)  # bf16 under autocast
         elif g == 1:
             z2 = torch.baddbmm(bias * 2.0, x.reshape(1, nx * b, d), w * 2.0).view(nx, b, -1)
             if nx != n:
