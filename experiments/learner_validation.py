@@ -615,20 +615,28 @@ def run(cfg: ValidationConfig, out_dir: str | Path | None = None, resume: bool =
     return report(rows, dict(config=asdict(cfg), wall_s=time.perf_counter() - t0), docs)
 
 
-def merge(dirs: list[str | Path], docs: bool = False) -> dict:
+def merge(dirs: list[str | Path], docs: bool = False, replacing: list[str | Path] = ()) -> dict:
     """One result from the row checkpoints of several runs (e.g. runs of different learners side by
     side); a (task, learner, seed) cell found twice must hold the same row. Vector-PPO rows trained under
     an older definition of their task (another budget or other PPO overrides than ``TASKS`` holds now) are
-    left out and counted in ``meta["superseded"]`` (``is_current``)."""
+    left out and counted in ``meta["superseded"]`` (``is_current``). The rows of ``replacing`` (runs of
+    the same settings after a change of the code's rounding) replace the cells they hold, counted in
+    ``meta["replaced"]``."""
     rows: dict[tuple, dict] = {}
     superseded: dict[str, int] = {}
-    for d in dirs:
+    replaced: dict[str, int] = {}
+    newer = {(r["task"], r["learner"], r["seed"])
+             for d in replacing for r in json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())["rows"]}
+    for d in [*dirs, *replacing]:
         saved = json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())
         for r in saved["rows"]:
             if not is_current(r):
                 superseded[r["task"]] = superseded.get(r["task"], 0) + 1
                 continue
             key = (r["task"], r["learner"], r["seed"])
+            if key in newer and d not in replacing:
+                replaced[r["task"]] = replaced.get(r["task"], 0) + 1
+                continue
             if key in rows:
                 if _results_of(rows[key]) != _results_of(r):  # same seed, same code: the same numbers
                     raise CheckpointError(f"merge: cell {key} differs between checkpoints")
@@ -636,7 +644,8 @@ def merge(dirs: list[str | Path], docs: bool = False) -> dict:
             rows[key] = r
     order = {t: i for i, t in enumerate(TASKS)}
     ordered = sorted(rows.values(), key=lambda r: (order[r["task"]], LEARNERS.index(r["learner"]), r["seed"]))
-    return report(ordered, dict(merged_from=[str(d) for d in dirs], superseded=superseded), docs)
+    return report(ordered, dict(merged_from=[str(d) for d in dirs], superseded=superseded,
+                                replaced_by=[str(d) for d in replacing], replaced=replaced), docs)
 
 
 def is_current(row: dict) -> bool:
@@ -715,11 +724,13 @@ def main(argv=None, prog: str | None = None) -> dict:
     ap.add_argument("--learners", nargs="*", choices=LEARNERS)
     ap.add_argument("--seeds", type=int, nargs="*")
     ap.add_argument("--budget", type=int, help="agent-steps of every selected task (default: each task's own)")
+    ap.add_argument("--replacing", nargs="+", metavar="DIR", help="with --merge: folders whose rows replace the "
+                    "same (task, learner, seed) cells of the others (a re-run after the code's rounding changed)")
     ap.add_argument("--merge", nargs="+", metavar="DIR", help="only merge the row checkpoints of these --out "
                     "folders into one result (with --docs: the docs JSON)")
     a = ap.parse_args(argv)
     if a.merge:
-        return merge(a.merge, a.docs)
+        return merge(a.merge, a.docs, a.replacing or ())
     cfg = configured(ap, QUICK if a.quick else ValidationConfig(), **overrides(a, "tasks", "learners", "seeds"))
     if a.budget:
         cfg = replace(cfg, budgets=tuple((t, a.budget) for t in cfg.tasks))

@@ -131,6 +131,15 @@ def test_task_overrides_reach_the_trainer_and_merge_drops_rows_of_an_older_task_
     out = lv.merge([tmp_path / "a"])
     assert [(r["learner"], r["seed"]) for r in out["rows"]] == [("ppo_shared", 0), ("sb3_ppo", 0)]
     assert out["meta"]["superseded"] == {kd.name: 1}
+    # a cell found twice with other numbers is an error, unless a replacing run (new rounding) holds it
+    rerun = dict(row, l2=0.012)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "learner_validation_checkpoint.json").write_text(json.dumps(dict(rows=[rerun])))
+    with pytest.raises(lv.CheckpointError, match="differs"):
+        lv.merge([tmp_path / "a", tmp_path / "b"])
+    out = lv.merge([tmp_path / "a"], replacing=[tmp_path / "b"])
+    assert [(r["learner"], r["l2"]) for r in out["rows"]] == [("ppo_shared", 0.012), ("sb3_ppo", 0.01)]
+    assert out["meta"]["replaced"] == {kd.name: 1}
 
 
 def test_battery_rows_without_the_hour_onehot_are_superseded():
