@@ -139,8 +139,8 @@ class VectorPPOConfig:
     seed: int = 0
     # torch.set_num_threads (p2penv.agents.torch_threads): "auto" = every core where torch's OpenMP threads wait
     # passively (OMP_WAIT_POLICY=PASSIVE, set on importing p2penv.agents), else 1; an int; None: leave torch's
-    # setting. By measurement (benchmarks/results/ppo.json, 2 cores, E = 256, N = 10): passive 2 threads 117k
-    # agent-steps/s idle, 85k beside a busy core; 1 thread 90k and 89k; spinning (active) 2 threads 133k and 44k
+    # setting. By measurement (benchmarks/results/ppo.json, 2 cores, E = 256, N = 10): passive 2 threads 114k
+    # agent-steps/s idle, 79k beside a busy core; 1 thread 89k and 83k; spinning (active) 2 threads 124k and 44k
     torch_threads: int | str | None = "auto"
     # matmul precision of training (p2penv.agents.precision): "bf16" autocasts the hidden layers' products to
     # bfloat16 (output layers, losses and weights stay fp32); "auto": bf16 where the CPU has native bf16

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "results", "ppo.json")
 VALIDATION = os.path.join(HERE, "..", "docs", "results", "learner_validation.json")
 PRE_VALIDATION = dict(action_dist="gaussian", gamma=0.99, learning_rate=3e-4, epochs=4, minibatch_size=8192,
-                      ent_coef=0.0, net_arch=(64, 64), action_bins=41, precision="fp32")
+                      ent_coef=0.0, net_arch=(64, 64), action_bins=41, precision="fp32", critic="local")
 # name: (VectorPPOConfig overrides, OMP_WAIT_POLICY, updates factor)
 CONFIGS = {
     "validated_defaults": ({}, None, 1),  # torch_threads="auto", precision="auto", critic="auto" (MAPPO here)
