@@ -53,7 +53,8 @@ def _ppo_shared(sid: str, seed: int, cfg: BaselineConfig):
     """Vector PPO with parameter sharing on the scenario's vector env; every agent learns."""
     from p2penv.agents.vector_ppo import VectorPPOConfig, train_vector_ppo
 
-    c = VectorPPOConfig(total_steps=cfg.ppo_steps, num_envs=cfg.ppo_envs, seed=seed, torch_threads=1)
+    c = VectorPPOConfig(total_steps=cfg.ppo_steps, num_envs=cfg.ppo_envs, seed=seed, torch_threads=1,
+                        critic="local")  # shared PPO, as the rows are labelled (the default is MAPPO)
     res = train_vector_ppo(lambda num_envs, s: p2penv.make_vector(sid, num_envs, seed=s), c)
     return res.policy.joint()
 
