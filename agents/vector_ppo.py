@@ -609,8 +609,11 @@ class _Trainer:
         self.done = int(ck["num_timesteps"]) if ck else 0
         self.updates = int(ck["updates"]) if ck else 0
         self.vec = vec = env_fn(cfg.num_envs, cfg.seed)
-        if cfg.critic == "auto":  # resolved once, so that the saved config says which critic it trained
-            self.cfg = cfg = replace(cfg, critic=resolve_critic(cfg.critic, cfg.mode, vec))
+        if cfg.critic == "auto":  # resolved once, so that the saved config says which critic it trained;
+            # a resumed run keeps the critic it was trained with
+            critic = (VectorPPOConfig.from_dict(ck["config"]).critic if ck is not None
+                      else resolve_critic(cfg.critic, cfg.mode, vec))
+            self.cfg = cfg = replace(cfg, critic=critic)
         mode = getattr(vec, "autoreset_mode", None)
         if mode is not None and getattr(mode, "value", mode) != "SameStep":
             raise ValueError(f"vector env: autoreset_mode must be SAME_STEP (final obs in infos), got {mode}")

@@ -121,9 +121,7 @@ def compute_bound(e: int, n: int, measured: dict[str, float], target: float = 15
     """FLOPs per agent-step of the validated defaults against this machine's single-thread matmul rates in fp32
     and bf16: the ceiling if every FLOP ran at the matmul rate (``measured``: name -> agent-steps/s)."""
     from p2penv import auction_v0
-    from p2penv.agents.vector_ppo import HOURS, VectorPPOConfig, hour_columns, steps_linked
-
-    from p2penv.agents.vector_ppo import resolve_critic
+    from p2penv.agents.vector_ppo import HOURS, VectorPPOConfig, hour_columns, resolve_critic, steps_linked
 
     cfg = VectorPPOConfig()
     v = auction_v0.vector_env(1, n_prosumers=n, seed=0)

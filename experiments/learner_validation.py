@@ -404,7 +404,7 @@ def _learning_curve_evaluator(task: ValidationTask, built: BuiltTask, t0: float)
 
 def run_learner(task: ValidationTask, learner: str, seed: int, budget: int | None = None,
                 curve_points: int = 10) -> dict:
-    """Train ``learner`` on ``task`` once (seed ``seed``, ``budget`` agent-steps, default the task's) and
+    """Train ``learner`` on ``task`` once (seed ``seed``, ``budget`` agent-steps, default ``task.budget_of``) and
     score it; the row carries the learning curve (vector PPO: ``curve_points`` evaluations) and the
     wall seconds to the first passing evaluation (``time_to_solve_s``, NaN if never)."""
     budget = task.budget_of(learner) if budget is None else budget
@@ -625,11 +625,12 @@ def merge(dirs: list[str | Path], docs: bool = False, replacing: list[str | Path
     rows: dict[tuple, dict] = {}
     superseded: dict[str, int] = {}
     replaced: dict[str, int] = {}
-    newer = {(r["task"], r["learner"], r["seed"])
-             for d in replacing for r in json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())["rows"]}
+    def saved_rows(d):
+        return json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())["rows"]
+
+    newer = {(r["task"], r["learner"], r["seed"]) for d in replacing for r in saved_rows(d)}
     for d in [*dirs, *replacing]:
-        saved = json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())
-        for r in saved["rows"]:
+        for r in saved_rows(d):
             if not is_current(r):
                 superseded[r["task"]] = superseded.get(r["task"], 0) + 1
                 continue

@@ -82,6 +82,10 @@ def test_default_critic_is_the_validated_pair_and_is_saved_resolved(tmp_path):
     assert train_vector_ppo(AUCTION, cfg(total_steps=2 * per), tmp_path, resume=True).updates == 2
     with pytest.raises(ValueError, match="critic"):
         train_vector_ppo(AUCTION, cfg(total_steps=3 * per, critic="local"), tmp_path, resume=True)
+    # a run trained with a local critic (the default before "auto") resumes under "auto" with its own critic
+    train_vector_ppo(AUCTION, cfg(total_steps=per, critic="local"), tmp_path / "local")
+    r = train_vector_ppo(AUCTION, cfg(total_steps=2 * per), tmp_path / "local", resume=True)
+    assert r.updates == 2 and r.policy.config.critic == "local"
     # a full config saved before the central critic existed trained a local one
     old = {k: v for k, v in ck["config"].items() if k != "critic"}
     assert VectorPPOConfig.from_dict(old).critic == "local"
