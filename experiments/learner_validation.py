@@ -625,6 +625,7 @@ def merge(dirs: list[str | Path], docs: bool = False, replacing: list[str | Path
     rows: dict[tuple, dict] = {}
     superseded: dict[str, int] = {}
     replaced: dict[str, int] = {}
+
     def saved_rows(d):
         return json.loads((Path(d) / "learner_validation_checkpoint.json").read_text())["rows"]
 
